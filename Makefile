@@ -1,0 +1,39 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Both start with `make setup`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.deploycheck-installed
+SYSTEM_PACKAGES := docker-registry skopeo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup system-packages demo test clean
+
+setup: system-packages $(STAMP)
+
+# The sandbox runs the real CNCF registry (Debian's docker-registry); benchmarks copy images with skopeo.
+system-packages:
+	@missing=""; for pkg in $(SYSTEM_PACKAGES); do command -v $$pkg >/dev/null || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+# Runs the suite against the local stand-in of the incidents; red is the expected answer there.
+demo: setup
+	@rc=0; $(BIN)/pytest -m postdeploy --target sandbox:incident --report-dir out || rc=$$?; \
+	echo; echo "report: $$(pwd)/out/report.json"; \
+	if [ $$rc = 1 ]; then echo "exit 1: the incident scenario is red, as it should be (see the findings above)"; \
+	elif [ $$rc = 0 ]; then echo "exit 0 on the incident scenario: checks missed the seeded incidents"; exit 1; \
+	else exit $$rc; fi
+
+test: setup
+	$(BIN)/pytest -c tests/pytest.ini -n 2 tests
+
+clean:
+	rm -rf $(VENV) out .deploycheck

@@ -1,0 +1,226 @@
+"""Cloud Run admin v2 reader: services, revisions, jobs, executions as observed state.
+
+Services, jobs and executions go through the google-cloud-run client (REST transport, so the
+sandbox stand-in and run.googleapis.com are spoken to the same way). Revisions are read as raw
+JSON: google-cloud-run's Revision message has no `containerStatuses`, and its REST transport
+drops unknown fields, which would lose the digest the revision actually runs (DESIGN "Facts").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from google.api_core.client_options import ClientOptions
+from google.auth.transport.requests import AuthorizedSession
+from google.cloud import run_v2
+
+from .errors import ObservationError
+from .gcall import ApiCounter, CallPolicy, call, raise_for_status
+from .imageref import DIGEST_RE, ImageRef, ImageRefError, digest_of
+
+DEFAULT_ENDPOINT = "https://run.googleapis.com"
+LATEST = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
+
+
+@dataclass(frozen=True)
+class TrafficShare:
+    revision: str
+    percent: int
+    tag: str = ""
+    latest: bool = False
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    name: str
+    uri: str
+    generation: int
+    observed_generation: int
+    reconciling: bool
+    latest_ready_revision: str
+    latest_created_revision: str
+    traffic: tuple[TrafficShare, ...]
+    labels: dict[str, str]
+    template_image: str
+    terminal_state: str
+    terminal_message: str
+
+    @property
+    def serving_revisions(self) -> list[str]:
+        """Revisions that receive a share of traffic, largest share first."""
+        shares: dict[str, int] = {}
+        for share in self.traffic:
+            if share.percent > 0:
+                shares[share.revision] = shares.get(share.revision, 0) + share.percent
+        return sorted(shares, key=lambda name: -shares[name])
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    image: str
+    digest: str | None  # what the revision runs; None when the API reported no digest
+
+
+@dataclass(frozen=True)
+class RevisionState:
+    name: str
+    service: str
+    create_time: datetime | None
+    containers: tuple[ContainerState, ...]
+    ready_state: str
+    ready_message: str
+    service_account: str
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def container_for(self, repository: str) -> ContainerState | None:
+        """The container running an image of `repository` (HOST/PATH), if any."""
+        for container in self.containers:
+            try:
+                if ImageRef.parse(container.image).repository == repository:
+                    return container
+            except ImageRefError:
+                continue
+        return None
+
+
+def _short(name: str) -> str:
+    return name.rsplit("/", 1)[-1] if name else ""
+
+
+def _timestamp(value) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))  # 3.11 takes "Z" and nanoseconds (truncated)
+
+
+def _condition_state(condition) -> str:
+    state = condition.state if condition else 0
+    return run_v2.Condition.State(state).name if isinstance(state, int) else str(state)
+
+
+def parse_revision(data: dict) -> RevisionState:
+    """A v2 Revision JSON (as the REST API sends it) -> RevisionState, digests resolved per DESIGN."""
+    statuses = {status.get("name", ""): status.get("imageDigest", "") for status in data.get("containerStatuses", [])}
+    containers = []
+    for index, container in enumerate(data.get("containers", [])):
+        image = container.get("image", "")
+        digest = digest_of(image) if "@" in image else None
+        if digest is None:
+            reported = statuses.get(container.get("name", ""), "")
+            if not reported and len(statuses) == 1 and len(data.get("containers", [])) == 1:
+                reported = next(iter(statuses.values()))
+            digest = digest_of(reported) if reported else None
+        containers.append(ContainerState(name=container.get("name", f"container-{index}"), image=image, digest=digest))
+    ready = next((c for c in data.get("conditions", []) if c.get("type") == "Ready"), {})
+    env = {item["name"]: item.get("value", "") for c in data.get("containers", []) for item in c.get("env", [])
+           if "name" in item}
+    return RevisionState(
+        name=_short(data.get("name", "")),
+        service=_short(data.get("service", "")),
+        create_time=_timestamp(data.get("createTime")),
+        containers=tuple(containers),
+        ready_state=ready.get("state", "STATE_UNSPECIFIED"),
+        ready_message=ready.get("message", ""),
+        service_account=data.get("serviceAccount", ""),
+        env=env,
+        labels=dict(data.get("labels", {})),
+    )
+
+
+class CloudRunReader:
+    """Read-only access to one project's Cloud Run resources in one region."""
+
+    def __init__(self, project: str, region: str, credentials, *, endpoint: str | None = None,
+                 policy: CallPolicy | None = None):
+        self.project = project
+        self.region = region
+        self.endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
+        self.policy = policy or CallPolicy()
+        self.calls = ApiCounter()
+        options = ClientOptions(api_endpoint=self.endpoint)
+        self._services = run_v2.ServicesClient(transport="rest", credentials=credentials, client_options=options)
+        self._session = AuthorizedSession(credentials)
+
+    @property
+    def parent(self) -> str:
+        return f"projects/{self.project}/locations/{self.region}"
+
+    def service(self, name: str) -> ServiceState:
+        full_name = f"{self.parent}/services/{name}"
+        service = call(f"Cloud Run service {name}", lambda: self._services.get_service(
+            name=full_name, retry=None, timeout=self.policy.attempt_timeout),
+            policy=self.policy, permission="run.services.get", counter=self.calls, method="services.get")
+        traffic = []
+        for status in service.traffic_statuses:
+            latest = status.type_ == run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+            revision = status.revision or (_short(service.latest_ready_revision) if latest else "")
+            traffic.append(TrafficShare(revision=revision, percent=status.percent, tag=status.tag, latest=latest))
+        condition = service.terminal_condition
+        return ServiceState(
+            name=name,
+            uri=service.uri,
+            generation=service.generation,
+            observed_generation=service.observed_generation,
+            reconciling=service.reconciling,
+            latest_ready_revision=_short(service.latest_ready_revision),
+            latest_created_revision=_short(service.latest_created_revision),
+            traffic=tuple(traffic),
+            labels=dict(service.labels),
+            template_image=service.template.containers[0].image if service.template.containers else "",
+            terminal_state=_condition_state(condition),
+            terminal_message=condition.message if condition else "",
+        )
+
+    def revision_json(self, service: str, revision: str) -> dict:
+        name = f"{self.parent}/services/{service}/revisions/{revision}"
+        response = call(f"Cloud Run revision {revision}",
+                        lambda: raise_for_status(self._session.get(f"{self.endpoint}/v2/{name}",
+                                                                   timeout=self.policy.attempt_timeout)),
+                        policy=self.policy, permission="run.revisions.get", counter=self.calls,
+                        method="revisions.get")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ObservationError(f"Cloud Run revision {revision}", "the API answered with a body that is not JSON") from exc
+
+    def revision(self, service: str, revision: str) -> RevisionState:
+        return parse_revision(self.revision_json(service, revision))
+
+    def close(self) -> None:
+        self._session.close()
+        self._services.transport.close()
+
+
+def require_digest(revision: RevisionState, container: ContainerState) -> str:
+    """The digest a container runs, or an ERROR: re-resolving the tag is exactly the bug we detect."""
+    if container.digest and DIGEST_RE.match(container.digest):
+        return container.digest
+    raise ObservationError(
+        f"the image digest revision {revision.name} runs",
+        f"container {container.name!r} image {container.image!r} is not digest-pinned and the API reported no "
+        f"containerStatuses[].imageDigest (the tag is not re-resolved: that would hide the drift this check looks for)")
+
+
+@dataclass(frozen=True)
+class ServingImage:
+    """What one serving revision runs for the inventory's image repository."""
+
+    revision: RevisionState
+    container: ContainerState | None  # None: no container of that repository in the revision
+    digest: str | None
+
+    @property
+    def repository_image(self) -> str:
+        return self.container.image if self.container else ", ".join(c.image for c in self.revision.containers)
+
+
+def serving_image(revision: RevisionState, repository: str) -> ServingImage:
+    container = revision.container_for(repository)
+    if container is None:
+        return ServingImage(revision, None, None)
+    return ServingImage(revision, container, require_digest(revision, container))

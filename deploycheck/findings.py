@@ -1,0 +1,68 @@
+"""Findings: what a rule concluded about one resource, with the command that fixes it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+
+class Severity(str, Enum):
+    """As the platform's daily check uses them: P0 page now ... P3 tidy up."""
+
+    P0 = "P0"
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+
+
+class Outcome(str, Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    resource: str
+    severity: Severity
+    outcome: Outcome
+    summary: str
+    evidence: dict = field(default_factory=dict)
+    remediation: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is not Outcome.PASS
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        data["outcome"] = self.outcome.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Finding":
+        return cls(
+            check=data["check"],
+            resource=data["resource"],
+            severity=Severity(data["severity"]),
+            outcome=Outcome(data["outcome"]),
+            summary=data["summary"],
+            evidence=data.get("evidence") or {},
+            remediation=data.get("remediation"),
+        )
+
+    def one_line(self) -> str:
+        text = f"[{self.severity.value}] {self.check} {self.resource}: {self.summary}"
+        if self.remediation and self.failed:
+            text += f"\n    fix: {self.remediation}"
+        return text
+
+
+def passed(check: str, resource: str, summary: str, severity: Severity = Severity.P3, **evidence) -> Finding:
+    return Finding(check, resource, severity, Outcome.PASS, summary, evidence)
+
+
+def failed(check: str, resource: str, severity: Severity, summary: str, remediation: str | None, **evidence) -> Finding:
+    return Finding(check, resource, severity, Outcome.FAIL, summary, evidence, remediation)

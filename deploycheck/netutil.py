@@ -1,0 +1,76 @@
+"""Helpers for local servers: free ports and readiness polling without fixed sleeps."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+import httpx
+
+_FIRST_POLL_INTERVAL = 0.005
+_MAX_POLL_INTERVAL = 0.25
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the caller binds it soon after)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def log_tail(log_path: Path | None, lines: int = 20) -> str:
+    """The last `lines` lines of a log file, or a note saying why there are none."""
+    if log_path is None:
+        return "(no log)"
+    try:
+        with open(log_path, errors="replace") as log:
+            return "".join(deque(log, maxlen=lines)).rstrip() or "(log is empty)"
+    except OSError as exc:
+        return f"(cannot read log {log_path}: {exc.strerror})"
+
+
+def http_probe(url: str, *, expect_status: int = 200) -> Callable[[], bool]:
+    """A readiness probe: True once GET `url` answers `expect_status`, False while it cannot connect."""
+
+    def probe() -> bool:
+        try:
+            return httpx.get(url, timeout=1.0).status_code == expect_status
+        except httpx.TransportError:
+            return False
+
+    return probe
+
+
+def wait_until_ready(
+    probe: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    process: subprocess.Popen | None = None,
+    log_path: Path | None = None,
+) -> None:
+    """Poll `probe` with growing intervals until it returns True.
+
+    Raises RuntimeError at once if `process` exits meanwhile (a server that died will never
+    become ready), or after `timeout` seconds; both messages carry the tail of `log_path`.
+    """
+    deadline = time.monotonic() + timeout
+    interval = _FIRST_POLL_INTERVAL
+    while True:
+        # Process first: a dead server's port may answer for someone else.
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(
+                f"{what} exited with code {process.returncode} before becoming ready; "
+                f"log {log_path}:\n{log_tail(log_path)}"
+            )
+        if probe():
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RuntimeError(f"{what} not ready after {timeout:g}s; log {log_path}:\n{log_tail(log_path)}")
+        time.sleep(min(interval, remaining))
+        interval = min(interval * 1.5, _MAX_POLL_INTERVAL)

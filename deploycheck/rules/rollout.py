@@ -1,0 +1,37 @@
+"""rollout: the newest revision finished rolling out and is ready."""
+
+from __future__ import annotations
+
+from ..cloudrun import RevisionState, ServiceState
+from ..findings import Finding, Severity, failed, passed
+from .. import remedies
+
+CHECK = "rollout"
+READY = "CONDITION_SUCCEEDED"
+FAILED = "CONDITION_FAILED"
+
+
+def rollout_settled(service: ServiceState, newest: RevisionState | None) -> bool:
+    """True once there is nothing left to wait for: the newest revision is ready or has failed."""
+    if service.reconciling or service.observed_generation < service.generation:
+        return False
+    return newest is not None and newest.ready_state in (READY, FAILED)
+
+
+def evaluate_rollout(service: ServiceState, newest: RevisionState, *, waited_s: float | None,
+                     region: str, project: str) -> Finding:
+    name = service.name
+    evidence = {"newest_revision": newest.name, "ready_state": newest.ready_state,
+                "generation": service.generation, "observed_generation": service.observed_generation,
+                "waited_s": waited_s}
+    if newest.ready_state == READY and not service.reconciling:
+        return passed(CHECK, name, f"newest revision {newest.name} is ready", **evidence)
+    if newest.ready_state == FAILED:
+        return failed(CHECK, name, Severity.P0,
+                      f"newest revision {newest.name} failed to become ready: {newest.ready_message or 'no message'}",
+                      remedies.read_revision_errors(name, newest.name, project), **evidence)
+    waited = f" after waiting {waited_s:.0f}s" if waited_s else ""
+    return failed(CHECK, name, Severity.P1,
+                  f"rollout of {newest.name} has not finished{waited} (state {newest.ready_state}, "
+                  f"reconciling={service.reconciling})",
+                  remedies.wait_for_rollout(name), **evidence)

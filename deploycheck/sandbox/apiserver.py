@@ -1,0 +1,248 @@
+"""A local stand-in for the Google REST APIs that have no official emulator.
+
+It speaks the public REST wire protocol of Cloud Run admin v2 (services, revisions, jobs,
+executions) so the unmodified google-cloud-run client (transport="rest") and plain JSON
+readers talk to it exactly as to run.googleapis.com. It holds state only: resources are
+stored in the APIs' own JSON shapes, keyed by resource name, and it knows nothing of the
+checks. Later stand-ins (Logging, IAM) register their routes on the same server.
+
+Sandbox-only endpoints live under /_sandbox/ (request counters, fault injection).
+
+Run as: python -m deploycheck.sandbox.apiserver --state STATE.json --port N [--parent-pid P]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+# Google's error envelope uses the canonical code names next to the HTTP status.
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+# Cloud Run v2 collections: list responses name their array after the collection.
+_CLOUDRUN_COLLECTIONS = ("services", "revisions", "jobs", "executions", "tasks")
+
+
+class ApiState:
+    """Resources by name plus the bookkeeping tests and benchmarks read back."""
+
+    def __init__(self, resources: dict[str, dict], iam_policies: dict[str, dict] | None = None,
+                 log_entries: list[dict] | None = None):
+        self.resources = resources
+        self.iam_policies = iam_policies or {}
+        self.log_entries = log_entries or []
+        self.lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self.write_attempts: list[str] = []
+        self.faults: list[dict] = []
+
+    @classmethod
+    def from_file(cls, path: str) -> "ApiState":
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        resources = {item["name"]: item for item in data.get("resources", [])}
+        return cls(resources, data.get("iam_policies"), data.get("log_entries"))
+
+    def take_fault(self, method: str, path: str) -> dict | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.get("method", method) == method and re.search(fault["path_regex"], path):
+                    if fault.get("times") is not None:
+                        if fault["times"] <= 0:
+                            continue
+                        fault["times"] -= 1
+                    return fault
+        return None
+
+
+def _page(items: list[dict], query: dict[str, list[str]]) -> tuple[list[dict], str]:
+    size = int((query.get("pageSize") or ["0"])[0] or 0) or 100
+    start = int((query.get("pageToken") or ["0"])[0] or 0)
+    chunk = items[start:start + size]
+    next_token = str(start + size) if start + size < len(items) else ""
+    return chunk, next_token
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "deploycheck-sandbox/1"
+    protocol_version = "HTTP/1.1"
+    state: ApiState  # set on the subclass by make_server
+
+    def log_message(self, fmt: str, *args) -> None:
+        sys.stderr.write("%s %s\n" % (self.log_date_time_string(), fmt % args))
+
+    # --- plumbing -------------------------------------------------------------------------
+    def _send_json(self, status: int, body: dict) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _send_error(self, status: int, message: str) -> None:
+        self._send_json(status, {"error": {"code": status, "message": message,
+                                           "status": _STATUS_NAMES.get(status, "UNKNOWN")}})
+
+    def _read_body(self) -> dict:
+        length = int(self.headers.get("Content-Length") or 0)
+        if not length:
+            return {}
+        return json.loads(self.rfile.read(length) or b"{}")
+
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        path, query = parts.path, parse_qs(parts.query)
+        if path.startswith("/_sandbox/"):
+            return self._sandbox_endpoint(method, path)
+        self.state.calls[f"{method} {_route_key(path)}"] += 1
+        fault = self.state.take_fault(method, path)
+        if fault:
+            if fault.get("delay_s"):
+                time.sleep(fault["delay_s"])  # a stalled backend, on purpose
+            if fault.get("status"):
+                return self._send_error(fault["status"], fault.get("message", "injected fault"))
+        body = self._read_body() if method in ("POST", "PATCH", "PUT") else {}
+        for route_method, pattern, handler in ROUTES:
+            match = pattern.fullmatch(path)
+            if match and route_method == method:
+                return handler(self, match, query, body)
+        if method != "GET":
+            # The suite must be read-only: remember any write so tests can prove none happened.
+            self.state.write_attempts.append(f"{method} {path}")
+            return self._send_error(405, f"{method} {path} is not served by the sandbox (read-only stand-in)")
+        return self._send_error(404, f"no route for {path}")
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch("PUT")
+
+    # --- sandbox control ------------------------------------------------------------------
+    def _sandbox_endpoint(self, method: str, path: str) -> None:
+        if path == "/_sandbox/health":
+            return self._send_json(200, {"ok": True, "resources": len(self.state.resources)})
+        if path == "/_sandbox/calls" and method == "GET":
+            return self._send_json(200, {"calls": dict(self.state.calls),
+                                         "write_attempts": self.state.write_attempts})
+        if path == "/_sandbox/calls" and method == "DELETE":
+            self.state.calls.clear()
+            self.state.write_attempts.clear()
+            return self._send_json(200, {})
+        if path == "/_sandbox/faults" and method == "POST":
+            with self.state.lock:
+                self.state.faults = self._read_body().get("faults", [])
+            return self._send_json(200, {"faults": self.state.faults})
+        return self._send_error(404, f"no sandbox endpoint {method} {path}")
+
+
+def _route_key(path: str) -> str:
+    """Collapse resource ids so call counters group by API method, not by resource."""
+    segments = path.split("/")
+    return "/".join(seg if i % 2 == 0 or seg in ("v1", "v2") else "*" for i, seg in enumerate(segments))
+
+
+# --- Cloud Run admin v2 ----------------------------------------------------------------------
+def _get_resource(handler: Handler, match: re.Match, query: dict, body: dict) -> None:
+    name = match.group("name")
+    resource = handler.state.resources.get(name)
+    if resource is None:
+        kind = name.split("/")[-2].rstrip("s")
+        return handler._send_error(404, f"Resource '{name.split('/')[-1]}' of kind '{kind.upper()}' in region "
+                                        f"'{name.split('/')[3]}' in project '{name.split('/')[1]}' does not exist.")
+    handler._send_json(200, resource)
+
+
+def _list_resources(handler: Handler, match: re.Match, query: dict, body: dict) -> None:
+    parent, collection = match.group("parent"), match.group("collection")
+    prefix = f"{parent}/{collection}/"
+    # "-" as a parent id is the API's wildcard (e.g. all services' revisions).
+    pattern = re.compile("^" + "/".join("[^/]+" if seg == "-" else re.escape(seg) for seg in prefix.split("/")) + "[^/]+$")
+    items = sorted((r for n, r in handler.state.resources.items() if pattern.match(n)), key=lambda r: r["name"])
+    chunk, next_token = _page(items, query)
+    response: dict = {collection: chunk}
+    if next_token:
+        response["nextPageToken"] = next_token
+    handler._send_json(200, response)
+
+
+_NAME = r"projects/[^/]+/locations/[^/]+(?:/[^/]+/[^/]+)*"
+ROUTES: list[tuple[str, re.Pattern, object]] = [
+    ("GET", re.compile(rf"/v2/(?P<parent>{_NAME})/(?P<collection>{'|'.join(_CLOUDRUN_COLLECTIONS)})"), _list_resources),
+    ("GET", re.compile(rf"/v2/(?P<name>{_NAME})"), _get_resource),
+]
+
+
+def make_server(state: ApiState, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    handler = type("BoundHandler", (Handler,), {"state": state})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def _exit_when_parent_dies(parent_pid: int, also_kill: list[int]) -> None:
+    """A sandbox started for one pytest session must not outlive it, even after kill -9."""
+    while True:
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            for pid in also_kill:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            os._exit(0)
+        time.sleep(0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--state", required=True, help="JSON file with resources, IAM policies, log entries")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
+    parser.add_argument("--also-kill", type=int, action="append", default=[],
+                        help="process group to kill when the parent is gone (the sandbox registry)")
+    args = parser.parse_args(argv)
+    server = make_server(ApiState.from_file(args.state), args.port)
+    if args.parent_pid:
+        threading.Thread(target=_exit_when_parent_dies, args=(args.parent_pid, args.also_kill), daemon=True).start()
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

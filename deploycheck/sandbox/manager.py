@@ -1,0 +1,159 @@
+"""Start and stop the local stand-in project: real registry, API stand-in, scenario data.
+
+`Sandbox(...).start()` builds the scenario's images in Python, pushes them through the real
+registry's HTTP API, expands the scenario to Cloud Run v2 JSON and serves it. Everything it
+starts is recorded in a state file (SandboxInfo) so another process can reuse it
+(`python -m deploycheck.sandbox up`) or stop it (`... down`), and every child runs in its own
+process group so stopping leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+
+from ..netutil import free_port, http_probe, wait_until_ready
+from .oci_builder import build_image, layer_from_files, push_image, push_oci_layout, random_layer
+from .registry_process import LocalRegistry
+from .scenario import Scenario, expand_resources, load_scenario
+from .timeutil import rfc3339
+
+STOP_GRACE_SECONDS = 5.0
+
+
+@dataclass
+class SandboxInfo:
+    scenario: str
+    scenario_dir: str
+    project: str
+    region: str
+    workdir: str
+    api_url: str
+    registry_url: str
+    pids: dict[str, int] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
+    started_at: float = 0.0
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "SandboxInfo":
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+    def is_healthy(self) -> bool:
+        return http_probe(f"{self.api_url}/_sandbox/health")() and http_probe(f"{self.registry_url}/v2/")()
+
+
+class Sandbox:
+    def __init__(self, scenario: str, *, project: str, region: str, workdir: Path | None = None,
+                 parent_pid: int | None = None, progress=None):
+        self.scenario_name = scenario
+        self.project = project
+        self.region = region
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="deploycheck-sandbox-"))
+        self.parent_pid = parent_pid
+        self.progress = progress or (lambda message: None)
+        self.registry: LocalRegistry | None = None
+        self.api_process: subprocess.Popen | None = None
+        self.info: SandboxInfo | None = None
+
+    def start(self) -> SandboxInfo:
+        began = time.monotonic()
+        scenario = load_scenario(self.scenario_name, project=self.project, region=self.region)
+        try:
+            self.registry = LocalRegistry(self.workdir / "registry").start()
+            pushed = self._push_images(scenario)
+            state_path = self.workdir / "api-state.json"
+            state_path.write_text(json.dumps({"resources": expand_resources(scenario, pushed)}), encoding="utf-8")
+            api_port = free_port()
+            api_url = f"http://127.0.0.1:{api_port}"
+            command = [sys.executable, "-m", "deploycheck.sandbox.apiserver", "--state", str(state_path),
+                       "--port", str(api_port)]
+            if self.parent_pid:
+                command += ["--parent-pid", str(self.parent_pid), "--also-kill", str(self.registry.pid)]
+            log = open(self.workdir / "apiserver.log", "ab")
+            self.api_process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                                start_new_session=True)
+            log.close()
+            wait_until_ready(http_probe(f"{api_url}/_sandbox/health"), timeout=20,
+                             what="sandbox API stand-in", process=self.api_process,
+                             log_path=self.workdir / "apiserver.log")
+        except BaseException:
+            self.stop()
+            raise
+        self.info = SandboxInfo(
+            scenario=scenario.name, scenario_dir=str(scenario.directory), project=scenario.project,
+            region=scenario.region, workdir=str(self.workdir), api_url=api_url, registry_url=self.registry.url,
+            pids={"registry": self.registry.pid, "apiserver": self.api_process.pid}, images=pushed,
+            started_at=time.time(),
+        )
+        self.progress(f"sandbox:{scenario.name} up in {time.monotonic() - began:.1f}s "
+                      f"(api {api_url}, registry {self.registry.url}, logs {self.workdir})")
+        return self.info
+
+    def _push_images(self, scenario: Scenario) -> dict[str, str]:
+        pushed = {}
+        with httpx.Client(timeout=60) as client:
+            for image in scenario.images:
+                if image.oci_layout:
+                    pushed[image.key] = push_oci_layout(image.oci_layout, self.registry.url, image.repository, image.tags)
+                    continue
+                layers = []
+                if image.base_layer_bytes:
+                    layers.append(random_layer(image.base_layer_bytes, seed=_seed(image.repository)))
+                if image.files:
+                    layers.append(layer_from_files(image.files))
+                built = build_image(layers, labels=image.labels, created=rfc3339(image.created), env=image.env)
+                pushed[image.key] = push_image(self.registry.url, image.repository, built, image.tags, client=client)
+        return pushed
+
+    def stop(self) -> None:
+        if self.api_process is not None:
+            _stop_group(self.api_process.pid)
+            self.api_process.wait(timeout=STOP_GRACE_SECONDS)
+            self.api_process = None
+        if self.registry is not None:
+            self.registry.stop()
+            self.registry = None
+
+
+def _seed(text: str) -> int:
+    return int.from_bytes(text.encode()[:8].ljust(8, b"\0"), "big")
+
+
+def _stop_group(pid: int) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is still there after a grace period."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def stop_recorded(info: SandboxInfo) -> None:
+    """Stop a sandbox started by another process (`python -m deploycheck.sandbox down`)."""
+    for pid in info.pids.values():
+        _stop_group(pid)

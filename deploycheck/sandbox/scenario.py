@@ -1,0 +1,328 @@
+"""Sandbox scenarios: data describing a stand-in project, expanded to the real APIs' JSON.
+
+A scenario is a directory holding `scenario.yaml` (rendered with Jinja2 first, so a list of
+21 jobs can be a loop). Built-in scenarios live next to this file; any directory can be given
+by path. Sections:
+
+  project, region       the stand-in project (defaults: the inventory's)
+  images                images to build in Python and push to the local registry, in order
+                        (a later push of the same tag moves it, as `docker push` does)
+  services, jobs        compact Cloud Run resources, expanded to v2 REST JSON here
+  resources             v2 REST JSON captured from the real API, used verbatim
+
+Compact resources name images by their key in `images`; the expansion fills in what the real
+API reports (containerStatuses[].imageDigest, latestReadyRevision, trafficStatuses, ...).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jinja2
+import yaml
+
+from ..errors import InputError
+from .timeutil import resolve_time, rfc3339
+
+BUILTIN_DIR = Path(__file__).parent / "scenarios"
+READY, FAILED = "CONDITION_SUCCEEDED", "CONDITION_FAILED"
+
+
+@dataclass
+class ImageSpec:
+    key: str
+    repository: str
+    tags: list[str]
+    created: datetime
+    labels: dict[str, str]
+    env: list[str]
+    files: dict[str, bytes]
+    base_layer_bytes: int = 0
+    oci_layout: Path | None = None
+
+
+@dataclass
+class Scenario:
+    name: str
+    directory: Path
+    project: str
+    region: str
+    images: list[ImageSpec]
+    services: dict[str, dict]
+    jobs: dict[str, dict]
+    resources: list[dict]
+    now: datetime
+    data: dict = field(default_factory=dict)
+
+
+def scenario_dir(name_or_path: str) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.is_dir():
+        return candidate.resolve()
+    builtin = BUILTIN_DIR / name_or_path
+    if (builtin / "scenario.yaml").is_file():
+        return builtin
+    known = sorted(p.name for p in BUILTIN_DIR.iterdir() if (p / "scenario.yaml").is_file())
+    raise InputError(f"unknown sandbox scenario {name_or_path!r}: not a directory and not one of {', '.join(known)}")
+
+
+def load_scenario(name_or_path: str, *, project: str, region: str, now: datetime | None = None) -> Scenario:
+    directory = scenario_dir(name_or_path)
+    now = now or datetime.now(timezone.utc)
+    path = directory / "scenario.yaml"
+    try:
+        # Scenarios may import shared definitions from the built-in directory (_common/*.j2).
+        loader = jinja2.FileSystemLoader([str(directory), str(BUILTIN_DIR)])
+        environment = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        text = environment.from_string(path.read_text(encoding="utf-8")).render(project=project, region=region)
+        data = yaml.safe_load(text) or {}
+    except (jinja2.TemplateError, yaml.YAMLError) as exc:
+        raise InputError(f"{path}: {exc}") from exc
+    project = data.get("project", project)
+    region = data.get("region", region)
+    images = [_image_spec(key, spec, directory, now) for key, spec in (data.get("images") or {}).items()]
+    return Scenario(name=directory.name, directory=directory, project=project, region=region, images=images,
+                    services=data.get("services") or {}, jobs=data.get("jobs") or {},
+                    resources=data.get("resources") or [], now=now, data=data)
+
+
+def _image_spec(key: str, spec: dict, directory: Path, now: datetime) -> ImageSpec:
+    files = {}
+    for path, content in (spec.get("files") or {}).items():
+        if isinstance(content, str):
+            files[path] = content.encode()
+        elif "file" in content:
+            files[path] = (directory / content["file"]).read_bytes()
+        else:
+            files[path] = content["text"].encode()
+    layout = spec.get("oci_layout")
+    return ImageSpec(
+        key=key,
+        repository=spec["repository"],
+        tags=list(spec.get("tags") or []),
+        created=resolve_time(spec.get("created", "now"), now),
+        labels={k: str(v) for k, v in (spec.get("labels") or {}).items()},
+        env=list(spec.get("env") or []),
+        files=files,
+        base_layer_bytes=int(spec.get("base_layer_bytes") or 0),
+        oci_layout=(directory / layout) if layout else None,
+    )
+
+
+# --- expansion to Cloud Run admin v2 REST JSON ------------------------------------------------
+
+def _uid(*parts: str) -> str:
+    digest = hashlib.sha256("/".join(parts).encode()).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+
+
+def _condition(ready: bool | None, when: str, message: str = "") -> dict:
+    condition = {"type": "Ready", "lastTransitionTime": when}
+    if ready is None:
+        condition["state"] = "CONDITION_RECONCILING"
+    else:
+        condition["state"] = READY if ready else FAILED
+    if message:
+        condition["message"] = message
+    return condition
+
+
+def expand_resources(scenario: Scenario, pushed: dict[str, str]) -> list[dict]:
+    """All Cloud Run resources of the scenario as v2 JSON; `pushed` maps image key -> digest."""
+
+    def image_ref(name: str) -> tuple[str, str | None]:
+        """(reference as the deployer gave it, resolved HOST/PATH@digest) for an image key or literal."""
+        for image in scenario.images:
+            if image.key == name:
+                resolved = f"{image.repository}@{pushed[image.key]}"
+                return resolved, resolved
+        return name, None
+
+    parent = f"projects/{scenario.project}/locations/{scenario.region}"
+    resources = []
+    for service_name, spec in scenario.services.items():
+        resources.extend(_expand_service(scenario, parent, service_name, spec, image_ref))
+    for job_name, spec in scenario.jobs.items():
+        resources.extend(_expand_job(scenario, parent, job_name, spec, image_ref))
+    resources.extend(copy.deepcopy(scenario.resources))
+    return resources
+
+
+def _expand_service(scenario: Scenario, parent: str, name: str, spec: dict, image_ref) -> list[dict]:
+    full_name = f"{parent}/services/{name}"
+    revisions = spec.get("revisions") or []
+    if not revisions:
+        raise InputError(f"scenario {scenario.name}: service {name} has no revisions")
+    out = []
+    created_times = []
+    for index, rev in enumerate(revisions, start=1):
+        rev_name = f"{name}-{rev['suffix']}"
+        created = rfc3339(resolve_time(rev.get("created", "now"), scenario.now))
+        created_times.append(created)
+        deployed_as, resolved = image_ref(rev["image"])
+        container_image = deployed_as if rev.get("pinned") else spec.get("image", deployed_as)
+        ready = rev.get("ready", True)
+        revision = {
+            "name": f"{full_name}/revisions/{rev_name}",
+            "uid": _uid(full_name, rev_name),
+            "generation": "1",
+            "labels": {"cloud.googleapis.com/location": scenario.region, **(rev.get("labels") or {})},
+            "annotations": {},
+            "createTime": created,
+            "updateTime": created,
+            "launchStage": "GA",
+            "service": full_name,
+            "scaling": {"minInstanceCount": 0, "maxInstanceCount": 100},
+            "timeout": "300s",
+            "serviceAccount": rev.get("service_account", spec.get("service_account", "")),
+            "containers": [{
+                "name": "app",
+                "image": container_image,
+                "env": [{"name": k, "value": str(v)} for k, v in (rev.get("env") or spec.get("env") or {}).items()],
+                "ports": [{"name": "http1", "containerPort": 8080}],
+            }],
+            "executionEnvironment": "EXECUTION_ENVIRONMENT_GEN2",
+            "reconciling": ready is None,
+            "conditions": [_condition(ready, created, rev.get("message", ""))],
+            "observedGeneration": "1",
+            "logUri": f"https://console.cloud.google.com/logs/viewer?project={scenario.project}",
+            "etag": f'"{_uid(rev_name)[:12]}"',
+        }
+        if resolved and ready is not None and not rev.get("no_digest"):
+            revision["containerStatuses"] = [{"name": "app", "imageDigest": resolved}]
+        out.append(revision)
+
+    short_names = [f"{name}-{rev['suffix']}" for rev in revisions]
+    ready_names = [n for n, rev in zip(short_names, revisions) if rev.get("ready", True) is True]
+    latest_created = short_names[-1]
+    latest_ready = ready_names[-1] if ready_names else ""
+    traffic_spec = spec.get("traffic") or [{"latest": True, "percent": 100}]
+    traffic, statuses = [], []
+    for target in traffic_spec:
+        if target.get("latest"):
+            traffic.append({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": target["percent"]})
+            statuses.append({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": target["percent"]})
+        else:
+            revision_name = f"{name}-{target['revision']}"
+            entry = {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": revision_name}
+            if target.get("percent"):
+                entry["percent"] = target["percent"]
+            if target.get("tag"):
+                entry["tag"] = target["tag"]
+            traffic.append(entry)
+            status = dict(entry)
+            if target.get("tag"):
+                status["uri"] = f"https://{target['tag']}---{name}-756957797294.{scenario.region}.run.app"
+            statuses.append(status)
+    newest_ready = revisions[-1].get("ready", True)
+    generation = str(len(revisions))
+    service = {
+        "name": full_name,
+        "uid": _uid(full_name),
+        "generation": generation,
+        "labels": {k: str(v) for k, v in (spec.get("labels") or {}).items()},
+        "annotations": {},
+        "createTime": created_times[0],
+        "updateTime": created_times[-1],
+        "creator": "deployer@nba-props-platform.iam.gserviceaccount.com",
+        "lastModifier": "deployer@nba-props-platform.iam.gserviceaccount.com",
+        "ingress": "INGRESS_TRAFFIC_ALL",
+        "launchStage": "GA",
+        "template": {
+            "serviceAccount": spec.get("service_account", ""),
+            "containers": [{"name": "app", "image": spec.get("image") or out[-1]["containers"][0]["image"]}],
+            "maxInstanceRequestConcurrency": 80,
+        },
+        "traffic": traffic,
+        "observedGeneration": generation,
+        "terminalCondition": _condition(True if newest_ready is True else newest_ready, created_times[-1],
+                                        revisions[-1].get("message", "")),
+        "conditions": [],
+        "latestReadyRevision": f"{full_name}/revisions/{latest_ready}" if latest_ready else "",
+        "latestCreatedRevision": f"{full_name}/revisions/{latest_created}",
+        "trafficStatuses": statuses,
+        "uri": f"https://{name}-756957797294.{scenario.region}.run.app",
+        "reconciling": newest_ready is None,
+        "etag": f'"{_uid(full_name, generation)[:12]}"',
+    }
+    # The API resolves LATEST to the latest ready revision when it reports statuses.
+    for status in service["trafficStatuses"]:
+        if status["type"] == "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST":
+            status["revision"] = latest_ready
+    return [_merge(service, spec.get("raw") or {}), *out]
+
+
+def _expand_job(scenario: Scenario, parent: str, name: str, spec: dict, image_ref) -> list[dict]:
+    full_name = f"{parent}/jobs/{name}"
+    deployed_as, _ = image_ref(spec["image"])
+    created = rfc3339(resolve_time(spec.get("created", "now"), scenario.now))
+    executions = []
+    for index, execution in enumerate(spec.get("executions") or [], start=1):
+        started = rfc3339(resolve_time(execution.get("created", "now"), scenario.now))
+        succeeded = execution.get("succeeded", True)
+        exec_name = f"{name}-{execution.get('suffix', f'{index:05d}'[-5:])}"
+        executions.append({
+            "name": f"{full_name}/executions/{exec_name}",
+            "uid": _uid(full_name, exec_name),
+            "generation": "1",
+            "createTime": started,
+            "startTime": started,
+            "completionTime": started,
+            "launchStage": "GA",
+            "job": name,
+            "parallelism": 1,
+            "taskCount": 1,
+            "template": {"containers": [{"image": deployed_as}], "maxRetries": 3, "timeout": "600s"},
+            "conditions": [{"type": "Completed", "state": READY if succeeded else FAILED, "lastTransitionTime": started}],
+            "succeededCount": 1 if succeeded else 0,
+            "failedCount": 0 if succeeded else 1,
+            "observedGeneration": "1",
+            "etag": f'"{_uid(exec_name)[:12]}"',
+        })
+    job = {
+        "name": full_name,
+        "uid": _uid(full_name),
+        "generation": "1",
+        "labels": {k: str(v) for k, v in (spec.get("labels") or {}).items()},
+        "createTime": created,
+        "updateTime": created,
+        "creator": "deployer@nba-props-platform.iam.gserviceaccount.com",
+        "launchStage": "GA",
+        "template": {
+            "taskCount": 1,
+            "template": {
+                "containers": [{"name": "job", "image": deployed_as}],
+                "maxRetries": 3,
+                "timeout": "600s",
+                "serviceAccount": spec.get("service_account", ""),
+            },
+        },
+        "observedGeneration": "1",
+        "terminalCondition": {"type": "Ready", "state": READY, "lastTransitionTime": created},
+        "executionCount": len(executions),
+        "reconciling": False,
+        "etag": f'"{_uid(full_name)[:12]}"',
+    }
+    if executions:
+        last = executions[-1]
+        job["latestCreatedExecution"] = {
+            "name": last["name"].rsplit("/", 1)[-1],
+            "createTime": last["createTime"],
+            "completionTime": last["completionTime"],
+            "completionStatus": "EXECUTION_SUCCEEDED" if last["succeededCount"] else "EXECUTION_FAILED",
+        }
+    return [_merge(job, spec.get("raw") or {}), *executions]
+
+
+def _merge(base: dict, override: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged

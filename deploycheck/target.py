@@ -1,0 +1,101 @@
+"""Where checks look: the real project (ADC) or the local sandbox, behind one interface."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CredentialsError, InputError
+
+SANDBOX_STATE_ENV = "DEPLOYCHECK_SANDBOX_STATE"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+AUTH_HELP = """--target gcp needs Application Default Credentials, and none were found ({reason}).
+  Authenticate:   gcloud auth application-default login
+  or in CI:       set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or use workload identity
+  The identity needs read access: roles/run.viewer, roles/logging.viewer, roles/datastore.viewer,
+  roles/artifactregistry.reader, roles/iam.securityReviewer.
+  No cloud account? Run against the local stand-in: --target sandbox:incident"""
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    kind: str  # "gcp" or "sandbox"
+    scenario: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "TargetSpec":
+        if text == "gcp":
+            return cls("gcp")
+        if text == "sandbox" or text.startswith("sandbox:"):
+            scenario = text.partition(":")[2] or "incident"
+            return cls("sandbox", scenario)
+        raise InputError(f"--target {text!r}: expected gcp, sandbox or sandbox:SCENARIO (a built-in name or a directory)")
+
+    def __str__(self) -> str:
+        return "gcp" if self.kind == "gcp" else f"sandbox:{self.scenario}"
+
+
+def gcp_credentials():
+    """ADC with the cloud-platform scope, or a CredentialsError that says how to authenticate."""
+    import google.auth
+    from google.auth import exceptions
+
+    try:
+        credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+    except exceptions.DefaultCredentialsError as exc:
+        reason = "google.auth.default() found no credentials" if "not found" in str(exc) else str(exc).splitlines()[0]
+        raise CredentialsError(AUTH_HELP.format(reason=reason)) from exc
+    return credentials
+
+
+@dataclass
+class Target:
+    """Endpoints and credentials for one run. Readers are built from this and nothing else."""
+
+    spec: TargetSpec
+    project: str
+    region: str
+    credentials: object
+    run_endpoint: str | None = None
+    registry_mirror: str | None = None
+    sandbox_state: Path | None = None
+    deadline_s: float = 60.0
+
+    def call_policy(self):
+        from .gcall import CallPolicy
+
+        return CallPolicy(deadline=self.deadline_s, attempt_timeout=min(20.0, self.deadline_s))
+
+    @classmethod
+    def gcp(cls, project: str, region: str) -> "Target":
+        return cls(TargetSpec("gcp"), project, region, gcp_credentials())
+
+    @classmethod
+    def from_sandbox(cls, spec: TargetSpec, state_path: Path) -> "Target":
+        from google.auth.credentials import AnonymousCredentials
+
+        from .sandbox.manager import SandboxInfo
+
+        info = SandboxInfo.load(state_path)
+        return cls(spec, info.project, info.region, AnonymousCredentials(), run_endpoint=info.api_url,
+                   registry_mirror=info.registry_url, sandbox_state=state_path)
+
+    def cloudrun(self):
+        from .cloudrun import CloudRunReader
+
+        return CloudRunReader(self.project, self.region, self.credentials, endpoint=self.run_endpoint,
+                              policy=self.call_policy())
+
+    def registry(self):
+        from .registry import RegistryClient, RegistryRouter
+
+        if self.registry_mirror:
+            return RegistryClient(RegistryRouter.mirror(self.registry_mirror), timeout=min(30.0, self.deadline_s))
+        return RegistryClient(RegistryRouter.direct(), credentials=self.credentials, timeout=min(30.0, self.deadline_s))
+
+
+def sandbox_state_from_env() -> Path | None:
+    value = os.environ.get(SANDBOX_STATE_ENV)
+    return Path(value) if value else None

@@ -1,0 +1,115 @@
+"""Shared fixtures for the suite's own tests: the product as a user has it, and sandboxes.
+
+`suite` lays the product (conftest.py, pytest.ini, services.yaml, checks/, fixtures/) into a
+pytester directory and runs pytest there in a subprocess, exactly as a user would. Sandboxes
+are started once per test session (per xdist worker) and handed to those runs through the
+same reuse path `python -m deploycheck.sandbox up` uses, so most runs skip the start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from deploycheck.inventory import load_inventory
+from deploycheck.sandbox.manager import Sandbox, SandboxInfo
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _import_lazy_transport_modules() -> None:
+    """pytester restores sys.modules after each test, dropping modules first imported inside it.
+    httpcore imports its socket backend on the first connect; if that happens inside a pytester
+    test, the next test re-imports it and httpx no longer recognises its ConnectError. One
+    refused connection here imports everything up front."""
+    import httpx
+
+    from deploycheck.netutil import free_port
+
+    try:
+        httpx.get(f"http://127.0.0.1:{free_port()}/", timeout=1)
+    except httpx.TransportError:
+        pass
+
+
+_import_lazy_transport_modules()
+PRODUCT_FILES = ("conftest.py", "pytest.ini", "services.yaml", "services.schema.json", "checks", "fixtures")
+
+
+class Sandboxes:
+    def __init__(self, root: Path):
+        self.root = root
+        self.running: dict[str, tuple[Sandbox, Path]] = {}
+
+    def state_file(self, scenario: str) -> Path:
+        if scenario not in self.running:
+            inventory = load_inventory(REPO / "services.yaml")
+            sandbox = Sandbox(scenario, project=inventory.project, region=inventory.region,
+                              workdir=self.root / scenario.replace("/", "_"))
+            info = sandbox.start()
+            state = Path(info.workdir) / "sandbox.json"
+            info.save(state)
+            self.running[scenario] = (sandbox, state)
+        return self.running[scenario][1]
+
+    def info(self, scenario: str) -> SandboxInfo:
+        return SandboxInfo.load(self.state_file(scenario))
+
+    def stop_all(self) -> None:
+        for sandbox, _ in self.running.values():
+            sandbox.stop()
+        self.running.clear()
+
+
+@pytest.fixture(scope="session")
+def sandboxes(tmp_path_factory):
+    pool = Sandboxes(tmp_path_factory.mktemp("sandboxes"))
+    yield pool
+    pool.stop_all()
+
+
+class Suite:
+    """The product checked out in a temp dir, run with pytest in a subprocess."""
+
+    def __init__(self, pytester: pytest.Pytester, sandboxes: Sandboxes):
+        self.pytester = pytester
+        self.sandboxes = sandboxes
+        self.path = pytester.path
+        for name in PRODUCT_FILES:
+            source = REPO / name
+            if source.is_dir():
+                shutil.copytree(source, self.path / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, self.path / name)
+
+    def reuse_sandbox(self, scenario: str) -> SandboxInfo:
+        """Point this checkout at a shared running sandbox, as `python -m deploycheck.sandbox up` would."""
+        state = self.sandboxes.state_file(scenario)
+        target = self.path / ".deploycheck" / "sandbox.json"
+        target.parent.mkdir(exist_ok=True)
+        shutil.copy2(state, target)
+        return SandboxInfo.load(state)
+
+    def run(self, *args: str, timeout: float = 300) -> pytest.RunResult:
+        return self.pytester.runpytest_subprocess(*args, timeout=timeout)
+
+    def report(self, directory: str = "out") -> dict:
+        return json.loads((self.path / directory / "report.json").read_text())
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, sandboxes: Sandboxes, monkeypatch) -> Suite:
+    # The user's environment must not leak in: no sandbox state, no credentials.
+    for name in ("DEPLOYCHECK_SANDBOX_STATE", "GOOGLE_APPLICATION_CREDENTIALS", "FIRESTORE_EMULATOR_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(pytester.path / ".gcloud-config"))
+    monkeypatch.setenv("HOME", str(pytester.path))
+    return Suite(pytester, sandboxes)
+
+
+def findings_for(report: dict, check: str, resource: str) -> list[dict]:
+    return [f for f in report["findings"] if f["check"] == check and f["resource"] == resource]
