@@ -50,10 +50,8 @@ class Sandboxes:
             inventory = load_inventory(REPO / "services.yaml")
             sandbox = Sandbox(scenario, project=inventory.project, region=inventory.region,
                               workdir=self.root / scenario.replace("/", "_"))
-            info = sandbox.start()
-            state = Path(info.workdir) / "sandbox.json"
-            info.save(state)
-            self.running[scenario] = (sandbox, state)
+            sandbox.start()
+            self.running[scenario] = (sandbox, sandbox.state_path)
         return self.running[scenario][1]
 
     def info(self, scenario: str) -> SandboxInfo:

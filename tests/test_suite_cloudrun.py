@@ -162,11 +162,9 @@ def test_registry_down_is_error_not_green(suite, tmp_path, monkeypatch):
     from deploycheck.sandbox.manager import Sandbox
 
     sandbox = Sandbox("healthy", project="nba-props-platform", region="us-west2", workdir=tmp_path / "sb")
-    info = sandbox.start()
-    state = tmp_path / "sb" / "sandbox.json"
-    info.save(state)
+    sandbox.start()
     sandbox.registry.stop()
-    monkeypatch.setenv("DEPLOYCHECK_SANDBOX_STATE", str(state))
+    monkeypatch.setenv("DEPLOYCHECK_SANDBOX_STATE", str(sandbox.state_path))
     try:
         result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy",
                            "--deadline", "3", "checks/test_cloudrun.py")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,6 +64,8 @@ class Sandbox:
         self.scenario_name = scenario
         self.project = project
         self.region = region
+        # A temp workdir we made is removed on a clean stop; one that failed to start keeps its logs.
+        self._owns_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="deploycheck-sandbox-"))
         self.parent_pid = parent_pid
         self.progress = progress or (lambda message: None)
@@ -76,11 +79,11 @@ class Sandbox:
         try:
             self.registry = LocalRegistry(self.workdir / "registry").start()
             pushed = self._push_images(scenario)
-            state_path = self.workdir / "api-state.json"
-            state_path.write_text(json.dumps({"resources": expand_resources(scenario, pushed)}), encoding="utf-8")
+            api_state = self.workdir / "api-state.json"
+            api_state.write_text(json.dumps({"resources": expand_resources(scenario, pushed)}), encoding="utf-8")
             api_port = free_port()
             api_url = f"http://127.0.0.1:{api_port}"
-            command = [sys.executable, "-m", "deploycheck.sandbox.apiserver", "--state", str(state_path),
+            command = [sys.executable, "-m", "deploycheck.sandbox.apiserver", "--state", str(api_state),
                        "--port", str(api_port)]
             if self.parent_pid:
                 command += ["--parent-pid", str(self.parent_pid), "--also-kill", str(self.registry.pid)]
@@ -92,6 +95,7 @@ class Sandbox:
                              what="sandbox API stand-in", process=self.api_process,
                              log_path=self.workdir / "apiserver.log")
         except BaseException:
+            self._owns_workdir = False
             self.stop()
             raise
         self.info = SandboxInfo(
@@ -100,9 +104,14 @@ class Sandbox:
             pids={"registry": self.registry.pid, "apiserver": self.api_process.pid}, images=pushed,
             started_at=time.time(),
         )
+        self.info.save(self.state_path)
         self.progress(f"sandbox:{scenario.name} up in {time.monotonic() - began:.1f}s "
                       f"(api {api_url}, registry {self.registry.url}, logs {self.workdir})")
         return self.info
+
+    @property
+    def state_path(self) -> Path:
+        return self.workdir / "sandbox.json"
 
     def _push_images(self, scenario: Scenario) -> dict[str, str]:
         pushed = {}
@@ -128,6 +137,8 @@ class Sandbox:
         if self.registry is not None:
             self.registry.stop()
             self.registry = None
+        if self._owns_workdir and self.info is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _seed(text: str) -> int:
@@ -157,3 +168,4 @@ def stop_recorded(info: SandboxInfo) -> None:
     """Stop a sandbox started by another process (`python -m deploycheck.sandbox down`)."""
     for pid in info.pids.values():
         _stop_group(pid)
+    shutil.rmtree(info.workdir, ignore_errors=True)
