@@ -4,16 +4,18 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.deploycheck-installed
-SYSTEM_PACKAGES := docker-registry skopeo
+# command:Debian package. The sandbox runs the real CNCF registry; the image-read benchmark copies
+# with skopeo; the docker reader's tests start their own dockerd from docker.io.
+SYSTEM_PACKAGES := docker-registry:docker-registry skopeo:skopeo dockerd:docker.io
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-packages demo test clean
 
 setup: system-packages $(STAMP)
 
-# The sandbox runs the real CNCF registry (Debian's docker-registry); benchmarks copy images with skopeo.
 system-packages:
-	@missing=""; for pkg in $(SYSTEM_PACKAGES); do command -v $$pkg >/dev/null || missing="$$missing $$pkg"; done; \
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \

@@ -51,7 +51,7 @@ class BlobCache:
             if path.stat().st_size > max_bytes:
                 return None
             data = path.read_bytes()
-        except FileNotFoundError:
+        except OSError:  # not cached, or a cache directory that cannot be read: a miss either way
             return None
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             self._evict(path)
@@ -59,18 +59,22 @@ class BlobCache:
         self.bytes_served += len(data)
         return data
 
-    def contains(self, digest: str) -> bool:
-        return self.path_for(digest).is_file()
+    def stream(self, digest: str) -> Iterator[bytes] | None:
+        """The cached blob as chunks, or None if it is not cached (or cannot be read).
 
-    def iter_blob(self, digest: str) -> Iterator[bytes]:
-        """Stream a cached blob; raises CorruptCacheEntry after the last chunk if it does not verify.
-
-        Like RegistryClient.iter_blob, what the chunks said is unverified until the end.
-        Raises FileNotFoundError at the first chunk if the blob is not cached.
+        Raises CorruptCacheEntry after the last chunk (having deleted the file) if the bytes do
+        not hash to `digest`: like RegistryClient.iter_blob, the chunks are unverified until then.
         """
         path = self.path_for(digest)
+        try:
+            blob = open(path, "rb")
+        except OSError:
+            return None
+        return self._verified_chunks(blob, path, digest)
+
+    def _verified_chunks(self, blob: IO[bytes], path: Path, digest: str) -> Iterator[bytes]:
         hasher = hashlib.sha256()
-        with open(path, "rb") as blob:
+        with blob:
             while chunk := blob.read(_CHUNK):
                 hasher.update(chunk)
                 self.bytes_served += len(chunk)
@@ -80,40 +84,69 @@ class BlobCache:
             raise CorruptCacheEntry(f"cached blob {path} does not hash to {digest}; deleted it")
 
     def put(self, digest: str, data: bytes) -> None:
-        """Store `data` if it hashes to `digest`; silently refuses anything else."""
-        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-            return
+        """Store `data` if it hashes to `digest`; anything else is silently not stored."""
         with self.writer(digest) as sink:
             sink.write(data)
 
     @contextmanager
-    def writer(self, digest: str) -> Iterator[IO[bytes]]:
-        """A file to write a blob into; kept only if the block ends normally and the bytes verify."""
+    def writer(self, digest: str) -> Iterator[BlobSink]:
+        """A sink to write a blob into; kept only if the block ends normally and the bytes verify.
+
+        The cache is best effort: when the directory cannot be written or the disk fills up,
+        writes are dropped and the blob is not kept, and the caller does not notice.
+        """
         final = self.path_for(digest)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=final.parent, prefix=_TEMP_PREFIX)
-        temp = Path(temp_name)
         try:
-            with os.fdopen(handle, "wb") as sink:
-                hashing = _HashingWriter(sink)
-                yield hashing
-            if hashing.digest() == digest:
-                os.replace(temp, final)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            handle, temp_name = tempfile.mkstemp(dir=final.parent, prefix=_TEMP_PREFIX)
+        except OSError:
+            yield BlobSink(None)
+            return
+        temp = Path(temp_name)
+        sink = BlobSink(os.fdopen(handle, "wb"))
+        try:
+            yield sink
+            sink.commit(temp, final, digest)
         finally:
+            sink.discard()
             temp.unlink(missing_ok=True)
 
     def _evict(self, path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-class _HashingWriter:
-    def __init__(self, sink: IO[bytes]):
-        self._sink = sink
+class BlobSink:
+    """Hashes everything written; writes it to `file` while the file takes writes."""
+
+    def __init__(self, file: IO[bytes] | None):
+        self._file = file
         self._hasher = hashlib.sha256()
 
     def write(self, chunk: bytes) -> int:
         self._hasher.update(chunk)
-        return self._sink.write(chunk)
+        if self._file is not None:
+            try:
+                self._file.write(chunk)
+            except OSError:
+                self.discard()
+        return len(chunk)
 
-    def digest(self) -> str:
-        return "sha256:" + self._hasher.hexdigest()
+    def commit(self, temp: Path, final: Path, digest: str) -> None:
+        """Move the complete temp file into place if what was written hashes to `digest`."""
+        file, self._file = self._file, None
+        if file is None:
+            return
+        try:
+            file.close()
+            if "sha256:" + self._hasher.hexdigest() == digest:
+                os.replace(temp, final)
+        except OSError:
+            pass  # not cached; nothing else is lost
+
+    def discard(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError:
+                pass

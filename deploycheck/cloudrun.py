@@ -132,6 +132,19 @@ def parse_revision(data: dict) -> RevisionState:
     )
 
 
+@dataclass(frozen=True)
+class JobState:
+    name: str
+    image: str  # the template's image reference as deployed: jobs carry no resolved digest
+    service_account: str
+    labels: dict[str, str]
+    create_time: datetime | None
+    update_time: datetime | None
+    execution_count: int
+    last_execution: str
+    last_execution_time: datetime | None
+
+
 class CloudRunReader:
     """Read-only access to one project's Cloud Run resources in one region."""
 
@@ -144,6 +157,7 @@ class CloudRunReader:
         self.calls = ApiCounter()
         options = ClientOptions(api_endpoint=self.endpoint)
         self._services = run_v2.ServicesClient(transport="rest", credentials=credentials, client_options=options)
+        self._jobs = run_v2.JobsClient(transport="rest", credentials=credentials, client_options=options)
         self._session = AuthorizedSession(credentials)
 
     @property
@@ -176,6 +190,13 @@ class CloudRunReader:
             terminal_message=condition.message if condition else "",
         )
 
+    def job(self, name: str) -> JobState:
+        full_name = f"{self.parent}/jobs/{name}"
+        job = call(f"Cloud Run job {name}", lambda: self._jobs.get_job(
+            name=full_name, retry=None, timeout=self.policy.attempt_timeout),
+            policy=self.policy, permission="run.jobs.get", counter=self.calls, method="jobs.get")
+        return _job_state(job)
+
     def revision_json(self, service: str, revision: str) -> dict:
         name = f"{self.parent}/services/{service}/revisions/{revision}"
         response = call(f"Cloud Run revision {revision}",
@@ -194,6 +215,23 @@ class CloudRunReader:
     def close(self) -> None:
         self._session.close()
         self._services.transport.close()
+        self._jobs.transport.close()
+
+
+def _job_state(job) -> JobState:
+    containers = job.template.template.containers
+    latest = job.latest_created_execution
+    return JobState(
+        name=_short(job.name),
+        image=containers[0].image if containers else "",
+        service_account=job.template.template.service_account,
+        labels=dict(job.labels),
+        create_time=job.create_time or None,
+        update_time=job.update_time or None,
+        execution_count=job.execution_count,
+        last_execution=latest.name if latest else "",
+        last_execution_time=(latest.create_time or None) if latest else None,
+    )
 
 
 def require_digest(revision: RevisionState, container: ContainerState) -> str:

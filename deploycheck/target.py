@@ -62,6 +62,7 @@ class Target:
     registry_mirror: str | None = None
     sandbox_state: Path | None = None
     deadline_s: float = 60.0
+    platform: str = "linux/amd64"
 
     def call_policy(self):
         from .gcall import CallPolicy
@@ -92,8 +93,19 @@ class Target:
         from .registry import RegistryClient, RegistryRouter
 
         if self.registry_mirror:
-            return RegistryClient(RegistryRouter.mirror(self.registry_mirror), timeout=min(30.0, self.deadline_s))
-        return RegistryClient(RegistryRouter.direct(), credentials=self.credentials, timeout=min(30.0, self.deadline_s))
+            return RegistryClient(RegistryRouter.mirror(self.registry_mirror), timeout=min(30.0, self.deadline_s),
+                                  platform=self.platform)
+        return RegistryClient(RegistryRouter.direct(), credentials=self.credentials, timeout=min(30.0, self.deadline_s),
+                              platform=self.platform)
+
+    def pull_ref(self, ref):
+        """The reference a docker engine pulls for `ref` (the sandbox mirrors every host locally)."""
+        from .imageref import ImageRef
+
+        if not self.registry_mirror:
+            return ref
+        host = self.registry_mirror.split("://", 1)[-1].rstrip("/")
+        return ImageRef(host=host, path=f"{ref.host}/{ref.path}", tag=ref.tag, digest=ref.digest)
 
 
 def sandbox_state_from_env() -> Path | None:

@@ -9,7 +9,6 @@ same reuse path `python -m deploycheck.sandbox up` uses, so most runs skip the s
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 

@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 

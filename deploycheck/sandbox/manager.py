@@ -9,6 +9,7 @@ process group so stopping leaves nothing behind.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -122,7 +123,9 @@ class Sandbox:
                     continue
                 layers = []
                 if image.base_layer_bytes:
-                    layers.append(random_layer(image.base_layer_bytes, seed=_seed(image.repository)))
+                    layers.append(_base_layer(image.base_layer_bytes, _seed(image.repository)))
+                if image.base_files:
+                    layers.append(layer_from_files(image.base_files))
                 if image.files:
                     layers.append(layer_from_files(image.files))
                 built = build_image(layers, labels=image.labels, created=rfc3339(image.created), env=image.env)
@@ -139,6 +142,12 @@ class Sandbox:
             self.registry = None
         if self._owns_workdir and self.info is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=2)
+def _base_layer(size_bytes: int, seed: int):
+    """Images of one repository share their base layer, as real ones do; build it once a process."""
+    return random_layer(size_bytes, seed=seed)
 
 
 def _seed(text: str) -> int:

@@ -6,7 +6,9 @@ by path. Sections:
 
   project, region       the stand-in project (defaults: the inventory's)
   images                images to build in Python and push to the local registry, in order
-                        (a later push of the same tag moves it, as `docker push` does)
+                        (a later push of the same tag moves it, as `docker push` does); layers
+                        bottom-up: `base_layer_bytes` of random data, `base_files`, `files`;
+                        or `oci_layout: DIR` to push an OCI image layout as it is
   services, jobs        compact Cloud Run resources, expanded to v2 REST JSON here
   resources             v2 REST JSON captured from the real API, used verbatim
 
@@ -41,6 +43,7 @@ class ImageSpec:
     labels: dict[str, str]
     env: list[str]
     files: dict[str, bytes]
+    base_files: dict[str, bytes] = field(default_factory=dict)
     base_layer_bytes: int = 0
     oci_layout: Path | None = None
 
@@ -90,15 +93,20 @@ def load_scenario(name_or_path: str, *, project: str, region: str, now: datetime
                     resources=data.get("resources") or [], now=now, data=data)
 
 
-def _image_spec(key: str, spec: dict, directory: Path, now: datetime) -> ImageSpec:
+def _files(spec: dict | None, directory: Path) -> dict[str, bytes]:
+    """{path: "inline text" | {file: relative/path} | {text: "..."}} -> {path: bytes}"""
     files = {}
-    for path, content in (spec.get("files") or {}).items():
+    for path, content in (spec or {}).items():
         if isinstance(content, str):
             files[path] = content.encode()
         elif "file" in content:
             files[path] = (directory / content["file"]).read_bytes()
         else:
             files[path] = content["text"].encode()
+    return files
+
+
+def _image_spec(key: str, spec: dict, directory: Path, now: datetime) -> ImageSpec:
     layout = spec.get("oci_layout")
     return ImageSpec(
         key=key,
@@ -107,7 +115,8 @@ def _image_spec(key: str, spec: dict, directory: Path, now: datetime) -> ImageSp
         created=resolve_time(spec.get("created", "now"), now),
         labels={k: str(v) for k, v in (spec.get("labels") or {}).items()},
         env=list(spec.get("env") or []),
-        files=files,
+        files=_files(spec.get("files"), directory),
+        base_files=_files(spec.get("base_files"), directory),
         base_layer_bytes=int(spec.get("base_layer_bytes") or 0),
         oci_layout=(directory / layout) if layout else None,
     )

@@ -1,0 +1,17 @@
+"""Cloud Run jobs: they run their own image reference, not the service's revision (seed 001:
+21 backfill jobs on months-old gcr.io images kept writing bad heartbeat documents)."""
+
+import pytest
+
+from deploycheck import remedies
+from deploycheck.rules.code import evaluate_code
+
+
+@pytest.mark.postdeploy
+def test_code(job, job_code, job_expected_code, job_expected_image, job_expected_digest, deploy_target, verdict):
+    where = dict(region=deploy_target.region, project=deploy_target.project)
+    pinned = f"{job_expected_image.repository}@{job_expected_digest}"
+    verdict(evaluate_code(job.name, job.code, job_code, candidate=job_expected_code,
+                          deploy_candidate=remedies.update_job_image(job.name, pinned, **where),
+                          rebuild=f"rebuild {job_expected_image} from a commit with the fix, then "
+                                  + remedies.update_job_image(job.name, str(job_expected_image), **where)))

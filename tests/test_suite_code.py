@@ -1,0 +1,161 @@
+"""The code check run as a user runs it: grep inside the running image, no pull, no daemon."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+
+from conftest import findings_for
+from deploycheck.sandbox.scenario import BUILTIN_DIR
+
+PHASE2 = "nba-phase2-raw-processors"
+HEARTBEAT = "/app/shared/monitoring/processor_heartbeat.py"
+
+
+def test_incident_phase2_code_is_red_quoting_the_file_and_the_missing_fix(suite):
+    suite.reuse_sandbox("incident")
+    result = suite.run("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", "sandbox:incident",
+                       "--report-dir", "out")
+    assert result.ret == 1
+    [finding] = findings_for(suite.report(), "code", PHASE2)
+    assert finding["outcome"] == "fail"
+    assert f"{HEARTBEAT} does not contain /return self\\.processor_name/" in finding["summary"]
+    assert f"{HEARTBEAT}:20: `return f\"{{self.processor_name}}_{{self.data_date}}_{{self.run_id}}\"`" in finding["summary"]
+    # :latest has the fix (seed 001): deploying it is the fix, pinned to the digest.
+    assert finding["remediation"].startswith(f"gcloud run deploy {PHASE2} --image us-west2-docker.pkg.dev/")
+    assert "@sha256:" in finding["remediation"]
+    assert finding["evidence"]["layers_opened"] == 1 and finding["evidence"]["layers_total"] == 2
+
+
+def test_healthy_phase2_code_passes_not_skipped_and_reads_kilobytes(suite, tmp_path):
+    suite.reuse_sandbox("healthy")
+    args = ("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", "sandbox:healthy",
+            "--report-dir", "out", "--cache-dir", str(tmp_path / "cache"), "-v")
+    cold = suite.run(*args)
+    assert cold.ret == 0, cold.stdout.str()
+    cold.assert_outcomes(passed=1)
+    [finding] = findings_for(suite.report(), "code", PHASE2)
+    assert finding["outcome"] == "pass" and "line 21 `return self.processor_name`" in finding["summary"]
+    evidence = finding["evidence"]
+    assert 0 < evidence["bytes_read"] < evidence["image_compressed_size"] / 100  # the 100 MB base layer stays unread
+
+    warm = suite.run(*args)
+    assert warm.ret == 0
+    [finding] = findings_for(suite.report(), "code", PHASE2)
+    assert finding["evidence"]["bytes_read"] == 0 and finding["evidence"]["bytes_from_cache"] > 0
+
+
+def test_backfill_job_on_an_old_gcr_image_is_red_with_the_jobs_update_command(suite):
+    suite.reuse_sandbox("incident")
+    job = "nbac-team-boxscore-processor-backfill"
+    result = suite.run("-m", "postdeploy", "--job", job, "--target", "sandbox:incident", "--report-dir", "out",
+                       "checks/test_jobs.py")
+    assert result.ret == 1
+    assert f"checks/test_jobs.py::test_code[{job}]" in result.stdout.str() or result.parseoutcomes()["failed"] == 1
+    [finding] = findings_for(suite.report(), "code", job)
+    assert finding["outcome"] == "fail" and "return self\\.processor_name" in finding["summary"]
+    assert finding["evidence"]["image"].startswith(f"gcr.io/nba-props-platform/{job}@sha256:")
+    assert finding["remediation"].startswith(
+        f"gcloud run jobs update {job} --image us-west2-docker.pkg.dev/nba-props-platform/nba-props/{PHASE2}@sha256:")
+
+
+def test_healthy_jobs_pass(suite):
+    suite.reuse_sandbox("healthy")
+    result = suite.run("-m", "postdeploy", "--job", "nbac-schedule-processor-backfill", "--job",
+                       "odds-game-lines-processor-backfill", "--target", "sandbox:healthy", "checks/test_jobs.py")
+    assert result.ret == 0
+    result.assert_outcomes(passed=2)
+
+
+def _scenario(tmp_path, body: str):
+    """A scenario directory beside a copy of the built-in _common/ files it refers to."""
+    directory = tmp_path / "scenario"
+    directory.mkdir()
+    shutil.copytree(BUILTIN_DIR / "_common", tmp_path / "_common")
+    (directory / "scenario.yaml").write_text(textwrap.dedent(body))
+    return directory
+
+
+def test_tag_without_the_fix_says_rebuild(suite, tmp_path):
+    scenario = _scenario(tmp_path, """\
+        images:
+          old:
+            repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors
+            tags: [latest]
+            files:
+              /app/shared/monitoring/processor_heartbeat.py: {file: ../_common/processor_heartbeat_old.py}
+        services:
+          nba-phase2-raw-processors:
+            image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors:latest
+            revisions: [{suffix: 00001-aaa, image: old}]
+        """)
+    result = suite.run("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", f"sandbox:{scenario}",
+                       "--report-dir", "out")
+    assert result.ret == 1
+    [finding] = findings_for(suite.report(), "code", PHASE2)
+    assert finding["remediation"].startswith(
+        "rebuild us-west2-docker.pkg.dev/nba-props-platform/nba-props/nba-phase2-raw-processors:latest from a commit with the fix")
+    assert finding["evidence"]["fix_note"] == "the image the tag points to lacks it too"
+
+
+def test_file_missing_or_only_in_the_base_layer(suite, tmp_path):
+    scenario = _scenario(tmp_path, """\
+        images:
+          base-only:
+            repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors
+            tags: [latest]
+            base_files:
+              /app/shared/monitoring/processor_heartbeat.py: {file: ../_common/processor_heartbeat_fixed.py}
+              /usr/lib/python3/big.bin: {text: "%s"}
+            files:
+              /app/main.py: {text: "print('hi')"}
+          missing:
+            repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase3-analytics-processors
+            tags: [latest]
+            files:
+              /app/main.py: {text: "print('hi')"}
+        services:
+          nba-phase2-raw-processors:
+            image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors:latest
+            revisions: [{suffix: 00001-aaa, image: base-only}]
+          nba-phase3-analytics-processors:
+            image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase3-analytics-processors:latest
+            revisions: [{suffix: 00001-bbb, image: missing}]
+        """ % ("x" * 200_000))
+    result = suite.run("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--service",
+                       "nba-phase3-analytics-processors", "--target", f"sandbox:{scenario}", "--report-dir", "out")
+    assert result.ret == 1
+    report = suite.report()
+    [base] = findings_for(report, "code", PHASE2)
+    assert base["outcome"] == "pass" and "layer 0" in base["summary"] and "byte" in base["summary"]
+    assert base["evidence"]["layers_opened"] == 2
+    [missing] = findings_for(report, "code", "nba-phase3-analytics-processors")
+    assert missing["outcome"] == "fail" and f"{HEARTBEAT} is not in the running image" in missing["summary"]
+
+
+def test_docker_reader_without_a_daemon_is_an_error_not_a_pass(suite, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    suite.reuse_sandbox("healthy")
+    result = suite.run("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", "sandbox:healthy",
+                       "--image-source", "docker")
+    assert result.ret == 1
+    result.assert_outcomes(errors=1)
+    assert "docker daemon not reachable" in result.stdout.str()
+
+
+def test_docker_reader_gives_the_same_outcomes_as_the_registry_reader(suite, monkeypatch):
+    from dockerd import dockerd_engine
+
+    with dockerd_engine() as engine:
+        monkeypatch.setenv("DOCKER_HOST", engine.host)
+        for scenario, expected in (("incident", 1), ("healthy", 0)):
+            suite.reuse_sandbox(scenario)
+            outcomes = {}
+            for source in ("registry", "docker"):
+                result = suite.run("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target",
+                                   f"sandbox:{scenario}", "--image-source", source, "--report-dir", f"out-{source}")
+                assert result.ret == expected, result.stdout.str()
+                [finding] = findings_for(suite.report(f"out-{source}"), "code", PHASE2)
+                outcomes[source] = (finding["outcome"], finding["summary"].split(";")[0])
+            assert outcomes["docker"] == outcomes["registry"]
+        assert not engine.client.containers.list(all=True)  # created for the copy, never left behind
