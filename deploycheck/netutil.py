@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -74,3 +76,38 @@ def wait_until_ready(
             raise RuntimeError(f"{what} not ready after {timeout:g}s; log {log_path}:\n{log_tail(log_path)}")
         time.sleep(min(interval, remaining))
         interval = min(interval * 1.5, _MAX_POLL_INTERVAL)
+
+
+def stop_process_group(pid: int, *, grace: float = 5.0, child: subprocess.Popen | None = None) -> None:
+    """SIGTERM a process group (its leader started with start_new_session=True), SIGKILL what is
+    left after `grace` seconds. Pass `child` when it is our own child so it is reaped, not left a
+    zombie; stragglers of the group (a launcher's java, say) are killed either way."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        if child is not None:
+            child.wait()
+        return
+    deadline = time.monotonic() + grace
+    if child is not None:
+        try:
+            child.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    else:
+        while time.monotonic() < deadline and _group_exists(pid):
+            time.sleep(0.02)  # not our child: nothing to wait on but the group's existence
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if child is not None:
+        child.wait()
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ import docker
 import docker.errors
 import pytest
 
-from deploycheck.netutil import wait_until_ready
+from deploycheck.netutil import stop_process_group, wait_until_ready
 
 _START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 20.0
@@ -37,17 +36,6 @@ def _engine_answers(socket: Path) -> bool:
         return False
     finally:
         client.close()
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=_STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @dataclass
@@ -94,7 +82,7 @@ def dockerd_engine():
             lambda: _engine_answers(socket), timeout=_START_TIMEOUT, what="dockerd", process=process, log_path=log_path
         )
     except RuntimeError as exc:
-        _stop(process)
+        stop_process_group(process.pid, grace=_STOP_TIMEOUT, child=process)
         shutil.rmtree(root, ignore_errors=True)
         pytest.skip(f"dockerd failed to start: {exc}")
     client = _engine_client(socket)
@@ -102,7 +90,7 @@ def dockerd_engine():
         yield DockerEngine(client, f"unix://{socket}")
     finally:
         client.close()
-        _stop(process)
+        stop_process_group(process.pid, grace=_STOP_TIMEOUT, child=process)
         shutil.rmtree(root, ignore_errors=True)
 
 

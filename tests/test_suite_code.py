@@ -159,3 +159,35 @@ def test_docker_reader_gives_the_same_outcomes_as_the_registry_reader(suite, mon
                 outcomes[source] = (finding["outcome"], finding["summary"].split(";")[0])
             assert outcomes["docker"] == outcomes["registry"]
         assert not engine.client.containers.list(all=True)  # created for the copy, never left behind
+
+
+def test_scenario_can_push_an_oci_layout_written_by_skopeo(suite, sandboxes, tmp_path):
+    """An image exported as an OCI layout (skopeo/umoci) is served by the sandbox as it is."""
+    import subprocess
+
+    info = sandboxes.info("healthy")
+    digest = info.images[PHASE2]
+    layout = tmp_path / "scenario" / "phase2-layout"
+    layout.parent.mkdir()
+    source = (f"docker://{info.registry_url.split('://', 1)[1]}/us-west2-docker.pkg.dev/nba-props-platform/"
+              f"nba-props/{PHASE2}@{digest}")
+    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", source, f"oci:{layout}:exported"],
+                   check=True, timeout=300)
+    (tmp_path / "scenario" / "scenario.yaml").write_text(textwrap.dedent("""\
+        images:
+          exported:
+            repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors
+            tags: [latest]
+            oci_layout: phase2-layout
+        services:
+          nba-phase2-raw-processors:
+            image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors:latest
+            revisions: [{suffix: 00001-oci, image: exported}]
+        """))
+    result = suite.run("-m", "postdeploy", "-k", "code or digest", "--service", PHASE2,
+                       "--target", f"sandbox:{tmp_path / 'scenario'}", "--report-dir", "out")
+    assert result.ret == 0, result.stdout.str()
+    report = suite.report()
+    assert {f["check"]: f["outcome"] for f in report["findings"]} == {"code": "pass", "digest": "pass"}
+    [digest_finding] = findings_for(report, "digest", PHASE2)
+    assert digest_finding["evidence"]["tag_digest"] == digest  # the same bytes, so the same digest

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from ..netutil import free_port, http_probe, wait_until_ready
+from ..netutil import free_port, http_probe, stop_process_group, wait_until_ready
 from .oci_builder import build_image, layer_from_files, push_image, push_oci_layout, random_layer
 from .registry_process import LocalRegistry
 from .scenario import Scenario, expand_resources, load_scenario
@@ -134,8 +132,7 @@ class Sandbox:
 
     def stop(self) -> None:
         if self.api_process is not None:
-            _stop_group(self.api_process.pid)
-            self.api_process.wait(timeout=STOP_GRACE_SECONDS)
+            stop_process_group(self.api_process.pid, grace=STOP_GRACE_SECONDS, child=self.api_process)
             self.api_process = None
         if self.registry is not None:
             self.registry.stop()
@@ -154,27 +151,8 @@ def _seed(text: str) -> int:
     return int.from_bytes(text.encode()[:8].ljust(8, b"\0"), "big")
 
 
-def _stop_group(pid: int) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is still there after a grace period."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 def stop_recorded(info: SandboxInfo) -> None:
     """Stop a sandbox started by another process (`python -m deploycheck.sandbox down`)."""
     for pid in info.pids.values():
-        _stop_group(pid)
+        stop_process_group(pid, grace=STOP_GRACE_SECONDS)
     shutil.rmtree(info.workdir, ignore_errors=True)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 import yaml
 
-from deploycheck.netutil import free_port, http_probe, wait_until_ready
+from deploycheck.netutil import free_port, http_probe, stop_process_group, wait_until_ready
 
 _BINARY = "docker-registry"
 _START_TIMEOUT = 10.0
@@ -114,17 +113,8 @@ class LocalRegistry:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        except ProcessLookupError:
-            process.wait()
+        if process is not None:
+            stop_process_group(process.pid, grace=_STOP_TIMEOUT, child=process)
 
     def __enter__(self) -> "LocalRegistry":
         return self.start()
