@@ -8,6 +8,7 @@ from deploycheck.rules.code import evaluate_code
 
 
 @pytest.mark.postdeploy
+@pytest.mark.nightly
 def test_code(job, job_code, job_expected_code, job_expected_image, job_expected_digest, deploy_target, verdict):
     where = dict(region=deploy_target.region, project=deploy_target.project)
     pinned = f"{job_expected_image.repository}@{job_expected_digest}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+from pathlib import Path
 
 from conftest import findings_for
 from deploycheck.sandbox.scenario import BUILTIN_DIR
@@ -191,3 +192,49 @@ def test_scenario_can_push_an_oci_layout_written_by_skopeo(suite, sandboxes, tmp
     assert {f["check"]: f["outcome"] for f in report["findings"]} == {"code": "pass", "digest": "pass"}
     [digest_finding] = findings_for(report, "digest", PHASE2)
     assert digest_finding["evidence"]["tag_digest"] == digest  # the same bytes, so the same digest
+
+
+def test_file_over_the_size_limit_is_an_error_naming_the_flag_not_a_pass(suite):
+    suite.reuse_sandbox("healthy")
+    result = suite.run("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", "sandbox:healthy",
+                       "--max-file-bytes", "64", "--report-dir", "out")
+    assert result.ret == 1
+    [finding] = findings_for(suite.report(), "code", PHASE2)
+    assert finding["outcome"] == "error"
+    assert "only the first 64 were read" in finding["summary"] and "raise --max-file-bytes" in finding["summary"]
+
+
+def test_decompression_limit_is_an_error_naming_the_flag(suite):
+    suite.reuse_sandbox("healthy")
+    result = suite.run("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", "sandbox:healthy",
+                       "--max-decompressed-bytes", "1000", "--report-dir", "out")
+    assert result.ret == 1
+    result.assert_outcomes(errors=1)
+    [finding] = findings_for(suite.report(), "code", PHASE2)
+    assert finding["outcome"] == "error" and "--max-decompressed-bytes" in finding["summary"]
+
+
+def test_nightly_checks_every_job_and_reads_each_distinct_image_once(suite, tmp_path):
+    suite.reuse_sandbox("incident")
+    result = suite.run("-m", "nightly", "--target", "sandbox:incident", "--report-dir", "out", "-n", "2")
+    assert result.ret == 1
+    jobs = [f for f in suite.report()["findings"] if f["check"] == "code"]
+    assert len(jobs) == 21 and {f["outcome"] for f in jobs} == {"fail"}
+
+    info = suite.reuse_sandbox("healthy")
+    registry_log = Path(info.workdir) / "registry" / "registry.log"
+    before = _blob_gets(registry_log)
+    result = suite.run("-m", "nightly", "--target", "sandbox:healthy", "--report-dir", "out",
+                       "--cache-dir", str(tmp_path / "empty-cache"))
+    assert result.ret == 0
+    result.assert_outcomes(passed=21)
+    images = {f["evidence"]["image"] for f in suite.report()["findings"]}
+    assert len(images) == 1  # all 21 run the phase2 image
+    # ...so it is read once for all of them: its config and its app layer, nothing more.
+    assert _blob_gets(registry_log) - before == 2
+
+
+def _blob_gets(registry_log: Path) -> int:
+    """Blob downloads the real registry logged (its access log line per request)."""
+    return sum(1 for line in registry_log.read_text().splitlines()
+               if line.startswith("127.0.0.1 - - ") and '"GET /v2/' in line and "/blobs/sha256:" in line)
