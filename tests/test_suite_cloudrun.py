@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 import time
@@ -18,10 +19,11 @@ CLOUDRUN_CHECKS = ("traffic", "rollout", "digest", "commit")
 
 def test_incident_phase2_gate_is_red_with_the_cause_and_the_fix(suite):
     suite.reuse_sandbox("incident")
-    result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:incident", "--report-dir", "out",
-                       "checks/test_cloudrun.py")
+    reports = suite.path.parent / f"{suite.path.name}-reports"  # outside the rootdir, given as a separate argument
+    result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:incident", "--report-dir",
+                       str(reports), "checks/test_cloudrun.py")
     assert result.ret == 1, result.stdout.str()
-    report = suite.report()
+    report = json.loads((reports / "report.json").read_text())
     digest = findings_for(report, "digest", PHASE2)
     assert [f["outcome"] for f in digest] == ["fail"]
     assert "the tag moved and was never rolled out" in digest[0]["summary"]
@@ -108,16 +110,19 @@ def test_gcp_without_credentials_exits_fast_saying_how_to_authenticate(suite):
     assert "passed" not in result.stdout.str() and "skipped" not in result.stdout.str()
 
 
-def test_bad_inventory_reports_every_error_with_its_line_before_any_network_call(suite):
+def test_bad_inventory_reports_every_error_with_its_line_before_any_network_call(suite, tmp_path):
     inventory = (suite.path / "services.yaml").read_text()
     inventory = inventory.replace("  - name: nba-phase2-raw-processors\n",
                                   "  - name: nba-phase2-raw-processors\n    imagee: typo\n", 1)
     inventory = re.sub(r"must_contain: \[", "must_contain: ['(unclosed', ", inventory, count=1)
-    (suite.path / "services.yaml").write_text(inventory)
-    result = suite.run("-m", "postdeploy")  # target gcp: reaching for credentials would be a network step
+    bad = tmp_path / "elsewhere" / "services.yaml"
+    bad.parent.mkdir()
+    bad.write_text(inventory)
+    # An absolute path as a separate argument: pytest must take it as the option's value.
+    result = suite.run("-m", "postdeploy", "--inventory", str(bad))  # target gcp: credentials come after
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
-    assert re.search(r"services\.yaml:\d+:\d+: services\[0\]\.imagee: ", err), err
+    assert re.search(rf"{re.escape(str(bad))}:\d+:\d+: services\[0\]\.imagee: ", err), err
     assert re.search(r"services\.yaml:\d+:\d+: .*must_contain\[0\].*(unterminated|missing \))", err), err
     assert "Application Default Credentials" not in err
 
