@@ -226,3 +226,51 @@ def test_own_sandbox_with_xdist_leaves_no_process_behind(suite):
     match = re.search(r"logs (/\S+deploycheck-sandbox-\w+)\)", result.stderr.str())
     assert match, result.stderr.str()
     assert _sandbox_processes(match.group(1)) == []
+
+
+def test_a_check_that_skips_is_red_not_green(suite):
+    (suite.path / "checks" / "test_lazy.py").write_text(
+        "import pytest\n\n@pytest.mark.postdeploy\ndef test_lazy(service):\n    pytest.skip('not today')\n")
+    suite.reuse_sandbox("healthy")
+    result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy", "checks/test_lazy.py")
+    assert result.ret == 1
+    result.assert_outcomes(failed=1)
+    assert f"lazy[{PHASE2}]: the check skipped instead of concluding: not today" in result.stdout.str()
+
+
+def test_scenario_resources_in_the_apis_own_json_are_served_verbatim(suite, tmp_path):
+    """A Service and Revision as the v2 REST API returns them, dropped into a scenario as they are."""
+    parent = "projects/nba-props-platform/locations/us-west2/services/nba-phase2-raw-processors"
+    old = "sha256:" + "e0" * 32
+    service = {
+        "name": parent, "uid": "0d8e6a2c-1111-4a7e-9b1b-2f4c6d8e0a11", "generation": "130",
+        "labels": {"commit-sha": "e05b63b3"}, "createTime": "2025-10-01T10:00:00.123456789Z",
+        "template": {"containers": [{"image": "us-west2-docker.pkg.dev/nba-props-platform/nba-props/"
+                                              "nba-phase2-raw-processors:latest"}]},
+        "traffic": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision":
+                     "nba-phase2-raw-processors-00128-x7k", "percent": 100}],
+        "observedGeneration": "130",
+        "terminalCondition": {"type": "Ready", "state": "CONDITION_SUCCEEDED"},
+        "latestReadyRevision": f"{parent}/revisions/nba-phase2-raw-processors-00129-lf2",
+        "latestCreatedRevision": f"{parent}/revisions/nba-phase2-raw-processors-00129-lf2",
+        "trafficStatuses": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION",
+                             "revision": "nba-phase2-raw-processors-00128-x7k", "percent": 100}],
+        "uri": "https://nba-phase2-raw-processors-756957797294.us-west2.run.app",
+    }
+    revision = {
+        "name": f"{parent}/revisions/nba-phase2-raw-processors-00128-x7k", "service": parent,
+        "createTime": "2026-01-20T10:00:00Z",
+        "containers": [{"name": "app", "image": service["template"]["containers"][0]["image"]}],
+        "conditions": [{"type": "Ready", "state": "CONDITION_SUCCEEDED"}],
+        "containerStatuses": [{"name": "app", "imageDigest":
+                               f"us-west2-docker.pkg.dev/nba-props-platform/nba-props/nba-phase2-raw-processors@{old}"}],
+    }
+    scenario = tmp_path / "captured"
+    scenario.mkdir()
+    (scenario / "scenario.yaml").write_text(json.dumps({"resources": [service, revision]}))  # JSON is YAML
+    result = suite.run("-m", "postdeploy", "-k", "traffic", "--service", PHASE2, "--target", f"sandbox:{scenario}",
+                       "--report-dir", "out")
+    assert result.ret == 1
+    [finding] = findings_for(suite.report(), "traffic", PHASE2)
+    assert "not all on the latest ready revision nba-phase2-raw-processors-00129-lf2" in finding["summary"]
+    assert "nba-phase2-raw-processors-00128-x7k 100%" in finding["summary"]
