@@ -16,6 +16,7 @@ import pytest
 
 from deploycheck.inventory import load_inventory
 from deploycheck.sandbox.manager import Sandbox, SandboxInfo
+from deploycheck.sandbox.registry_process import LocalRegistry
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,6 +61,13 @@ class Sandboxes:
         for sandbox, _ in self.running.values():
             sandbox.stop()
         self.running.clear()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """A real CNCF registry of the module's own: modules push and move tags freely."""
+    with LocalRegistry(tmp_path_factory.mktemp("registry")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

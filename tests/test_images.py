@@ -24,7 +24,6 @@ from deploycheck.images import ImageLimits, RegistryImageReader
 from deploycheck.imageref import ImageRef
 from deploycheck.registry import sha256_digest
 from deploycheck.sandbox.oci_builder import Blob, FileEntry, build_image, layer_from_files, layer_from_tar, random_layer
-from deploycheck.sandbox.registry_process import LocalRegistry
 from imagetools import (
     MIB,
     Respond,
@@ -42,12 +41,6 @@ FIXED_CODE = b"    def processor_name(self):\n        return self.processor_name
 OLD_CODE = b"    def processor_name(self):\n        return f'{self.name}_{self.run_id}'\n"
 ZSTD_LAYER = "application/vnd.oci.image.layer.v1.tar+zstd"
 PLAIN_TAR_LAYER = "application/vnd.oci.image.layer.v1.tar"
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    with LocalRegistry(tmp_path_factory.mktemp("registry")) as running:
-        yield running
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from deploycheck.images import DockerImageReader, ImageLimits, RegistryImageRead
 from deploycheck.imageref import ImageRef
 from deploycheck.registry import RegistryClient, RegistryRouter
 from deploycheck.sandbox.oci_builder import FileEntry, build_image, layer_from_files, push_image
-from deploycheck.sandbox.registry_process import LocalRegistry
 from dockerd import dockerd_engine
 from imagetools import MIB
 
@@ -39,12 +38,6 @@ class _PlainHttpRouter(RegistryRouter):
 def engine():
     with dockerd_engine() as engine:
         yield engine.client
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    with LocalRegistry(tmp_path_factory.mktemp("registry")) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -33,18 +33,11 @@ from deploycheck.sandbox.oci_builder import (
     push_oci_layout,
     random_layer,
 )
-from deploycheck.sandbox.registry_process import LocalRegistry
 
 FILES = {"/app/main.py": b"print('hi')\n", "/etc/app.conf": b"level=INFO\n"}
 REVISION = {"org.opencontainers.image.revision": "ce269d67"}
 LINUX_AMD64 = {"architecture": "amd64", "os": "linux"}
 LINUX_ARM64 = {"architecture": "arm64", "os": "linux"}
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    with LocalRegistry(tmp_path_factory.mktemp("registry")) as running:
-        yield running
 
 
 def members(layer) -> list[tarfile.TarInfo]:

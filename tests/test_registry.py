@@ -29,12 +29,6 @@ LINUX_ARM64 = {"architecture": "arm64", "os": "linux"}
 ATTESTATION = {"architecture": "unknown", "os": "unknown"}
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    with LocalRegistry(tmp_path_factory.mktemp("registry")) as running:
-        yield running
-
-
 def mirror_client(url: str, **options) -> RegistryClient:
     return RegistryClient(RegistryRouter.mirror(url), **options)
 
