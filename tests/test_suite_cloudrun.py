@@ -274,3 +274,36 @@ def test_scenario_resources_in_the_apis_own_json_are_served_verbatim(suite, tmp_
     [finding] = findings_for(suite.report(), "traffic", PHASE2)
     assert "not all on the latest ready revision nba-phase2-raw-processors-00129-lf2" in finding["summary"]
     assert "nba-phase2-raw-processors-00128-x7k 100%" in finding["summary"]
+
+
+def test_wait_follows_a_rollout_until_it_settles_then_checks_the_result(suite, tmp_path):
+    scenario = tmp_path / "rolling"
+    scenario.mkdir()
+    (scenario / "scenario.yaml").write_text(textwrap.dedent("""\
+        images:
+          app:
+            repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors
+            tags: [latest]
+            labels: {org.opencontainers.image.revision: ce269d67a1b2c3d4e5f60718293a4b5c6d7e8f90}
+        services:
+          nba-phase2-raw-processors:
+            image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors:latest
+            rollout_after: 6  # seconds from the sandbox start: longer than collection takes
+            revisions:
+              - {suffix: 00129-lf2, image: app, created: now-1h}
+              - {suffix: 00130-zz1, image: app, created: now-1m}
+        """))
+    result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", f"sandbox:{scenario}",
+                       "--wait", "60", "-k", "rollout or traffic", "--report-dir", "out")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=2)
+    output = result.stdout.str() + result.stderr.str()
+    assert "waiting for nba-phase2-raw-processors-00130-zz1 (CONDITION_RECONCILING)" in output
+    assert re.search(r"rollout settled after \d+s \(nba-phase2-raw-processors-00130-zz1 CONDITION_SUCCEEDED\)", output)
+    [traffic] = findings_for(suite.report(), "traffic", PHASE2)
+    assert "100% of traffic on nba-phase2-raw-processors-00130-zz1" in traffic["summary"]
+
+    # Without --wait the same moment is red: the rollout has not finished.
+    result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", f"sandbox:{scenario}", "-k", "rollout")
+    assert result.ret == 1
+    assert "has not finished" in result.stdout.str()

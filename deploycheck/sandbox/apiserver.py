@@ -39,6 +39,9 @@ _STATUS_NAMES = {
     504: "DEADLINE_EXCEEDED",
 }
 
+# A resource may carry its later state under this key (scenario `rollout_after`); see ApiState.current.
+LATER_KEY = "x-sandbox-later"
+
 # Cloud Run v2 collections: list responses name their array after the collection.
 _CLOUDRUN_COLLECTIONS = ("services", "revisions", "jobs", "executions", "tasks")
 
@@ -55,6 +58,16 @@ class ApiState:
         self.calls: Counter[str] = Counter()
         self.write_attempts: list[str] = []
         self.faults: list[dict] = []
+        self.started = time.monotonic()
+
+    def current(self, resource: dict) -> dict:
+        """The resource as it is now: a scheduled later state replaces it once its time has come."""
+        later = resource.get(LATER_KEY)
+        if later is None:
+            return resource
+        if time.monotonic() - self.started >= later["after_s"]:
+            return later["resource"]
+        return {key: value for key, value in resource.items() if key != LATER_KEY}
 
     @classmethod
     def from_file(cls, path: str) -> "ApiState":
@@ -180,7 +193,7 @@ def _get_resource(handler: Handler, match: re.Match, query: dict, body: dict) ->
         kind = name.split("/")[-2].rstrip("s")
         return handler._send_error(404, f"Resource '{name.split('/')[-1]}' of kind '{kind.upper()}' in region "
                                         f"'{name.split('/')[3]}' in project '{name.split('/')[1]}' does not exist.")
-    handler._send_json(200, resource)
+    handler._send_json(200, handler.state.current(resource))
 
 
 def _list_resources(handler: Handler, match: re.Match, query: dict, body: dict) -> None:
@@ -188,7 +201,8 @@ def _list_resources(handler: Handler, match: re.Match, query: dict, body: dict) 
     prefix = f"{parent}/{collection}/"
     # "-" as a parent id is the API's wildcard (e.g. all services' revisions).
     pattern = re.compile("^" + "/".join("[^/]+" if seg == "-" else re.escape(seg) for seg in prefix.split("/")) + "[^/]+$")
-    items = sorted((r for n, r in handler.state.resources.items() if pattern.match(n)), key=lambda r: r["name"])
+    items = sorted((handler.state.current(r) for n, r in handler.state.resources.items() if pattern.match(n)),
+                   key=lambda r: r["name"])
     chunk, next_token = _page(items, query)
     response: dict = {collection: chunk}
     if next_token:

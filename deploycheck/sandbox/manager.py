@@ -126,7 +126,8 @@ class Sandbox:
                     layers.append(layer_from_files(image.base_files))
                 if image.files:
                     layers.append(layer_from_files(image.files))
-                built = build_image(layers, labels=image.labels, created=rfc3339(image.created), env=image.env)
+                built = build_image(layers, labels=image.labels, annotations=image.annotations,
+                                    created=rfc3339(image.created), env=image.env)
                 pushed[image.key] = push_image(self.registry.url, image.repository, built, image.tags, client=client)
         return pushed
 

@@ -9,7 +9,8 @@ by path. Sections:
                         (a later push of the same tag moves it, as `docker push` does); layers
                         bottom-up: `base_layer_bytes` of random data, `base_files`, `files`;
                         or `oci_layout: DIR` to push an OCI image layout as it is
-  services, jobs        compact Cloud Run resources, expanded to v2 REST JSON here
+  services, jobs        compact Cloud Run resources, expanded to v2 REST JSON here (a service's
+                        `rollout_after: N` keeps its newest revision rolling out for N seconds)
   resources             v2 REST JSON captured from the real API, used verbatim
 
 Compact resources name images by their key in `images`; the expansion fills in what the real
@@ -28,6 +29,7 @@ import jinja2
 import yaml
 
 from ..errors import InputError
+from .apiserver import LATER_KEY
 from .timeutil import resolve_time, rfc3339
 
 BUILTIN_DIR = Path(__file__).parent / "scenarios"
@@ -41,6 +43,7 @@ class ImageSpec:
     tags: list[str]
     created: datetime
     labels: dict[str, str]
+    annotations: dict[str, str]
     env: list[str]
     files: dict[str, bytes]
     base_files: dict[str, bytes] = field(default_factory=dict)
@@ -114,6 +117,7 @@ def _image_spec(key: str, spec: dict, directory: Path, now: datetime) -> ImageSp
         tags=list(spec.get("tags") or []),
         created=resolve_time(spec.get("created", "now"), now),
         labels={k: str(v) for k, v in (spec.get("labels") or {}).items()},
+        annotations={k: str(v) for k, v in (spec.get("annotations") or {}).items()},
         env=list(spec.get("env") or []),
         files=_files(spec.get("files"), directory),
         base_files=_files(spec.get("base_files"), directory),
@@ -162,6 +166,24 @@ def expand_resources(scenario: Scenario, pushed: dict[str, str]) -> list[dict]:
 
 
 def _expand_service(scenario: Scenario, parent: str, name: str, spec: dict, image_ref) -> list[dict]:
+    """`rollout_after: N` makes the newest revision reconcile for N seconds after the sandbox
+    starts, then become ready: each resource that changes carries its later self under
+    LATER_KEY, which the API stand-in serves once the time has come."""
+    after_s = spec.get("rollout_after")
+    if after_s is None:
+        return _expand_service_now(scenario, parent, name, spec, image_ref)
+    revisions = [dict(rev) for rev in spec.get("revisions") or []]
+    rolling = {**spec, "revisions": revisions[:-1] + [{**revisions[-1], "ready": None}]} if revisions else spec
+    settled = {**spec, "revisions": revisions[:-1] + [{**revisions[-1], "ready": True}]} if revisions else spec
+    now = _expand_service_now(scenario, parent, name, rolling, image_ref)
+    later = {r["name"]: r for r in _expand_service_now(scenario, parent, name, settled, image_ref)}
+    for resource in now:
+        if later[resource["name"]] != resource:
+            resource[LATER_KEY] = {"after_s": float(after_s), "resource": later[resource["name"]]}
+    return now
+
+
+def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, image_ref) -> list[dict]:
     full_name = f"{parent}/services/{name}"
     revisions = spec.get("revisions") or []
     if not revisions:
