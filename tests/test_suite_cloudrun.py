@@ -307,3 +307,24 @@ def test_wait_follows_a_rollout_until_it_settles_then_checks_the_result(suite, t
     result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", f"sandbox:{scenario}", "-k", "rollout")
     assert result.ret == 1
     assert "has not finished" in result.stdout.str()
+
+
+def test_commit_from_the_manifest_annotation_when_the_image_has_no_label(suite, tmp_path):
+    scenario = tmp_path / "annotated"
+    scenario.mkdir()
+    (scenario / "scenario.yaml").write_text(textwrap.dedent("""\
+        images:
+          app:
+            repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors
+            tags: [latest]
+            annotations: {org.opencontainers.image.revision: ce269d67a1b2c3d4e5f60718293a4b5c6d7e8f90}
+        services:
+          nba-phase2-raw-processors:
+            image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors:latest
+            revisions: [{suffix: 00129-lf2, image: app}]
+        """))
+    result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", f"sandbox:{scenario}",
+                       "--expect-commit", "ce269d67", "-k", "commit", "--report-dir", "out")
+    assert result.ret == 0, result.stdout.str()
+    [finding] = findings_for(suite.report(), "commit", PHASE2)
+    assert "(manifest annotation org.opencontainers.image.revision); expected ce269d67" in finding["summary"]
