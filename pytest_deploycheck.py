@@ -27,6 +27,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--wait", type=float, default=0.0, metavar="SECONDS",
                     help="poll until the newest revision is ready (or failed) before checking, up to SECONDS")
     group.addoption("--report-dir", default=None, metavar="DIR", help="write DIR/report.json")
+    group.addoption("--budget", type=float, default=1800.0, metavar="SECONDS",
+                    help="the whole run's time budget (default 1800): once spent, checks still waiting for a fact "
+                         "ERROR instead of running on")
     group.addoption("--deadline", type=float, default=60.0, metavar="SECONDS",
                     help="give up on one API read after SECONDS, retries included (default 60); the check then ERRORs")
     images = parser.getgroup("deploycheck-images", "deploycheck: reading files inside images")

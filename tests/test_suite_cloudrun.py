@@ -328,3 +328,12 @@ def test_commit_from_the_manifest_annotation_when_the_image_has_no_label(suite, 
     assert result.ret == 0, result.stdout.str()
     [finding] = findings_for(suite.report(), "commit", PHASE2)
     assert "(manifest annotation org.opencontainers.image.revision); expected ce269d67" in finding["summary"]
+
+
+def test_spent_budget_turns_the_remaining_checks_into_errors(suite):
+    suite.reuse_sandbox("healthy")
+    result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy", "--budget", "0",
+                       "checks/test_cloudrun.py")
+    assert result.ret == 1
+    result.assert_outcomes(errors=len(CLOUDRUN_CHECKS))
+    assert "the run's --budget of 0s is spent" in result.stdout.str()
