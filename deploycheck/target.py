@@ -58,7 +58,7 @@ class Target:
     project: str
     region: str
     credentials: object
-    run_endpoint: str | None = None
+    api_endpoint: str | None = None  # the sandbox serves every Google REST API here; None: the real ones
     registry_mirror: str | None = None
     sandbox_state: Path | None = None
     deadline_s: float = 60.0
@@ -80,14 +80,20 @@ class Target:
         from .sandbox.manager import SandboxInfo
 
         info = SandboxInfo.load(state_path)
-        return cls(spec, info.project, info.region, AnonymousCredentials(), run_endpoint=info.api_url,
+        return cls(spec, info.project, info.region, AnonymousCredentials(), api_endpoint=info.api_url,
                    registry_mirror=info.registry_url, sandbox_state=state_path)
 
     def cloudrun(self):
         from .cloudrun import CloudRunReader
 
-        return CloudRunReader(self.project, self.region, self.credentials, endpoint=self.run_endpoint,
+        return CloudRunReader(self.project, self.region, self.credentials, endpoint=self.api_endpoint,
                               policy=self.call_policy())
+
+    def iam(self):
+        from .iam import IamReader
+
+        return IamReader(self.project, self.credentials, endpoint=self.api_endpoint,
+                         policy=self.call_policy())
 
     def registry(self):
         from .registry import RegistryClient, RegistryRouter

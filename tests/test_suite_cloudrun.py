@@ -337,3 +337,39 @@ def test_spent_budget_turns_the_remaining_checks_into_errors(suite):
     assert result.ret == 1
     result.assert_outcomes(errors=len(CLOUDRUN_CHECKS))
     assert "the run's --budget of 0s is spent" in result.stdout.str()
+
+
+def test_iam_incident_names_the_missing_role_and_the_grant_healthy_passes(suite):
+    suite.reuse_sandbox("incident")
+    result = suite.run("-m", "postdeploy", "-k", "iam", "--target", "sandbox:incident", "--report-dir", "out")
+    assert result.ret == 1
+    failing = [f for f in suite.report()["findings"] if f["outcome"] != "pass"]
+    assert [(f["check"], f["resource"]) for f in failing] == [("iam", "prediction-worker")]
+    assert failing[0]["remediation"] == (
+        "gcloud projects add-iam-policy-binding nba-props-platform "
+        "--member=serviceAccount:prediction-worker@nba-props-platform.iam.gserviceaccount.com --role=roles/datastore.user")
+
+    suite.reuse_sandbox("healthy")
+    result = suite.run("-m", "postdeploy", "-k", "iam", "--target", "sandbox:healthy")
+    assert result.ret == 0
+    result.assert_outcomes(passed=6)
+
+
+def test_iam_policy_unreadable_is_an_error_naming_the_permission(suite, tmp_path):
+    scenario = tmp_path / "nopolicy"
+    scenario.mkdir()
+    (scenario / "scenario.yaml").write_text(textwrap.dedent("""\
+        images:
+          app:
+            repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors
+            tags: [latest]
+        services:
+          nba-phase2-raw-processors:
+            image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors:latest
+            service_account: 756957797294-compute@developer.gserviceaccount.com
+            revisions: [{suffix: 00001-aaa, image: app}]
+        """))
+    result = suite.run("-m", "postdeploy", "-k", "iam", "--service", PHASE2, "--target", f"sandbox:{scenario}")
+    assert result.ret == 1
+    result.assert_outcomes(errors=1)
+    assert "missing permission resourcemanager.projects.getIamPolicy" in result.stdout.str()

@@ -1,8 +1,9 @@
 """A local stand-in for the Google REST APIs that have no official emulator.
 
 It speaks the public REST wire protocol of Cloud Run admin v2 (services, revisions, jobs,
-executions) so the unmodified google-cloud-run client (transport="rest") and plain JSON
-readers talk to it exactly as to run.googleapis.com. It holds state only: resources are
+executions) and of Resource Manager v3 (a project's IAM policy), so the unmodified
+google-cloud-run and google-cloud-resource-manager clients (transport="rest") and plain JSON
+readers talk to it exactly as to the real endpoints. It holds state only: resources are
 stored in the APIs' own JSON shapes, keyed by resource name, and it knows nothing of the
 checks. Later stand-ins (Logging, IAM) register their routes on the same server.
 
@@ -210,8 +211,18 @@ def _list_resources(handler: Handler, match: re.Match, query: dict, body: dict) 
     handler._send_json(200, response)
 
 
+# --- Resource Manager v3: the project IAM policy ---------------------------------------------
+def _get_iam_policy(handler: Handler, match: re.Match, query: dict, body: dict) -> None:
+    resource = match.group("resource")
+    policy = handler.state.iam_policies.get(resource)
+    if policy is None:
+        return handler._send_error(403, f"The caller does not have permission (no IAM policy for {resource})")
+    handler._send_json(200, policy)
+
+
 _NAME = r"projects/[^/]+/locations/[^/]+(?:/[^/]+/[^/]+)*"
 ROUTES: list[tuple[str, re.Pattern, object]] = [
+    ("POST", re.compile(r"/v3/(?P<resource>projects/[^/:]+):getIamPolicy"), _get_iam_policy),
     ("GET", re.compile(rf"/v2/(?P<parent>{_NAME})/(?P<collection>{'|'.join(_CLOUDRUN_COLLECTIONS)})"), _list_resources),
     ("GET", re.compile(rf"/v2/(?P<name>{_NAME})"), _get_resource),
 ]

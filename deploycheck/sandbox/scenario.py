@@ -12,6 +12,7 @@ by path. Sections:
   services, jobs        compact Cloud Run resources, expanded to v2 REST JSON here (a service's
                         `rollout_after: N` keeps its newest revision rolling out for N seconds)
   resources             v2 REST JSON captured from the real API, used verbatim
+  iam_policy            the project's IAM policy ({bindings: [{role, members, condition?}]})
 
 Compact resources name images by their key in `images`; the expansion fills in what the real
 API reports (containerStatuses[].imageDigest, latestReadyRevision, trafficStatuses, ...).
@@ -19,6 +20,7 @@ API reports (containerStatuses[].imageDigest, latestReadyRevision, trafficStatus
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 from dataclasses import dataclass, field
@@ -61,6 +63,7 @@ class Scenario:
     services: dict[str, dict]
     jobs: dict[str, dict]
     resources: list[dict]
+    iam_bindings: list[dict]
     now: datetime
     data: dict = field(default_factory=dict)
 
@@ -93,7 +96,8 @@ def load_scenario(name_or_path: str, *, project: str, region: str, now: datetime
     images = [_image_spec(key, spec, directory, now) for key, spec in (data.get("images") or {}).items()]
     return Scenario(name=directory.name, directory=directory, project=project, region=region, images=images,
                     services=data.get("services") or {}, jobs=data.get("jobs") or {},
-                    resources=data.get("resources") or [], now=now, data=data)
+                    resources=data.get("resources") or [], iam_bindings=(data.get("iam_policy") or {}).get("bindings") or [],
+                    now=now, data=data)
 
 
 def _files(spec: dict | None, directory: Path) -> dict[str, bytes]:
@@ -124,6 +128,15 @@ def _image_spec(key: str, spec: dict, directory: Path, now: datetime) -> ImageSp
         base_layer_bytes=int(spec.get("base_layer_bytes") or 0),
         oci_layout=(directory / layout) if layout else None,
     )
+
+
+def expand_iam_policies(scenario: Scenario) -> dict[str, dict]:
+    """The project policy as getIamPolicy returns it; a scenario without one has no policy to read."""
+    if not scenario.iam_bindings:
+        return {}
+    etag = hashlib.sha256(repr(scenario.iam_bindings).encode()).digest()[:8]
+    return {f"projects/{scenario.project}": {"version": 3, "etag": base64.b64encode(etag).decode(),
+                                             "bindings": copy.deepcopy(scenario.iam_bindings)}}
 
 
 # --- expansion to Cloud Run admin v2 REST JSON ------------------------------------------------
