@@ -60,6 +60,7 @@ class Target:
     credentials: object
     api_endpoint: str | None = None  # the sandbox serves every Google REST API here; None: the real ones
     registry_mirror: str | None = None
+    firestore_emulator: str | None = None
     sandbox_state: Path | None = None
     deadline_s: float = 60.0
     platform: str = "linux/amd64"
@@ -81,7 +82,7 @@ class Target:
 
         info = SandboxInfo.load(state_path)
         return cls(spec, info.project, info.region, AnonymousCredentials(), api_endpoint=info.api_url,
-                   registry_mirror=info.registry_url, sandbox_state=state_path)
+                   registry_mirror=info.registry_url, firestore_emulator=info.firestore_host, sandbox_state=state_path)
 
     def cloudrun(self):
         from .cloudrun import CloudRunReader
@@ -94,6 +95,17 @@ class Target:
 
         return IamReader(self.project, self.credentials, endpoint=self.api_endpoint,
                          policy=self.call_policy())
+
+    def heartbeats(self):
+        from .heartbeats import HeartbeatReader
+
+        if self.spec.kind == "sandbox" and not self.firestore_emulator:
+            from .errors import ObservationError
+
+            raise ObservationError("the Firestore heartbeat collection",
+                                   f"sandbox:{self.spec.scenario} runs no Firestore emulator (its scenario seeds no documents)")
+        return HeartbeatReader(self.project, self.credentials, emulator_host=self.firestore_emulator,
+                               policy=self.call_policy())
 
     def registry(self):
         from .registry import RegistryClient, RegistryRouter

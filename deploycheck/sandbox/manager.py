@@ -1,4 +1,5 @@
-"""Start and stop the local stand-in project: real registry, API stand-in, scenario data.
+"""Start and stop the local stand-in project: real registry, real Firestore emulator, API
+stand-in, scenario data.
 
 `Sandbox(...).start()` builds the scenario's images in Python, pushes them through the real
 registry's HTTP API, expands the scenario to Cloud Run v2 JSON and serves it. Everything it
@@ -22,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from ..netutil import free_port, http_probe, stop_process_group, wait_until_ready
+from .firestore_process import FirestoreEmulator, seed_documents
 from .oci_builder import build_image, layer_from_files, push_image, push_oci_layout, random_layer
 from .registry_process import LocalRegistry
 from .scenario import Scenario, expand_iam_policies, expand_resources, load_scenario
@@ -39,6 +41,7 @@ class SandboxInfo:
     workdir: str
     api_url: str
     registry_url: str
+    firestore_host: str | None = None
     pids: dict[str, int] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)
     started_at: float = 0.0
@@ -69,6 +72,7 @@ class Sandbox:
         self.parent_pid = parent_pid
         self.progress = progress or (lambda message: None)
         self.registry: LocalRegistry | None = None
+        self.firestore: FirestoreEmulator | None = None
         self.api_process: subprocess.Popen | None = None
         self.info: SandboxInfo | None = None
 
@@ -77,6 +81,10 @@ class Sandbox:
         scenario = load_scenario(self.scenario_name, project=self.project, region=self.region)
         try:
             self.registry = LocalRegistry(self.workdir / "registry").start()
+            if scenario.firestore:
+                self.firestore = FirestoreEmulator(self.workdir / "firestore").start()
+                for collection, documents in scenario.firestore.items():
+                    seed_documents(self.firestore.host, scenario.project, collection, documents)
             pushed = self._push_images(scenario)
             api_state = self.workdir / "api-state.json"
             api_state.write_text(json.dumps({"resources": expand_resources(scenario, pushed),
@@ -86,7 +94,9 @@ class Sandbox:
             command = [sys.executable, "-m", "deploycheck.sandbox.apiserver", "--state", str(api_state),
                        "--port", str(api_port)]
             if self.parent_pid:
-                command += ["--parent-pid", str(self.parent_pid), "--also-kill", str(self.registry.pid)]
+                command += ["--parent-pid", str(self.parent_pid)]
+                for pid in self._children():
+                    command += ["--also-kill", str(pid)]
             log = open(self.workdir / "apiserver.log", "ab")
             self.api_process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                                 start_new_session=True)
@@ -101,13 +111,18 @@ class Sandbox:
         self.info = SandboxInfo(
             scenario=scenario.name, scenario_dir=str(scenario.directory), project=scenario.project,
             region=scenario.region, workdir=str(self.workdir), api_url=api_url, registry_url=self.registry.url,
-            pids={"registry": self.registry.pid, "apiserver": self.api_process.pid}, images=pushed,
+            firestore_host=self.firestore.host if self.firestore else None,
+            pids={"registry": self.registry.pid, "apiserver": self.api_process.pid,
+                  **({"firestore": self.firestore.pid} if self.firestore else {})}, images=pushed,
             started_at=time.time(),
         )
         self.info.save(self.state_path)
         self.progress(f"sandbox:{scenario.name} up in {time.monotonic() - began:.1f}s "
                       f"(api {api_url}, registry {self.registry.url}, logs {self.workdir})")
         return self.info
+
+    def _children(self) -> list[int]:
+        return [server.pid for server in (self.registry, self.firestore) if server is not None]
 
     @property
     def state_path(self) -> Path:
@@ -136,9 +151,10 @@ class Sandbox:
         if self.api_process is not None:
             stop_process_group(self.api_process.pid, grace=STOP_GRACE_SECONDS, child=self.api_process)
             self.api_process = None
-        if self.registry is not None:
-            self.registry.stop()
-            self.registry = None
+        for server in (self.registry, self.firestore):
+            if server is not None:
+                server.stop()
+        self.registry = self.firestore = None
         if self._owns_workdir and self.info is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

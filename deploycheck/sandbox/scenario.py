@@ -13,6 +13,7 @@ by path. Sections:
                         `rollout_after: N` keeps its newest revision rolling out for N seconds)
   resources             v2 REST JSON captured from the real API, used verbatim
   iam_policy            the project's IAM policy ({bindings: [{role, members, condition?}]})
+  firestore             documents to seed into the Firestore emulator ({collection: [{id, fields}]})
 
 Compact resources name images by their key in `images`; the expansion fills in what the real
 API reports (containerStatuses[].imageDigest, latestReadyRevision, trafficStatuses, ...).
@@ -32,7 +33,7 @@ import yaml
 
 from ..errors import InputError
 from .apiserver import LATER_KEY
-from .timeutil import resolve_time, rfc3339
+from .timeutil import RELATIVE_TIME, resolve_time, rfc3339
 
 BUILTIN_DIR = Path(__file__).parent / "scenarios"
 READY, FAILED = "CONDITION_SUCCEEDED", "CONDITION_FAILED"
@@ -64,6 +65,7 @@ class Scenario:
     jobs: dict[str, dict]
     resources: list[dict]
     iam_bindings: list[dict]
+    firestore: dict[str, list[tuple[str, dict]]]
     now: datetime
     data: dict = field(default_factory=dict)
 
@@ -97,7 +99,20 @@ def load_scenario(name_or_path: str, *, project: str, region: str, now: datetime
     return Scenario(name=directory.name, directory=directory, project=project, region=region, images=images,
                     services=data.get("services") or {}, jobs=data.get("jobs") or {},
                     resources=data.get("resources") or [], iam_bindings=(data.get("iam_policy") or {}).get("bindings") or [],
-                    now=now, data=data)
+                    firestore=_firestore_documents(data.get("firestore") or {}, now), now=now, data=data)
+
+
+def _firestore_documents(collections: dict, now: datetime) -> dict[str, list[tuple[str, dict]]]:
+    """{collection: [{id, fields}]} -> {collection: [(id, fields)]}. A field written as a relative
+    time ("now-30m") or a YAML timestamp becomes a timestamp; any other string stays a string."""
+
+    def value(field):
+        if isinstance(field, datetime) or (isinstance(field, str) and RELATIVE_TIME.match(field)):
+            return resolve_time(field, now)
+        return field
+
+    return {name: [(str(doc["id"]), {k: value(v) for k, v in (doc.get("fields") or {}).items()}) for doc in docs]
+            for name, docs in collections.items()}
 
 
 def _files(spec: dict | None, directory: Path) -> dict[str, bytes]:

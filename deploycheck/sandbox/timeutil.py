@@ -8,14 +8,14 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-_RELATIVE = re.compile(r"^now(?:(?P<sign>[+-])(?P<amount>\d+(?:\.\d+)?)(?P<unit>[smhdw]))?$")
+RELATIVE_TIME = re.compile(r"^now(?:(?P<sign>[+-])(?P<amount>\d+(?:\.\d+)?)(?P<unit>[smhdw]))?$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def resolve_time(value: str | datetime, now: datetime) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    match = _RELATIVE.match(str(value).strip())
+    match = RELATIVE_TIME.match(str(value).strip())
     if match:
         if not match.group("sign"):
             return now
