@@ -27,6 +27,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--wait", type=float, default=0.0, metavar="SECONDS",
                     help="poll until the newest revision is ready (or failed) before checking, up to SECONDS")
     group.addoption("--report-dir", default=None, metavar="DIR", help="write DIR/report.json")
+    group.addoption("--log-window", type=float, default=24.0, metavar="HOURS",
+                    help="log checks read from the serving revision's creation, at most HOURS back (default 24)")
     group.addoption("--budget", type=float, default=1800.0, metavar="SECONDS",
                     help="the whole run's time budget (default 1800): once spent, checks still waiting for a fact "
                          "ERROR instead of running on")

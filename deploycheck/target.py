@@ -96,6 +96,11 @@ class Target:
         return IamReader(self.project, self.credentials, endpoint=self.api_endpoint,
                          policy=self.call_policy())
 
+    def logs(self):
+        from .logs import LogReader
+
+        return LogReader(self.project, self.credentials, endpoint=self.api_endpoint, policy=self.call_policy())
+
     def heartbeats(self):
         from .heartbeats import HeartbeatReader
 

@@ -1,11 +1,11 @@
 """A local stand-in for the Google REST APIs that have no official emulator.
 
 It speaks the public REST wire protocol of Cloud Run admin v2 (services, revisions, jobs,
-executions) and of Resource Manager v3 (a project's IAM policy), so the unmodified
-google-cloud-run and google-cloud-resource-manager clients (transport="rest") and plain JSON
-readers talk to it exactly as to the real endpoints. It holds state only: resources are
-stored in the APIs' own JSON shapes, keyed by resource name, and it knows nothing of the
-checks. Later stand-ins (Logging, IAM) register their routes on the same server.
+executions), Resource Manager v3 (a project's IAM policy) and Cloud Logging v2 (entries.list,
+with the subset of the query language in logquery.py), so the unmodified google-cloud-run,
+google-cloud-resource-manager and google-cloud-logging clients (REST transports) talk to it
+exactly as to the real endpoints. It holds state only: resources are stored in the APIs' own
+JSON shapes, keyed by resource name, and it knows nothing of the checks.
 
 Sandbox-only endpoints live under /_sandbox/ (request counters, fault injection).
 
@@ -15,6 +15,8 @@ Run as: python -m deploycheck.sandbox.apiserver --state STATE.json --port N [--p
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import re
@@ -25,6 +27,8 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from . import logquery
 
 # Google's error envelope uses the canonical code names next to the HTTP status.
 _STATUS_NAMES = {
@@ -130,13 +134,15 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/_sandbox/"):
             return self._sandbox_endpoint(method, path)
         self.state.calls[f"{method} {_route_key(path)}"] += 1
+        # Read the body before any early answer: left in the socket it would be parsed as the
+        # next request on this keep-alive connection.
+        body = self._read_body() if method in ("POST", "PATCH", "PUT") else {}
         fault = self.state.take_fault(method, path)
         if fault:
             if fault.get("delay_s"):
                 time.sleep(fault["delay_s"])  # a stalled backend, on purpose
             if fault.get("status"):
                 return self._send_error(fault["status"], fault.get("message", "injected fault"))
-        body = self._read_body() if method in ("POST", "PATCH", "PUT") else {}
         for route_method, pattern, handler in ROUTES:
             match = pattern.fullmatch(path)
             if match and route_method == method:
@@ -220,9 +226,68 @@ def _get_iam_policy(handler: Handler, match: re.Match, query: dict, body: dict) 
     handler._send_json(200, policy)
 
 
+# --- Cloud Logging v2: entries.list -----------------------------------------------------------
+_LOG_ORDERS = {"timestamp asc": False, "timestamp desc": True}  # orderBy -> descending
+_LOG_PAGE_DEFAULT, _LOG_PAGE_MAX = 50, 1000
+
+
+def _list_log_entries(handler: Handler, match: re.Match, query: dict, body: dict) -> None:
+    resource_names = body.get("resourceNames") or []
+    if not resource_names:
+        return handler._send_error(400, "resourceNames is required")
+    order_by = " ".join(str(body.get("orderBy") or "timestamp asc").split())
+    if order_by not in _LOG_ORDERS:
+        return handler._send_error(400, f"orderBy must be 'timestamp asc' or 'timestamp desc', not {order_by!r}")
+    try:
+        page_size = int(body.get("pageSize") or _LOG_PAGE_DEFAULT)
+    except (TypeError, ValueError):
+        page_size = -1
+    if not 0 < page_size <= _LOG_PAGE_MAX:
+        return handler._send_error(400, f"pageSize must be between 1 and {_LOG_PAGE_MAX}, not {body.get('pageSize')!r}")
+    filter_text = body.get("filter") or ""
+    try:
+        log_query = logquery.parse(filter_text)
+    except logquery.UnsupportedQuery as exc:
+        return handler._send_error(400, str(exc))
+    # A page token only continues the listing it came from, as the API requires.
+    listing = hashlib.sha256(json.dumps([resource_names, filter_text, order_by]).encode()).hexdigest()[:16]
+    start = _log_page_start(body.get("pageToken"), listing)
+    if start is None:
+        return handler._send_error(400, "pageToken does not continue this listing")
+    logs = tuple(f"{name}/logs/" for name in resource_names)
+    try:
+        entries = [entry for entry in handler.state.log_entries
+                   if entry.get("logName", "").startswith(logs) and log_query.matches(entry)]
+        entries.sort(key=lambda entry: (logquery.instant(entry["timestamp"]), entry.get("insertId", "")),
+                     reverse=_LOG_ORDERS[order_by])
+    except (KeyError, ValueError) as exc:
+        return handler._send_error(500, f"malformed log entry in the sandbox state: {exc}")
+    page = entries[start:start + page_size]
+    response: dict = {"entries": page} if page else {}  # the API omits empty fields
+    if start + page_size < len(entries):
+        response["nextPageToken"] = _log_page_token(start + page_size, listing)
+    handler._send_json(200, response)
+
+
+def _log_page_token(offset: int, listing: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset, "listing": listing}).encode()).decode()
+
+
+def _log_page_start(token: str | None, listing: str) -> int | None:
+    if not token:
+        return 0
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+        offset, token_listing = decoded["offset"], decoded["listing"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return offset if token_listing == listing and isinstance(offset, int) and offset >= 0 else None
+
+
 _NAME = r"projects/[^/]+/locations/[^/]+(?:/[^/]+/[^/]+)*"
 ROUTES: list[tuple[str, re.Pattern, object]] = [
     ("POST", re.compile(r"/v3/(?P<resource>projects/[^/:]+):getIamPolicy"), _get_iam_policy),
+    ("POST", re.compile(r"/v2/entries:list"), _list_log_entries),
     ("GET", re.compile(rf"/v2/(?P<parent>{_NAME})/(?P<collection>{'|'.join(_CLOUDRUN_COLLECTIONS)})"), _list_resources),
     ("GET", re.compile(rf"/v2/(?P<name>{_NAME})"), _get_resource),
 ]

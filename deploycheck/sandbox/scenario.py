@@ -14,6 +14,8 @@ by path. Sections:
   resources             v2 REST JSON captured from the real API, used verbatim
   iam_policy            the project's IAM policy ({bindings: [{role, members, condition?}]})
   firestore             documents to seed into the Firestore emulator ({collection: [{id, fields}]})
+  logs                  Cloud Logging entries of revisions ({service, revision, at, severity, text | json,
+                        log: stdout|stderr|requests}), or LogEntry JSON under `entries` verbatim
 
 Compact resources name images by their key in `images`; the expansion fills in what the real
 API reports (containerStatuses[].imageDigest, latestReadyRevision, trafficStatuses, ...).
@@ -66,6 +68,7 @@ class Scenario:
     resources: list[dict]
     iam_bindings: list[dict]
     firestore: dict[str, list[tuple[str, dict]]]
+    logs: list[dict]
     now: datetime
     data: dict = field(default_factory=dict)
 
@@ -99,7 +102,8 @@ def load_scenario(name_or_path: str, *, project: str, region: str, now: datetime
     return Scenario(name=directory.name, directory=directory, project=project, region=region, images=images,
                     services=data.get("services") or {}, jobs=data.get("jobs") or {},
                     resources=data.get("resources") or [], iam_bindings=(data.get("iam_policy") or {}).get("bindings") or [],
-                    firestore=_firestore_documents(data.get("firestore") or {}, now), now=now, data=data)
+                    firestore=_firestore_documents(data.get("firestore") or {}, now), logs=data.get("logs") or [],
+                    now=now, data=data)
 
 
 def _firestore_documents(collections: dict, now: datetime) -> dict[str, list[tuple[str, dict]]]:
@@ -152,6 +156,37 @@ def expand_iam_policies(scenario: Scenario) -> dict[str, dict]:
     etag = hashlib.sha256(repr(scenario.iam_bindings).encode()).digest()[:8]
     return {f"projects/{scenario.project}": {"version": 3, "etag": base64.b64encode(etag).decode(),
                                              "bindings": copy.deepcopy(scenario.iam_bindings)}}
+
+
+def expand_log_entries(scenario: Scenario) -> list[dict]:
+    """Scenario log lines as Cloud Logging v2 LogEntry JSON of cloud_run_revision resources."""
+    entries = []
+    for index, line in enumerate(scenario.logs):
+        if "entry" in line:
+            entries.append(copy.deepcopy(line["entry"]))
+            continue
+        service, revision = line["service"], f"{line['service']}-{line['revision']}"
+        when = rfc3339(resolve_time(line.get("at", "now"), scenario.now))
+        log = line.get("log", "stdout")
+        entry = {
+            "logName": f"projects/{scenario.project}/logs/run.googleapis.com%2F{log}",
+            "resource": {"type": "cloud_run_revision", "labels": {
+                "service_name": service, "revision_name": revision, "location": scenario.region,
+                "project_id": scenario.project, "configuration_name": service}},
+            "timestamp": when,
+            "receiveTimestamp": when,
+            "severity": line.get("severity", "DEFAULT"),
+            "insertId": f"{index:06x}{_uid(service, str(index))[:8]}",
+        }
+        if log == "requests":
+            entry["httpRequest"] = {"requestMethod": "POST", "requestUrl": f"https://{service}.run.app/process",
+                                    "status": line.get("status", 200), "latency": "0.231s"}
+        elif "json" in line:
+            entry["jsonPayload"] = copy.deepcopy(line["json"])
+        else:
+            entry["textPayload"] = line.get("text", "")
+        entries.append(entry)
+    return entries
 
 
 # --- expansion to Cloud Run admin v2 REST JSON ------------------------------------------------
