@@ -197,6 +197,21 @@ class CloudRunReader:
             policy=self.policy, permission="run.jobs.get", counter=self.calls, method="jobs.get")
         return _job_state(job)
 
+    def service_names(self) -> list[str]:
+        """Every service in the region: one list call per page of 100, not one call per name."""
+        return call("the Cloud Run services of the region", lambda: [
+            _short(service.name) for service in self._services.list_services(
+                request=run_v2.ListServicesRequest(parent=self.parent, page_size=100), retry=None,
+                timeout=self.policy.attempt_timeout)],
+            policy=self.policy, permission="run.services.list", counter=self.calls, method="services.list")
+
+    def job_names(self) -> list[str]:
+        return call("the Cloud Run jobs of the region", lambda: [
+            _short(job.name) for job in self._jobs.list_jobs(
+                request=run_v2.ListJobsRequest(parent=self.parent, page_size=100), retry=None,
+                timeout=self.policy.attempt_timeout)],
+            policy=self.policy, permission="run.jobs.list", counter=self.calls, method="jobs.list")
+
     def revision_json(self, service: str, revision: str) -> dict:
         name = f"{self.parent}/services/{service}/revisions/{revision}"
         response = call(f"Cloud Run revision {revision}",

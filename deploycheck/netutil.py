@@ -103,6 +103,11 @@ def stop_process_group(pid: int, *, grace: float = 5.0, child: subprocess.Popen 
         pass
     if child is not None:
         child.wait()
+    # SIGKILL is asynchronous: return once no member of the group is still running, so "stopped"
+    # means stopped (members that are only zombies, waiting for a parent to reap them, count as gone).
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _running_members(pid):
+        time.sleep(0.01)
 
 
 def _group_exists(pgid: int) -> bool:
@@ -111,3 +116,17 @@ def _group_exists(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _running_members(pgid: int) -> list[int]:
+    """Pids in process group `pgid` that are not zombies (Linux /proc; elsewhere: none known)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # After the command name: state, ppid, pgrp.
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members

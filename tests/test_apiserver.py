@@ -46,7 +46,7 @@ def test_list_services_pages_through_every_service(endpoint):
 def test_jobs_and_their_executions(endpoint):
     url, _ = endpoint
     jobs = list(client(run_v2.JobsClient, url).list_jobs(parent=PARENT))
-    assert len(jobs) == 21
+    assert len(jobs) == 22  # the 21 backfill jobs and the one nobody declared
     job = jobs[0]
     assert job.template.template.containers[0].image.startswith("gcr.io/nba-props-platform/")
     executions = list(client(run_v2.ExecutionsClient, url).list_executions(parent=job.name))

@@ -217,7 +217,7 @@ def test_decompression_limit_is_an_error_naming_the_flag(suite):
 def test_nightly_checks_every_job_and_reads_each_distinct_image_once(suite, tmp_path):
     suite.reuse_sandbox("incident")
     result = suite.run("-m", "nightly", "--target", "sandbox:incident", "--report-dir", "out", "-n", "2",
-                       "checks/test_jobs.py")
+                       "checks/test_jobs.py", "-k", "test_code")
     assert result.ret == 1
     jobs = [f for f in suite.report()["findings"] if f["check"] == "code"]
     assert len(jobs) == 21 and {f["outcome"] for f in jobs} == {"fail"}
@@ -226,7 +226,7 @@ def test_nightly_checks_every_job_and_reads_each_distinct_image_once(suite, tmp_
     registry_log = Path(info.workdir) / "registry" / "registry.log"
     before = _blob_gets(registry_log)
     result = suite.run("-m", "nightly", "--target", "sandbox:healthy", "--report-dir", "out",
-                       "--cache-dir", str(tmp_path / "empty-cache"), "checks/test_jobs.py")
+                       "--cache-dir", str(tmp_path / "empty-cache"), "checks/test_jobs.py", "-k", "test_code")
     assert result.ret == 0
     result.assert_outcomes(passed=21)
     images = {f["evidence"]["image"] for f in suite.report()["findings"]}
