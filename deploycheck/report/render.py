@@ -1,0 +1,44 @@
+"""report.md (a PR comment or a chat message) and report.html (one self-contained page: inline
+CSS, no script, no external request) from the same report dict report.json holds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jinja2
+
+from ..findings import Outcome, Severity
+
+_ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.PackageLoader("deploycheck.report", "templates"),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+    undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+SEVERITY_ORDER = [severity.value for severity in Severity]
+OUTCOME_ORDER = [Outcome.ERROR.value, Outcome.FAIL.value, Outcome.PASS.value]
+
+
+def _view(report: dict) -> dict:
+    findings = sorted(report["findings"], key=lambda f: (OUTCOME_ORDER.index(f["outcome"]),
+                                                          SEVERITY_ORDER.index(f["severity"]), f["check"], f["resource"]))
+    red = [f for f in findings if f["outcome"] != Outcome.PASS.value]
+    by_severity = {severity: sum(1 for f in red if f["severity"] == severity) for severity in SEVERITY_ORDER}
+    checks = sorted({f["check"] for f in findings})
+    return {"summary": report["summary"], "red": red, "green": [f for f in findings if f not in red],
+            "by_severity": by_severity, "checks": checks, "by_check": report["summary"]["by_check"]}
+
+
+def render(report: dict, template: str) -> str:
+    return _ENVIRONMENT.get_template(template).render(**_view(report))
+
+
+def write_rendered(report: dict, directory: Path) -> list[Path]:
+    written = []
+    for template, name in (("report.md.j2", "report.md"), ("report.html.j2", "report.html")):
+        path = directory / name
+        tmp = path.with_name(f".{name}.{os.getpid()}")
+        tmp.write_text(render(report, template), encoding="utf-8")
+        tmp.replace(path)
+        written.append(path)
+    return written
