@@ -22,8 +22,6 @@ from imagetools import MIB
 
 HEARTBEAT = "/app/shared/monitoring/processor_heartbeat.py"
 FIXED_CODE = b"    def processor_name(self):\n        return self.processor_name\n"
-_START_TIMEOUT = 60.0
-_STOP_TIMEOUT = 20.0
 _API_VERSION = "1.41"
 
 

@@ -20,7 +20,7 @@ from deploycheck.imageref import ImageRef
 from deploycheck.netutil import free_port, wait_until_ready
 from deploycheck.registry import MANIFEST_ACCEPT, OCI_MANIFEST, RegistryClient, RegistryRouter, sha256_digest
 from deploycheck.sandbox.oci_builder import build_image, build_index, layer_from_files, push_image, push_manifest
-from deploycheck.sandbox import registry_process
+from deploycheck.sandbox import local_server
 from deploycheck.sandbox.registry_process import LocalRegistry
 
 REVISION_LABEL = "org.opencontainers.image.revision"
@@ -201,7 +201,7 @@ def test_local_registry_retries_when_its_port_was_taken(tmp_path, monkeypatch):
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         ports = iter([squatter.getsockname()[1], free_port()])
-        monkeypatch.setattr(registry_process, "free_port", lambda: next(ports))
+        monkeypatch.setattr(local_server, "free_port", lambda: next(ports))
         with LocalRegistry(tmp_path) as running:
             assert httpx.get(f"{running.url}/v2/").status_code == 200
     assert "address already in use" in running.log_path.read_text()

@@ -11,7 +11,6 @@ leaves its java child running when only gcloud is killed.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import islice
@@ -19,8 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from deploycheck.netutil import free_port, stop_process_group, wait_until_ready
-
+from .local_server import LocalServer
 from .timeutil import rfc3339
 
 _JAR_IN_SDK = Path("platform", "cloud-firestore-emulator", "cloud-firestore-emulator.jar")
@@ -28,10 +26,6 @@ _MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
 # -Duser.language=en: the emulator only has English messages (gcloud's launcher script sets it too).
 # TieredStopAtLevel=1: the C1 compiler only; a short-lived test server starts faster without C2.
 _JVM_FLAGS = ("-Duser.language=en", "-XX:TieredStopAtLevel=1")
-_START_TIMEOUT = 30.0
-_STOP_TIMEOUT = 5.0
-# free_port() cannot reserve the port: another process may take it before the emulator binds.
-_START_ATTEMPTS = 3
 # The REST API's limit on writes in one commit.
 _WRITES_PER_COMMIT = 500
 _SEED_TIMEOUT = 60.0
@@ -43,22 +37,19 @@ INSTALL_EMULATOR = (
 INSTALL_JAVA = "apt-get install openjdk-17-jre-headless"
 
 
-class _PortTaken(Exception):
-    """Another process bound the port between free_port() and the emulator's listen()."""
-
-
-class FirestoreEmulator:
+class FirestoreEmulator(LocalServer):
     """A throwaway Firestore emulator in native mode; data lives in memory only.
 
     Use as a context manager, or call start() and stop(). The process log is `root/firestore.log`.
     """
 
+    name = "Firestore emulator"
+    log_name = "firestore.log"
+    start_timeout = 30.0  # a JVM: seconds on a busy machine
+
     def __init__(self, root: Path):
-        self.root = Path(root)
-        self.log_path = self.root / "firestore.log"
-        self.port: int | None = None
+        super().__init__(root)
         self.launcher: str | None = None  # "java" or "gcloud", once started
-        self._process: subprocess.Popen | None = None
 
     @property
     def host(self) -> str:
@@ -67,65 +58,15 @@ class FirestoreEmulator:
             raise RuntimeError("FirestoreEmulator is not started")
         return f"127.0.0.1:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    def start(self) -> "FirestoreEmulator":
+    def command(self, port: int) -> list[str]:
         command = _launch_command()
         self.launcher = Path(command[0]).name
-        self.root.mkdir(parents=True, exist_ok=True)
-        for _ in range(_START_ATTEMPTS):
-            try:
-                self._launch(command)
-                return self
-            except _PortTaken:
-                continue
-        raise RuntimeError(
-            f"the Firestore emulator could not bind a free port in {_START_ATTEMPTS} attempts; log {self.log_path}"
-        )
-
-    def _launch(self, command: list[str]) -> None:
-        self.port = free_port()
         if self.launcher == "gcloud":
-            arguments = [f"--host-port={self.host}"]
-        else:
-            arguments = ["--host=127.0.0.1", f"--port={self.port}", "--database-mode=firestore-native"]
-        with open(self.log_path, "ab") as log:
-            log_offset = log.tell()
-            self._process = subprocess.Popen(
-                command + arguments,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            wait_until_ready(
-                _answers_ok(f"http://{self.host}/"),
-                timeout=_START_TIMEOUT,
-                what=f"Firestore emulator ({self.launcher}) on port {self.port}",
-                process=self._process,
-                log_path=self.log_path,
-            )
-        except RuntimeError:
-            self.stop()
-            with open(self.log_path, errors="replace") as log:
-                log.seek(log_offset)
-                if "address already in use" in log.read().lower():
-                    raise _PortTaken from None
-            raise
+            return [*command, f"--host-port=127.0.0.1:{port}"]
+        return [*command, "--host=127.0.0.1", f"--port={port}", "--database-mode=firestore-native"]
 
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process_group(process.pid, grace=_STOP_TIMEOUT, child=process)
-
-    def __enter__(self) -> "FirestoreEmulator":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
+    def ready_probe(self, port: int):
+        return _answers_ok(f"http://127.0.0.1:{port}/")
 
 
 def _launch_command() -> list[str]:
