@@ -116,5 +116,26 @@ def suite(pytester: pytest.Pytester, sandboxes: Sandboxes, monkeypatch) -> Suite
     return Suite(pytester, sandboxes)
 
 
+PHASE2_SCENARIO = """\
+images:
+  app:
+    repository: us-west2-docker.pkg.dev/{{{{ project }}}}/nba-props/nba-phase2-raw-processors
+    tags: [latest]
+{image}
+services:
+  nba-phase2-raw-processors:
+    image: us-west2-docker.pkg.dev/{{{{ project }}}}/nba-props/nba-phase2-raw-processors:latest
+{service}
+"""
+
+
+def phase2_scenario(directory: Path, *, service: str, image: str = "") -> Path:
+    """A scenario directory with one image `app` of phase2's repository and the phase2 service;
+    `image` and `service` are the YAML lines that make the case (indented as in the file)."""
+    directory.mkdir(parents=True)
+    (directory / "scenario.yaml").write_text(PHASE2_SCENARIO.format(image=image.rstrip(), service=service.rstrip()))
+    return directory
+
+
 def findings_for(report: dict, check: str, resource: str) -> list[dict]:
     return [f for f in report["findings"] if f["check"] == check and f["resource"] == resource]

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-import textwrap
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import findings_for
+from conftest import findings_for, phase2_scenario
 
 PHASE2 = "nba-phase2-raw-processors"
 CLOUDRUN_CHECKS = ("traffic", "rollout", "digest", "commit")
+REVISION_LABEL = "    labels: {org.opencontainers.image.revision: ce269d67a1b2c3d4e5f60718293a4b5c6d7e8f90}"
 
 
 def test_incident_phase2_gate_is_red_with_the_cause_and_the_fix(suite):
@@ -182,22 +182,12 @@ def test_registry_down_is_error_not_green(suite, tmp_path, monkeypatch):
 
 
 def test_wait_polls_with_progress_and_fails_a_rollout_that_never_settles(suite, tmp_path):
-    scenario = tmp_path / "stuck"
-    scenario.mkdir()
-    (scenario / "scenario.yaml").write_text(textwrap.dedent("""\
-        images:
-          app:
-            repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors
-            tags: [latest]
-            labels: {org.opencontainers.image.revision: ce269d67a1b2c3d4e5f60718293a4b5c6d7e8f90}
-        services:
-          nba-phase2-raw-processors:
-            image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors:latest
-            revisions:
-              - {suffix: 00129-lf2, image: app, created: now-1h}
-              - {suffix: 00130-zz1, image: app, created: now-1m, ready: null}
-            traffic: [{revision: 00129-lf2, percent: 100}]
-        """))
+    scenario = phase2_scenario(tmp_path / "stuck", image=REVISION_LABEL, service="""\
+    revisions:
+      - {suffix: 00129-lf2, image: app, created: now-1h}
+      - {suffix: 00130-zz1, image: app, created: now-1m, ready: null}
+    traffic: [{revision: 00129-lf2, percent: 100}]
+""")
     result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", f"sandbox:{scenario}",
                        "--wait", "2", "--report-dir", "out", "-k", "rollout")
     assert result.ret == 1
@@ -279,22 +269,12 @@ def test_scenario_resources_in_the_apis_own_json_are_served_verbatim(suite, tmp_
 
 
 def test_wait_follows_a_rollout_until_it_settles_then_checks_the_result(suite, tmp_path):
-    scenario = tmp_path / "rolling"
-    scenario.mkdir()
-    (scenario / "scenario.yaml").write_text(textwrap.dedent("""\
-        images:
-          app:
-            repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors
-            tags: [latest]
-            labels: {org.opencontainers.image.revision: ce269d67a1b2c3d4e5f60718293a4b5c6d7e8f90}
-        services:
-          nba-phase2-raw-processors:
-            image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors:latest
-            rollout_after: 6  # seconds from the sandbox start: longer than collection takes
-            revisions:
-              - {suffix: 00129-lf2, image: app, created: now-1h}
-              - {suffix: 00130-zz1, image: app, created: now-1m}
-        """))
+    scenario = phase2_scenario(tmp_path / "rolling", image=REVISION_LABEL, service="""\
+    rollout_after: 6  # seconds from the sandbox start: longer than collection takes
+    revisions:
+      - {suffix: 00129-lf2, image: app, created: now-1h}
+      - {suffix: 00130-zz1, image: app, created: now-1m}
+""")
     result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", f"sandbox:{scenario}",
                        "--wait", "60", "-k", "rollout or traffic", "--report-dir", "out")
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
@@ -312,19 +292,9 @@ def test_wait_follows_a_rollout_until_it_settles_then_checks_the_result(suite, t
 
 
 def test_commit_from_the_manifest_annotation_when_the_image_has_no_label(suite, tmp_path):
-    scenario = tmp_path / "annotated"
-    scenario.mkdir()
-    (scenario / "scenario.yaml").write_text(textwrap.dedent("""\
-        images:
-          app:
-            repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors
-            tags: [latest]
-            annotations: {org.opencontainers.image.revision: ce269d67a1b2c3d4e5f60718293a4b5c6d7e8f90}
-        services:
-          nba-phase2-raw-processors:
-            image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors:latest
-            revisions: [{suffix: 00129-lf2, image: app}]
-        """))
+    scenario = phase2_scenario(tmp_path / "annotated", service="    revisions: [{suffix: 00129-lf2, image: app}]",
+                               image="    annotations: {org.opencontainers.image.revision: "
+                                     "ce269d67a1b2c3d4e5f60718293a4b5c6d7e8f90}")
     result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", f"sandbox:{scenario}",
                        "--expect-commit", "ce269d67", "-k", "commit", "--report-dir", "out")
     assert result.ret == 0, result.stdout.str()
@@ -358,19 +328,10 @@ def test_iam_incident_names_the_missing_role_and_the_grant_healthy_passes(suite)
 
 
 def test_iam_policy_unreadable_is_an_error_naming_the_permission(suite, tmp_path):
-    scenario = tmp_path / "nopolicy"
-    scenario.mkdir()
-    (scenario / "scenario.yaml").write_text(textwrap.dedent("""\
-        images:
-          app:
-            repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors
-            tags: [latest]
-        services:
-          nba-phase2-raw-processors:
-            image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors:latest
-            service_account: 756957797294-compute@developer.gserviceaccount.com
-            revisions: [{suffix: 00001-aaa, image: app}]
-        """))
+    scenario = phase2_scenario(tmp_path / "nopolicy", service="""\
+    service_account: 756957797294-compute@developer.gserviceaccount.com
+    revisions: [{suffix: 00001-aaa, image: app}]
+""")
     result = suite.run("-m", "postdeploy", "-k", "iam", "--service", PHASE2, "--target", f"sandbox:{scenario}")
     assert result.ret == 1
     result.assert_outcomes(errors=1)
