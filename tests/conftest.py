@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from deploycheck.inventory import load_inventory
+from deploycheck.netutil import free_port
+from deploycheck.sandbox.apiserver import ApiState, make_server
 from deploycheck.sandbox.manager import Sandbox, SandboxInfo
 from deploycheck.sandbox.registry_process import LocalRegistry
 
@@ -77,6 +81,19 @@ def sandboxes(tmp_path_factory):
     pool.stop_all()
 
 
+@contextmanager
+def serving(state: ApiState):
+    """The API stand-in in a thread of this process, for tests that drive it with a client."""
+    server = make_server(state, free_port())
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 class Suite:
     """The product checked out in a temp dir, run with pytest in a subprocess."""
 
@@ -98,6 +115,20 @@ class Suite:
         target.parent.mkdir(exist_ok=True)
         shutil.copy2(state, target)
         return SandboxInfo.load(state)
+
+    @contextmanager
+    def sandbox_without(self, part: str, workdir: Path):
+        """A healthy sandbox of this test's own with one part ("registry", "firestore") stopped,
+        handed to the runs through DEPLOYCHECK_SANDBOX_STATE: the backend-down case."""
+        sandbox = Sandbox("healthy", project="nba-props-platform", region="us-west2", workdir=workdir)
+        sandbox.start()
+        try:
+            getattr(sandbox, part).stop()
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("DEPLOYCHECK_SANDBOX_STATE", str(sandbox.state_path))
+                yield sandbox
+        finally:
+            sandbox.stop()
 
     def run(self, *args: str, timeout: float = 300) -> pytest.RunResult:
         return self.pytester.runpytest_subprocess(*args, timeout=timeout)

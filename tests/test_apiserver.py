@@ -3,7 +3,6 @@ lists, pages, gets and fails against it exactly as against run.googleapis.com.""
 
 from __future__ import annotations
 
-import threading
 
 import pytest
 from google.api_core import exceptions
@@ -11,8 +10,8 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
-from deploycheck.netutil import free_port
-from deploycheck.sandbox.apiserver import ApiState, make_server
+from conftest import serving
+from deploycheck.sandbox.apiserver import ApiState
 from deploycheck.sandbox.scenario import expand_resources, load_scenario
 
 PARENT = "projects/nba-props-platform/locations/us-west2"
@@ -23,12 +22,8 @@ def endpoint():
     scenario = load_scenario("incident", project="nba-props-platform", region="us-west2")
     resources = expand_resources(scenario, {image.key: "sha256:" + "ab" * 32 for image in scenario.images})
     state = ApiState({resource["name"]: resource for resource in resources})
-    server = make_server(state, free_port())
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", state
-    server.shutdown()
-    server.server_close()
+    with serving(state) as url:
+        yield url, state
 
 
 def client(kind, url):

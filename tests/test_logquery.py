@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import threading
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -15,8 +14,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import logging as cloud_logging
 from google.cloud.logging_v2.entries import StructEntry, TextEntry
 
-from deploycheck.netutil import free_port
-from deploycheck.sandbox.apiserver import ApiState, make_server
+from conftest import serving
+from deploycheck.sandbox.apiserver import ApiState
 from deploycheck.sandbox.logquery import SUPPORTED, UnsupportedQuery, instant, parse
 from deploycheck.sandbox.timeutil import rfc3339
 
@@ -353,12 +352,8 @@ LIST_CALLS = "POST /v2/entries:list"
 @pytest.fixture(scope="module")
 def api():
     state = ApiState(resources={}, log_entries=SERVED_ENTRIES)
-    server = make_server(state, free_port())
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", state
-    server.shutdown()
-    server.server_close()
+    with serving(state) as url:
+        yield url, state
 
 
 @pytest.fixture

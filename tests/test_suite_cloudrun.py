@@ -163,19 +163,11 @@ def test_api_that_keeps_failing_is_error_not_green(suite):
     assert {f["outcome"] for f in suite.report()["findings"]} == {"error"}
 
 
-def test_registry_down_is_error_not_green(suite, tmp_path, monkeypatch):
+def test_registry_down_is_error_not_green(suite, tmp_path):
     """The registry stopped: the checks that need it ERROR; those that do not still conclude."""
-    from deploycheck.sandbox.manager import Sandbox
-
-    sandbox = Sandbox("healthy", project="nba-props-platform", region="us-west2", workdir=tmp_path / "sb")
-    sandbox.start()
-    sandbox.registry.stop()
-    monkeypatch.setenv("DEPLOYCHECK_SANDBOX_STATE", str(sandbox.state_path))
-    try:
+    with suite.sandbox_without("registry", tmp_path / "sb"):
         result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy",
                            "--deadline", "3", "checks/test_cloudrun.py")
-    finally:
-        sandbox.stop()
     assert result.ret == 1
     result.assert_outcomes(passed=2, errors=2)  # traffic, rollout | digest, commit
     assert "not answering; checks that need it will ERROR" in result.stderr.str()

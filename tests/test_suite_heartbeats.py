@@ -29,17 +29,9 @@ def test_healthy_collection_passes(suite):
     assert f"checks/test_heartbeats.py::test_heartbeat_docs[{COLLECTION}] PASSED" in result.stdout.str()
 
 
-def test_emulator_down_is_an_error_not_a_pass(suite, tmp_path, monkeypatch):
-    from deploycheck.sandbox.manager import Sandbox
-
-    sandbox = Sandbox("healthy", project="nba-props-platform", region="us-west2", workdir=tmp_path / "sb")
-    sandbox.start()
-    sandbox.firestore.stop()
-    monkeypatch.setenv("DEPLOYCHECK_SANDBOX_STATE", str(sandbox.state_path))
-    try:
+def test_emulator_down_is_an_error_not_a_pass(suite, tmp_path):
+    with suite.sandbox_without("firestore", tmp_path / "sb"):
         result = suite.run("-m", "nightly", "-k", "heartbeat", "--target", "sandbox:healthy", "--deadline", "3")
-    finally:
-        sandbox.stop()
     assert result.ret == 1
     result.assert_outcomes(errors=1)
     assert "could not reach Firestore" in result.stdout.str()
