@@ -30,6 +30,7 @@ from pydantic_core import ErrorDetails
 
 from .errors import InputError
 from .imageref import ImageRef, ImageRefError
+from .re2 import re2_incompatibility
 
 # Docker's rule: the first path component is a registry host only if it looks like one.
 _HOST_LIKE = re.compile(r"^(?:localhost|[^/]*[.:][^/]*)$")
@@ -182,6 +183,16 @@ def _check_regex(pattern: str) -> str:
     return pattern
 
 
+def _check_log_regex(pattern: str) -> str:
+    _check_regex(pattern)
+    problem = re2_incompatibility(pattern)
+    if problem:
+        text, why = problem
+        raise ValueError(f"regex {pattern!r}: {text!r} {why}; Cloud Logging matches log lines with RE2 "
+                         "(expected an RE2 regular expression)")
+    return pattern
+
+
 def _normalise_path(path: str) -> str:
     if not path.startswith("/"):
         raise ValueError(f"{path!r} is not absolute (expected a path inside the image starting with /, "
@@ -212,6 +223,8 @@ ResourceName = Annotated[str, Field(
     pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$",
     description="a Cloud Run name: lowercase letters, digits and hyphens, starting with a letter")]
 Regex = Annotated[str, AfterValidator(_check_regex), Field(description="a Python regular expression")]
+LogRegex = Annotated[str, AfterValidator(_check_log_regex), Field(
+    description="a regular expression in the syntax both Python and RE2 (Cloud Logging) accept")]
 ImagePath = Annotated[str, AfterValidator(_normalise_path), Field(
     description="an absolute file path inside the image, e.g. /app/shared/monitoring/processor_heartbeat.py")]
 Tag = Annotated[str, Field(pattern=r"^\w[\w.-]{0,127}$", description="an image tag, e.g. latest")]
@@ -249,8 +262,9 @@ class PatternEntry(_FileModel):
 class HeartbeatLogEntry(_FileModel):
     """The heartbeat lines a service logs."""
 
-    expected: Regex = Field(description="a regex some log line of the serving revision must match")
-    forbidden: list[Regex] = Field(default=[], description="a list of regexes no log line may match, e.g. old id formats")
+    expected: LogRegex = Field(description="a regex some log line of the serving revision must match")
+    forbidden: list[LogRegex] = Field(default=[],
+                                      description="a list of regexes no log line may match, e.g. old id formats")
 
 
 class ServiceSettings(_FileModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -63,15 +65,16 @@ def test_logging_outage_or_denial_is_an_error_naming_the_cause(suite, fault, cau
     assert cause in result.stdout.str()
 
 
-def test_a_query_the_real_service_would_reject_is_an_error_not_a_pass(suite):
-    """A lookahead is valid Python but not RE2: the stand-in refuses it as Cloud Logging would."""
+def test_a_log_pattern_cloud_logging_cannot_run_is_refused_when_the_inventory_loads(suite):
+    """A lookahead is valid Python but not RE2: Cloud Logging would refuse the query, so the
+    inventory refuses the pattern first, with its line (the stand-in refuses such queries too)."""
     inventory = (suite.path / "services.yaml").read_text()
     inventory = inventory.replace(r"expected: '(?:Started|Stopped) heartbeat for p2_nba_raw\.\w+'",
                                   r"expected: '(?:Started|Stopped) heartbeat for (?=p2_)p2_nba_raw\.\w+'", 1)
     assert "(?=p2_)" in inventory
     (suite.path / "services.yaml").write_text(inventory)
-    suite.reuse_sandbox("healthy")
     result = suite.run("-m", "postdeploy", "-k", LOG_CHECKS, "--service", PHASE2, "--target", "sandbox:healthy")
-    assert result.ret == 1
-    result.assert_outcomes(errors=3)
-    assert "API error 400" in result.stdout.str() and "unsupported" in result.stdout.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert re.search(r"services\.yaml:\d+:\d+: services\[0\]\.heartbeat_log\.expected: .*'\(\?=' is a lookahead", err), err
+    assert "RE2" in err

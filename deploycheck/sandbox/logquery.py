@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, NoReturn
 
+from ..re2 import re2_incompatibility
+
 SUPPORTED = "the sandbox evaluates AND/OR/NOT, =, !=, <, <=, >, >=, :, =~, !~ and parentheses"
 
 # LogSeverity values; filters compare severities by these, not by name.
@@ -53,11 +55,6 @@ _DECIMAL = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
 _RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
                       r"(?:[Zz]|(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2}))")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-# Regex syntax Python's re accepts but RE2 (the service's engine) rejects.
-_RE2_LACKS = (("(?=", "a lookahead"), ("(?!", "a negative lookahead"), ("(?<=", "a lookbehind"),
-              ("(?<!", "a negative lookbehind"), ("(?P=", "a named backreference"), ("(?(", "a conditional"),
-              ("(?>", "an atomic group"), ("(?#", "a comment group"))
 
 
 class UnsupportedQuery(ValueError):
@@ -378,32 +375,9 @@ class _Parser:
     def _re2_pattern(self, value: _Value) -> re.Pattern:
         """Python's re with `search` semantics, refusing what RE2 lacks so the suite cannot rely on it."""
         pattern = value.text
-        index, in_class = 0, False
-        while index < len(pattern):
-            char = pattern[index]
-            if char == "\\":
-                escaped = pattern[index + 1:index + 2]
-                if not in_class and escaped and escaped in "123456789":
-                    self._reject(value.position, pattern[index:index + 2], "is a backreference, which RE2 lacks")
-                if escaped == "Z":
-                    self._reject(value.position, "\\Z", "is not RE2 syntax (RE2 spells end of text \\z)")
-                index += 2
-                continue
-            if in_class:
-                in_class = char != "]"
-            elif char == "[":
-                in_class = True
-                index += 1
-                index += pattern.startswith("^", index)
-                index += pattern.startswith("]", index)  # a leading ']' is a literal in the class
-                continue
-            elif char == "(":
-                for prefix, construct in _RE2_LACKS:
-                    if pattern.startswith(prefix, index):
-                        self._reject(value.position, prefix, f"is {construct} in a regular expression, which RE2 lacks")
-            elif char in "*+?}" and pattern.startswith("+", index + 1):
-                self._reject(value.position, pattern[index:index + 2], "is a possessive quantifier, which RE2 lacks")
-            index += 1
+        problem = re2_incompatibility(pattern)
+        if problem:
+            self._reject(value.position, *problem)
         try:
             return re.compile(pattern, re.ASCII)  # RE2's \d, \w, \s and \b are ASCII-only
         except re.error as exc:
