@@ -17,8 +17,7 @@ def test_traffic(service_state, deploy_target, verdict):
 
 def test_rollout(service_state, newest_revision, deploy_target, pytestconfig, verdict):
     waited = pytestconfig.getoption("--wait") or None
-    verdict(evaluate_rollout(service_state, newest_revision, waited_s=waited,
-                             region=deploy_target.region, project=deploy_target.project))
+    verdict(evaluate_rollout(service_state, newest_revision, waited_s=waited, project=deploy_target.project))
 
 
 def test_digest(service, tag_digest, serving_images, deploy_target, verdict):

@@ -20,7 +20,6 @@ from .gcall import ApiCounter, CallPolicy, call, raise_for_status
 from .imageref import DIGEST_RE, ImageRef, ImageRefError, digest_of
 
 DEFAULT_ENDPOINT = "https://run.googleapis.com"
-LATEST = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
 
 
 @dataclass(frozen=True)

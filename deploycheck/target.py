@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CredentialsError, InputError
+from .errors import CredentialsError, InputError, ObservationError
 
 SANDBOX_STATE_ENV = "DEPLOYCHECK_SANDBOX_STATE"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -61,7 +60,6 @@ class Target:
     api_endpoint: str | None = None  # the sandbox serves every Google REST API here; None: the real ones
     registry_mirror: str | None = None
     firestore_emulator: str | None = None
-    sandbox_state: Path | None = None
     deadline_s: float = 60.0
     platform: str = "linux/amd64"
 
@@ -82,7 +80,7 @@ class Target:
 
         info = SandboxInfo.load(state_path)
         return cls(spec, info.project, info.region, AnonymousCredentials(), api_endpoint=info.api_url,
-                   registry_mirror=info.registry_url, firestore_emulator=info.firestore_host, sandbox_state=state_path)
+                   registry_mirror=info.registry_url, firestore_emulator=info.firestore_host)
 
     def cloudrun(self):
         from .cloudrun import CloudRunReader
@@ -105,8 +103,6 @@ class Target:
         from .heartbeats import HeartbeatReader
 
         if self.spec.kind == "sandbox" and not self.firestore_emulator:
-            from .errors import ObservationError
-
             raise ObservationError("the Firestore heartbeat collection",
                                    f"sandbox:{self.spec.scenario} runs no Firestore emulator (its scenario seeds no documents)")
         return HeartbeatReader(self.project, self.credentials, emulator_host=self.firestore_emulator,
@@ -129,8 +125,3 @@ class Target:
             return ref
         host = self.registry_mirror.split("://", 1)[-1].rstrip("/")
         return ImageRef(host=host, path=f"{ref.host}/{ref.path}", tag=ref.tag, digest=ref.digest)
-
-
-def sandbox_state_from_env() -> Path | None:
-    value = os.environ.get(SANDBOX_STATE_ENV)
-    return Path(value) if value else None

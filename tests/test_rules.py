@@ -69,10 +69,10 @@ def test_traffic_no_ready_revision_is_p0():
 
 
 def test_rollout_states():
-    assert evaluate_rollout(service(), revision(), waited_s=None, **WHERE).outcome is Outcome.PASS
-    failed = evaluate_rollout(service(), revision(ready="CONDITION_FAILED", message="boot failed"), waited_s=None, **WHERE)
+    assert evaluate_rollout(service(), revision(), waited_s=None, project=WHERE["project"]).outcome is Outcome.PASS
+    failed = evaluate_rollout(service(), revision(ready="CONDITION_FAILED", message="boot failed"), waited_s=None, project=WHERE["project"])
     assert failed.severity is Severity.P0 and "boot failed" in failed.summary
-    pending = evaluate_rollout(service(reconciling=True), revision(ready="CONDITION_RECONCILING"), waited_s=30, **WHERE)
+    pending = evaluate_rollout(service(reconciling=True), revision(ready="CONDITION_RECONCILING"), waited_s=30, project=WHERE["project"])
     assert pending.failed and "after waiting 30s" in pending.summary
     assert not rollout_settled(service(reconciling=True), revision())
     assert not rollout_settled(service(observed_generation=1), revision())

@@ -19,7 +19,7 @@ def rollout_settled(service: ServiceState, newest: RevisionState | None) -> bool
 
 
 def evaluate_rollout(service: ServiceState, newest: RevisionState, *, waited_s: float | None,
-                     region: str, project: str) -> Finding:
+                     project: str) -> Finding:
     name = service.name
     evidence = {"newest_revision": newest.name, "ready_state": newest.ready_state,
                 "generation": service.generation, "observed_generation": service.observed_generation,

@@ -70,7 +70,6 @@ class Scenario:
     firestore: dict[str, list[tuple[str, dict]]]
     logs: list[dict]
     now: datetime
-    data: dict = field(default_factory=dict)
 
 
 def scenario_dir(name_or_path: str) -> Path:
@@ -103,7 +102,7 @@ def load_scenario(name_or_path: str, *, project: str, region: str, now: datetime
                     services=data.get("services") or {}, jobs=data.get("jobs") or {},
                     resources=data.get("resources") or [], iam_bindings=(data.get("iam_policy") or {}).get("bindings") or [],
                     firestore=_firestore_documents(data.get("firestore") or {}, now), logs=data.get("logs") or [],
-                    now=now, data=data)
+                    now=now)
 
 
 def _firestore_documents(collections: dict, now: datetime) -> dict[str, list[tuple[str, dict]]]:
