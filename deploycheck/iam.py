@@ -44,7 +44,7 @@ class IamReader:
         policy = call(f"the IAM policy of {resource}", lambda: self._projects.get_iam_policy(
             request=request, retry=None, timeout=self.policy.attempt_timeout),
             policy=self.policy, permission="resourcemanager.projects.getIamPolicy", counter=self.calls,
-            method="projects.getIamPolicy")
+            method="projects.getIamPolicy", api="Resource Manager")
         return ProjectPolicy(self.project, tuple(
             Binding(role=b.role, members=tuple(b.members),
                     condition=b.condition.expression if b.HasField("condition") else None)

@@ -82,7 +82,7 @@ class LogReader:
             return [_line(entry) for entry in itertools.islice(entries, limit)]
 
         return call(what, fetch, policy=self.policy, permission="logging.logEntries.list", counter=self.calls,
-                    method="entries.list")
+                    method="entries.list", api="Cloud Logging")
 
     def close(self) -> None:
         self._client.close()

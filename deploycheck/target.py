@@ -61,12 +61,13 @@ class Target:
     registry_mirror: str | None = None
     firestore_emulator: str | None = None
     deadline_s: float = 60.0
+    not_after: float | None = None  # time.monotonic() instant the run's --budget ends
     platform: str = "linux/amd64"
 
     def call_policy(self):
         from .gcall import CallPolicy
 
-        return CallPolicy(deadline=self.deadline_s, attempt_timeout=min(20.0, self.deadline_s))
+        return CallPolicy(deadline=self.deadline_s, attempt_timeout=min(20.0, self.deadline_s), not_after=self.not_after)
 
     @classmethod
     def gcp(cls, project: str, region: str) -> "Target":

@@ -48,7 +48,7 @@ def test_three_log_checks_of_one_service_make_two_logging_calls(suite):
 
 
 @pytest.mark.parametrize("fault, cause", [
-    ({"status": 503}, "gave up after retries"),
+    ({"status": 503}, "Cloud Logging entries.list answered HTTP 503"),
     ({"status": 403, "message": "Permission 'logging.logEntries.list' denied"}, "missing permission logging.logEntries.list"),
 ])
 def test_logging_outage_or_denial_is_an_error_naming_the_cause(suite, fault, cause):
