@@ -174,14 +174,17 @@ def _gave_up(what: str, name: str, failures: list[str], began: float, policy: Ca
     limit = policy.limit_name(began)
     if not failures:
         return ObservationError(what, f"{name} was not called: {limit} was already spent")
-    distinct = list(dict.fromkeys(failures))
-    if len(distinct) == 1:
-        times = "once" if len(failures) == 1 else f"{len(failures)} times"
-        summary = f"{name} {distinct[0]} {times} over {elapsed:.1f}s"
-    else:
-        summary = f"{name} failed {len(failures)} times over {elapsed:.1f}s: {', '.join(failures)}"
+    summary = f"{name} {tally(failures)} over {elapsed:.1f}s"
     ending = f"no time left for another try within {limit}" if early else f"gave up at {limit}"
     return ObservationError(what, f"{summary}; {ending}")
+
+
+def tally(failures: list[str]) -> str:
+    """["answered HTTP 503"] * 3 -> "answered HTTP 503 3 times"; mixed ones are listed in order."""
+    distinct = list(dict.fromkeys(failures))
+    if len(distinct) == 1:
+        return f"{distinct[0]} " + ("once" if len(failures) == 1 else f"{len(failures)} times")
+    return f"failed {len(failures)} times ({', '.join(failures)})"
 
 
 def _final(what: str, name: str, exc: api_exceptions.GoogleAPICallError, permission: str | None) -> ObservationError:

@@ -112,11 +112,11 @@ class Target:
     def registry(self):
         from .registry import RegistryClient, RegistryRouter
 
+        bounds = {"timeout": min(30.0, self.deadline_s), "deadline": self.deadline_s, "not_after": self.not_after,
+                  "platform": self.platform}
         if self.registry_mirror:
-            return RegistryClient(RegistryRouter.mirror(self.registry_mirror), timeout=min(30.0, self.deadline_s),
-                                  platform=self.platform)
-        return RegistryClient(RegistryRouter.direct(), credentials=self.credentials, timeout=min(30.0, self.deadline_s),
-                              platform=self.platform)
+            return RegistryClient(RegistryRouter.mirror(self.registry_mirror), **bounds)
+        return RegistryClient(RegistryRouter.direct(), credentials=self.credentials, **bounds)
 
     def pull_ref(self, ref):
         """The reference a docker engine pulls for `ref` (the sandbox mirrors every host locally)."""
