@@ -73,25 +73,34 @@ def _held_permissions(hierarchy: PolicyHierarchy, roles: dict[str, Role],
 
 def _missing(service: str, required: str, missing: frozenset[str], hierarchy: PolicyHierarchy,
              roles: dict[str, Role], account: str, evidence: dict) -> Finding:
-    uncertain = []
+    """FAIL when no grant could supply some missing permission; ERROR when uncertain grants could
+    supply all of them."""
+    uncertain, could_supply = [], set()
     for resource, binding in hierarchy.grants():
         role = roles.get(binding.role)  # absent: granted only to others, so it cannot matter
-        if role is None or not role.granted_permissions & missing:
+        supplies = role.granted_permissions & missing if role else frozenset()
+        if not supplies:
             continue
         if binding.condition is not None and any(applies_to(m, account) for m in binding.members):
             uncertain.append(f"{binding.role} is granted to {account} on {resource} only under the condition "
                              f"`{binding.condition}`")
+            could_supply |= supplies
         indirect = [m for m in binding.members if is_indirect(m)]
         if indirect:
             uncertain.append(f"{binding.role} on {resource} is granted to {', '.join(indirect)}, "
                              "whose membership is not visible here")
-    if uncertain:
+            could_supply |= supplies
+    certainly_missing = missing - could_supply
+    if not certainly_missing:
         return _unverifiable(service, f"{account} lacks {len(missing)} permission(s) of {required} unless "
                                       + "; or ".join(uncertain), evidence)
-    shown = ", ".join(sorted(missing)[:SHOWN_PERMISSIONS])
-    more = f" and {len(missing) - SHOWN_PERMISSIONS} more" if len(missing) > SHOWN_PERMISSIONS else ""
+    # The required role's own service first: datastore.entities.create says more than appengine.applications.get.
+    own = required.rsplit("/", 1)[-1].split(".")[0] + "."
+    shown = ", ".join(sorted(certainly_missing, key=lambda p: (not p.startswith(own), p))[:SHOWN_PERMISSIONS])
+    more = (f" and {len(certainly_missing) - SHOWN_PERMISSIONS} more"
+            if len(certainly_missing) > SHOWN_PERMISSIONS else "")
     return failed(CHECK, service, Severity.P1,
-                  f"{account} lacks {required} on project {hierarchy.project}: no grant to it holds "
+                  f"{account} lacks {required} on project {hierarchy.project}: no grant gives it "
                   f"{shown}{more} (what it needs fails, often silently: seed 000's heartbeats)",
                   _grant(hierarchy.project, account, required), **evidence)
 
