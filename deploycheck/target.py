@@ -14,7 +14,7 @@ AUTH_HELP = """--target gcp needs Application Default Credentials, and none were
   Authenticate:   gcloud auth application-default login
   or in CI:       set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or use workload identity
   The identity needs read access: roles/run.viewer, roles/logging.viewer, roles/datastore.viewer,
-  roles/artifactregistry.reader, roles/iam.securityReviewer.
+  roles/artifactregistry.reader, and on the organisation roles/iam.securityReviewer and roles/browser.
   No cloud account? Run against the local stand-in: --target sandbox:incident"""
 
 

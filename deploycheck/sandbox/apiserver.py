@@ -1,7 +1,8 @@
 """A local stand-in for the Google REST APIs that have no official emulator.
 
 It speaks the public REST wire protocol of Cloud Run admin v2 (services, revisions, jobs,
-executions), Resource Manager v3 (a project's IAM policy) and Cloud Logging v2 (entries.list,
+executions), Resource Manager v3 (projects, folders, organisations and their IAM policies), IAM
+v1 (roles.get) and Cloud Logging v2 (entries.list,
 with the subset of the query language in logquery.py), so the unmodified google-cloud-run,
 google-cloud-resource-manager and google-cloud-logging clients (REST transports) talk to it
 exactly as to the real endpoints. It holds state only: resources are stored in the APIs' own
@@ -26,6 +27,7 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from . import logquery
@@ -55,9 +57,10 @@ class ApiState:
     """Resources by name plus the bookkeeping tests and benchmarks read back."""
 
     def __init__(self, resources: dict[str, dict], iam_policies: dict[str, dict] | None = None,
-                 log_entries: list[dict] | None = None):
+                 log_entries: list[dict] | None = None, iam_resources: dict[str, dict] | None = None):
         self.resources = resources
         self.iam_policies = iam_policies or {}
+        self.iam_resources = iam_resources or {}  # projects, folders, organisations, custom roles by name
         self.log_entries = log_entries or []
         self.lock = threading.Lock()
         self.calls: Counter[str] = Counter()
@@ -79,7 +82,7 @@ class ApiState:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
         resources = {item["name"]: item for item in data.get("resources", [])}
-        return cls(resources, data.get("iam_policies"), data.get("log_entries"))
+        return cls(resources, data.get("iam_policies"), data.get("log_entries"), data.get("iam_resources"))
 
     def take_fault(self, method: str, path: str) -> dict | None:
         with self.lock:
@@ -217,7 +220,28 @@ def _list_resources(handler: Handler, match: re.Match, query: dict, body: dict) 
     handler._send_json(200, response)
 
 
-# --- Resource Manager v3: the project IAM policy ---------------------------------------------
+# --- Resource Manager v3 and IAM v1: the hierarchy, its IAM policies, role permissions ----------
+PREDEFINED_ROLES_DIR = Path(__file__).parent / "iam_roles"
+
+
+def _get_iam_resource(handler: Handler, match: re.Match, query: dict, body: dict) -> None:
+    """projects.get, folders.get, organizations.get and custom roles' roles.get."""
+    name = match.group("name")
+    resource = handler.state.iam_resources.get(name)
+    if resource is None:
+        # As the real APIs answer for what does not exist or may not be seen.
+        return handler._send_error(403, f"The caller does not have permission (no {name} in the sandbox)")
+    handler._send_json(200, resource)
+
+
+def _get_predefined_role(handler: Handler, match: re.Match, query: dict, body: dict) -> None:
+    """roles.get of a predefined role: Google's own answer, from the snapshot in iam_roles/."""
+    path = PREDEFINED_ROLES_DIR / f"{match.group('role')}.json"
+    if not path.is_file():
+        return handler._send_error(404, f"The role named roles/{match.group('role')} was not found.")
+    handler._send_json(200, json.loads(path.read_text(encoding="utf-8")))
+
+
 def _get_iam_policy(handler: Handler, match: re.Match, query: dict, body: dict) -> None:
     resource = match.group("resource")
     policy = handler.state.iam_policies.get(resource)
@@ -286,7 +310,10 @@ def _log_page_start(token: str | None, listing: str) -> int | None:
 
 _NAME = r"projects/[^/]+/locations/[^/]+(?:/[^/]+/[^/]+)*"
 ROUTES: list[tuple[str, re.Pattern, object]] = [
-    ("POST", re.compile(r"/v3/(?P<resource>projects/[^/:]+):getIamPolicy"), _get_iam_policy),
+    ("POST", re.compile(r"/v3/(?P<resource>(?:projects|folders|organizations)/[^/:]+):getIamPolicy"), _get_iam_policy),
+    ("GET", re.compile(r"/v3/(?P<name>(?:projects|folders|organizations)/[^/:]+)"), _get_iam_resource),
+    ("GET", re.compile(r"/v1/roles/(?P<role>[A-Za-z0-9_.]+)"), _get_predefined_role),
+    ("GET", re.compile(r"/v1/(?P<name>(?:projects|organizations)/[^/]+/roles/[A-Za-z0-9_.]+)"), _get_iam_resource),
     ("POST", re.compile(r"/v2/entries:list"), _list_log_entries),
     ("GET", re.compile(rf"/v2/(?P<parent>{_NAME})/(?P<collection>{'|'.join(_CLOUDRUN_COLLECTIONS)})"), _list_resources),
     ("GET", re.compile(rf"/v2/(?P<name>{_NAME})"), _get_resource),

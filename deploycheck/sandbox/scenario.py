@@ -13,6 +13,10 @@ by path. Sections:
                         `rollout_after: N` keeps its newest revision rolling out for N seconds)
   resources             v2 REST JSON captured from the real API, used verbatim
   iam_policy            the project's IAM policy ({bindings: [{role, members, condition?}]})
+  ancestors             the folders and organisation above the project, nearest first, each
+                        {name: folders/N | organizations/N, iam_policy?}
+  custom_roles          roles.get answers for custom roles ({name: projects/P/roles/ID, permissions,
+                        stage?, deleted?}); predefined roles come from iam_roles/
   firestore             documents to seed into the Firestore emulator ({collection: [{id, fields}]})
   logs                  Cloud Logging entries of revisions ({service, revision, at, severity, text | json,
                         log: stdout|stderr|requests}), or LogEntry JSON under `entries` verbatim
@@ -26,6 +30,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,6 +75,8 @@ class Scenario:
     firestore: dict[str, list[tuple[str, dict]]]
     logs: list[dict]
     now: datetime
+    ancestors: list[dict] = field(default_factory=list)
+    custom_roles: list[dict] = field(default_factory=list)
 
 
 def scenario_dir(name_or_path: str) -> Path:
@@ -102,7 +109,7 @@ def load_scenario(name_or_path: str, *, project: str, region: str, now: datetime
                     services=data.get("services") or {}, jobs=data.get("jobs") or {},
                     resources=data.get("resources") or [], iam_bindings=(data.get("iam_policy") or {}).get("bindings") or [],
                     firestore=_firestore_documents(data.get("firestore") or {}, now), logs=data.get("logs") or [],
-                    now=now)
+                    now=now, **_iam_hierarchy(data, path))
 
 
 def _firestore_documents(collections: dict, now: datetime) -> dict[str, list[tuple[str, dict]]]:
@@ -148,13 +155,55 @@ def _image_spec(key: str, spec: dict, directory: Path, now: datetime) -> ImageSp
     )
 
 
+def _iam_hierarchy(data: dict, path: Path) -> dict:
+    """`ancestors` and `custom_roles`, checked: a typo here would silently change what IAM grants."""
+    ancestors = data.get("ancestors") or []
+    for index, ancestor in enumerate(ancestors):
+        name = ancestor.get("name", "") if isinstance(ancestor, dict) else ""
+        last = index == len(ancestors) - 1
+        if not re.fullmatch(r"folders/\d+" + (r"|organizations/\d+" if last else ""), str(name)):
+            raise InputError(f"{path}: ancestors[{index}].name {name!r}: expected folders/N"
+                             + (" or organizations/N" if last else " (only the last ancestor may be an organisation)"))
+    roles = data.get("custom_roles") or []
+    for index, role in enumerate(roles):
+        name = role.get("name", "") if isinstance(role, dict) else ""
+        if not re.fullmatch(r"(projects|organizations)/[^/]+/roles/[A-Za-z0-9_.]+", str(name)):
+            raise InputError(f"{path}: custom_roles[{index}].name {name!r}: expected projects/P/roles/ID "
+                             "or organizations/N/roles/ID")
+    return {"ancestors": ancestors, "custom_roles": roles}
+
+
 def expand_iam_policies(scenario: Scenario) -> dict[str, dict]:
-    """The project policy as getIamPolicy returns it; a scenario without one has no policy to read."""
-    if not scenario.iam_bindings:
-        return {}
-    etag = hashlib.sha256(repr(scenario.iam_bindings).encode()).digest()[:8]
-    return {f"projects/{scenario.project}": {"version": 3, "etag": base64.b64encode(etag).decode(),
-                                             "bindings": copy.deepcopy(scenario.iam_bindings)}}
+    """Each policy (the project's, its ancestors') as getIamPolicy returns it; a resource without
+    one has no policy to read."""
+    bindings_of = {f"projects/{scenario.project}": scenario.iam_bindings}
+    bindings_of.update({a["name"]: (a.get("iam_policy") or {}).get("bindings") or [] for a in scenario.ancestors})
+    policies = {}
+    for resource, bindings in bindings_of.items():
+        if bindings or resource != f"projects/{scenario.project}":
+            etag = hashlib.sha256(repr(bindings).encode()).digest()[:8]
+            policies[resource] = {"version": 3, "etag": base64.b64encode(etag).decode(),
+                                  "bindings": copy.deepcopy(bindings)}
+    return policies
+
+
+def expand_iam_resources(scenario: Scenario) -> dict[str, dict]:
+    """Resource Manager v3 projects/folders/organizations and IAM v1 custom roles, keyed by the
+    name they are read under (the project by id, as `projects.get` accepts it)."""
+    chain = [a["name"] for a in scenario.ancestors]
+    number = str(int(hashlib.sha256(scenario.project.encode()).hexdigest(), 16))[:12]
+    resources = {f"projects/{scenario.project}": {
+        "name": f"projects/{number}", "projectId": scenario.project, "state": "ACTIVE",
+        "displayName": scenario.project, **({"parent": chain[0]} if chain else {})}}
+    for index, name in enumerate(chain):
+        resources[name] = {"name": name, "state": "ACTIVE", "displayName": f"{name.split('/')[0][:-1]} {index}",
+                           **({"parent": chain[index + 1]} if index + 1 < len(chain) else {})}
+    for role in scenario.custom_roles:
+        resources[role["name"]] = {
+            "name": role["name"], "title": role["name"].rsplit("/", 1)[-1], "stage": role.get("stage", "GA"),
+            "etag": "BwYAAAAAAAA=", **({"includedPermissions": list(role["permissions"])} if role.get("permissions") else {}),
+            **({"deleted": True} if role.get("deleted") else {})}
+    return resources
 
 
 def expand_log_entries(scenario: Scenario) -> list[dict]:
