@@ -126,8 +126,13 @@ class YamlReader:
         self.file = file
         self.positions = Positions()
         self.issues: list[InventoryIssue] = []
-        self._loader = _BoundedLoader(text)
         self._walked: set[int] = set()
+        try:
+            self._loader = _BoundedLoader(text)  # PyYAML checks the characters of a str here
+        except yaml.reader.ReaderError as err:  # a character YAML does not allow, e.g. a control character
+            raise InventoryError([InventoryIssue(
+                file, *_line_column(text, err.position), "",
+                f"character U+{err.character:04X} is not allowed in YAML (expected printable text)")]) from None
         try:
             root = self._loader.get_single_node()
             if root is not None:
@@ -138,11 +143,6 @@ class YamlReader:
             raise InventoryError([InventoryIssue(file, *_position(refused.mark), "", refused.message)]) from None
         except yaml.MarkedYAMLError as err:
             raise InventoryError([_syntax_issue(err, file)]) from None
-        except yaml.reader.ReaderError as err:  # a character YAML does not allow, e.g. a control character
-            line, column = _line_column(text, err.position)
-            raise InventoryError([InventoryIssue(
-                file, line, column, "", f"character {err.character!r} is not allowed in YAML "
-                                        f"(expected printable text)")]) from None
         finally:
             self._loader.dispose()
 
@@ -183,7 +183,9 @@ def _line_column(text: str, index: int) -> Mark:
 
 def _syntax_issue(err: yaml.MarkedYAMLError, file: str) -> InventoryIssue:
     line, column = (err.problem_mark.line + 1, err.problem_mark.column + 1) if err.problem_mark else (0, 0)
-    message = f"YAML syntax error: {err.problem}"
+    # A constructor refuses a tag or an unhashable key in well-formed YAML: no syntax error.
+    kind = "YAML error" if isinstance(err, yaml.constructor.ConstructorError) else "YAML syntax error"
+    message = f"{kind}: {err.problem}"
     if err.context:
         context_line = f" at line {err.context_mark.line + 1}" if err.context_mark else ""
         message += f" ({err.context}{context_line})"
