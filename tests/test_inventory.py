@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from deploycheck.__main__ import main
-from deploycheck.inventory import InventoryError, inventory_json_schema, load_inventory
+from deploycheck.inventory import inventory_json_schema, load_inventory
 
 REPO = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "bad_inventory"

@@ -46,16 +46,16 @@ def evaluate_pattern(resource: str, pattern: CodePattern, file: FileRead, image:
             unmatched_forbidden.append(regex)
     found = {regex: _search(regex, text) for regex in pattern.must_contain}
     missing = [regex for regex, match in found.items() if match is None]
-    if file.truncated and not problems:
+    if file.truncated and not problems and (unmatched_forbidden or missing):
         read = f"{pattern.path} read only to {len(file.data or b''):,} bytes of {file.size:,}"
-        if unmatched_forbidden:
-            return Finding(CHECK, resource, Severity.P1, Outcome.ERROR,
-                           f"absence not proven: {read}; /{unmatched_forbidden[0]}/ may be in the rest "
-                           f"(raise --max-file-bytes)", evidence, None)
+        details = [f"/{unmatched_forbidden[0]}/ may be in the rest"] if unmatched_forbidden else []
         if missing:
-            return Finding(CHECK, resource, Severity.P1, Outcome.ERROR,
-                           f"presence not proven: {read}; cannot tell whether it contains /{missing[0]}/ "
-                           f"(raise --max-file-bytes)", evidence, None)
+            also = "presence not proven: " if unmatched_forbidden else ""
+            details.append(f"{also}cannot tell whether it contains /{missing[0]}/")
+        head = "absence not proven" if unmatched_forbidden else "presence not proven"
+        summary = f"{head}: {read}; " + "; ".join(details)
+        return Finding(CHECK, resource, Severity.P1, Outcome.ERROR, f"{summary} (raise --max-file-bytes)",
+                       evidence, None)
     problems.extend(f"{pattern.path} does not contain /{regex}/" for regex in missing
                     if not file.truncated)
     if problems:
