@@ -125,7 +125,7 @@ def test_bad_inventory_reports_every_error_with_its_line_before_any_network_call
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert re.search(rf"{re.escape(str(bad))}:\d+:\d+: services\[0\]\.imagee: ", err), err
-    assert re.search(r"services\.yaml:\d+:\d+: .*must_contain\[0\].*(unterminated|missing \))", err), err
+    assert re.search(r"services\.yaml:\d+:\d+: .*must_contain\[0\].*'\(' is never closed", err), err
     assert "Application Default Credentials" not in err
 
 
