@@ -72,8 +72,8 @@ def test_a_refused_organisation_policy_names_the_permission(reader_for):
     ({}, {"folders/1": {"bindings": []}}, "without an etag"),
     ({}, {"folders/1": {"etag": "BwY=", "bindings": [{"role": "", "members": ["user:a@x.com"]}]}}, "empty role"),
     ({}, {"folders/1": {"etag": "BwY=", "bindings": [{"role": "roles/viewer", "members": "user:a@x.com"}]}},
-     "folders.getIamPolicy answered with a malformed payload"),
-    ({f"projects/{PROJECT}": {"name": "projects/123", "parent": 7}}, {}, "projects.get answered with a malformed payload"),
+     "folders.getIamPolicy answered a malformed payload"),
+    ({f"projects/{PROJECT}": {"name": "projects/123", "parent": 7}}, {}, "projects.get answered a malformed payload"),
 ])
 def test_malformed_hierarchy_answers_are_observation_errors(reader_for, resources, policies, complaint):
     with pytest.raises(ObservationError, match=complaint):
