@@ -38,3 +38,9 @@ def re2_incompatibility(pattern: str) -> tuple[str, str] | None:
             return pattern[index:index + 2], "is a possessive quantifier, which RE2 lacks"
         index += 1
     return None
+
+
+def compile(pattern: str):  # noqa: A001 -- TEMP shim until the google-re2 based module lands
+    import re
+
+    return re.compile(pattern)
