@@ -37,14 +37,16 @@ def test_healthy_log_checks_pass(suite):
     result.assert_outcomes(passed=6 + 4 + 6)  # boot and visibility for 6 services, heartbeats for the 4 that log them
 
 
-def test_three_log_checks_of_one_service_make_two_logging_calls(suite):
+def test_three_log_checks_of_one_service_make_five_bounded_logging_calls(suite):
+    """boot: its error lines + the latest line of the serving revision; heartbeat-log: the
+    old-format lines + the latest expected line; log-visibility: the latest INFO line."""
     info = suite.reuse_sandbox("healthy")
     httpx.delete(f"{info.api_url}/_sandbox/calls").raise_for_status()
     result = suite.run("-m", "postdeploy", "-k", LOG_CHECKS, "--service", PHASE2, "--target", "sandbox:healthy")
     assert result.ret == 0
     result.assert_outcomes(passed=3)
     calls = httpx.get(f"{info.api_url}/_sandbox/calls").json()["calls"]
-    assert calls["POST /v2/entries:list"] == 2
+    assert calls["POST /v2/entries:list"] == 5
 
 
 @pytest.mark.parametrize("fault, cause", [
