@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 import pytest
 
-from conftest import findings_for
+from conftest import findings_for, phase2_scenario
 
 PHASE2 = "nba-phase2-raw-processors"
 LOG_CHECKS = "boot or heartbeat_log or log_visibility"
@@ -80,3 +81,70 @@ def test_a_log_pattern_cloud_logging_cannot_run_is_refused_when_the_inventory_lo
     err = result.stderr.str()
     assert re.search(r"services\.yaml:\d+:\d+: services\[0\]\.heartbeat_log\.expected: .*'\(\?=' is a lookahead", err), err
     assert "RE2" in err
+
+
+# --- production-sized logs ---------------------------------------------------------------------------
+VOLUME_REVISION = f"{PHASE2}-00200-vol"
+VOLUME_LINES = 100_000
+# The serving revision's day: heartbeats, INFO lines and request logs, then (in the bad case) a
+# cold start that fails to import, and a processor still logging the old heartbeat id.
+VOLUME = f"""\
+log_volume:
+  - service: {PHASE2}
+    revision: 00200-vol
+    count: {VOLUME_LINES}
+    from: now-19h
+    to: now-10m
+    lines:
+      - {{severity: INFO, text: "Started heartbeat for p2_nba_raw.nbac_schedule"}}
+      - {{severity: INFO, json: {{message: "Processed batch {{n}} of nbac_schedule", severity: INFO}}}}
+      - {{severity: INFO, text: "Stopped heartbeat for p2_nba_raw.nbac_schedule"}}
+      - {{log: requests, severity: INFO}}
+"""
+LATE_FAULTS = f"""\
+logs:
+  - {{service: {PHASE2}, revision: 00200-vol, at: now-5m, severity: ERROR, text: "ModuleNotFoundError: No module named 'google.cloud.monitoring_v3'"}}
+  - {{service: {PHASE2}, revision: 00200-vol, at: now-4m, severity: INFO, text: "Started heartbeat for NbacScheduleProcessor_None_097ffc9c"}}
+"""
+
+
+def volume_scenario(directory, *, extra: str = "") -> str:
+    scenario = phase2_scenario(directory, service="""\
+    revisions:
+      - {suffix: 00200-vol, image: app, created: now-20h}
+""")
+    with (scenario / "scenario.yaml").open("a") as handle:
+        handle.write(VOLUME + extra)
+    return f"sandbox:{scenario}"
+
+
+def timed_run(suite, *args):
+    began = time.monotonic()
+    result = suite.run("-m", "postdeploy", "-k", LOG_CHECKS, "--service", PHASE2, "--report-dir", "out", *args)
+    return result, time.monotonic() - began
+
+
+def test_errors_after_100000_ordinary_lines_are_found_and_quoted_in_under_30s(suite, tmp_path):
+    """Seed 004's boot failure came on a later cold start: a reader that lists the first N lines
+    oldest first never sees it. Sandbox start included, the run must stay under 30 s."""
+    result, seconds = timed_run(suite, "--target", volume_scenario(tmp_path / "late-faults", extra=LATE_FAULTS))
+    assert result.ret == 1, result.stdout.str() + result.stderr.str()
+    report = suite.report()
+    [boot] = findings_for(report, "boot", PHASE2)
+    assert boot["outcome"] == "fail" and boot["severity"] == "P0"
+    assert f"{VOLUME_REVISION}: ModuleNotFoundError: No module named 'google.cloud.monitoring_v3'" in boot["summary"]
+    [heartbeats] = findings_for(report, "heartbeat-log", PHASE2)
+    assert heartbeats["outcome"] == "fail" and "(1 lines, newest first)" in heartbeats["summary"]
+    assert "Started heartbeat for NbacScheduleProcessor_None_097ffc9c" in heartbeats["summary"]
+    [visibility] = findings_for(report, "log-visibility", PHASE2)
+    assert visibility["outcome"] == "pass"
+    assert seconds < 30, f"{seconds:.1f}s"
+
+
+def test_the_same_100000_lines_without_faults_pass_in_under_30s(suite, tmp_path):
+    result, seconds = timed_run(suite, "--target", volume_scenario(tmp_path / "clean"))
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=3)
+    [heartbeats] = findings_for(suite.report(), "heartbeat-log", PHASE2)
+    assert "latest heartbeat:" in heartbeats["summary"] and "Stopped heartbeat for p2_nba_raw" in heartbeats["summary"]
+    assert seconds < 30, f"{seconds:.1f}s"
