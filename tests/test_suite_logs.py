@@ -148,3 +148,68 @@ def test_the_same_100000_lines_without_faults_pass_in_under_30s(suite, tmp_path)
     [heartbeats] = findings_for(suite.report(), "heartbeat-log", PHASE2)
     assert "latest heartbeat:" in heartbeats["summary"] and "Stopped heartbeat for p2_nba_raw" in heartbeats["summary"]
     assert seconds < 30, f"{seconds:.1f}s"
+
+
+def test_a_listing_cut_at_the_limit_is_an_error_naming_the_limit_and_the_option(suite, tmp_path):
+    """The newest revision crash-loops 1,500 times while traffic stays on the previous one: with
+    1,000 lines read, whether the serving revision failed too is unknown, so boot cannot pass."""
+    scenario = phase2_scenario(tmp_path / "crash-loop", service=f"""\
+    revisions:
+      - {{suffix: 00200-vol, image: app, created: now-20h}}
+      - {{suffix: 00201-bad, image: app, created: now-2h, ready: false}}
+    traffic: [{{revision: 00200-vol, percent: 100}}]
+log_volume:
+  - service: {PHASE2}
+    revision: 00201-bad
+    count: 1500
+    from: now-2h
+    to: now-1m
+    lines: [{{severity: ERROR, text: "ModuleNotFoundError: No module named 'google.cloud.monitoring_v3'"}}]
+logs:
+  - {{service: {PHASE2}, revision: 00200-vol, at: now-3h, severity: INFO, text: "Booting worker with pid: 7"}}
+""")
+    result = suite.run("-m", "postdeploy", "-k", "boot", "--service", PHASE2, "--target", f"sandbox:{scenario}",
+                       "--report-dir", "out")
+    assert result.ret == 1
+    [boot] = findings_for(suite.report(), "boot", PHASE2)
+    assert boot["outcome"] == "error", boot
+    assert "more than 1,000 boot-error lines" in boot["summary"]
+    assert "limit of 1,000 entries (--max-log-entries); raise --max-log-entries" in boot["summary"]
+
+    result = suite.run("-m", "postdeploy", "-k", "boot", "--service", PHASE2, "--target", f"sandbox:{scenario}",
+                       "--report-dir", "out", "--max-log-entries", "2000")
+    [boot] = findings_for(suite.report(), "boot", PHASE2)
+    assert boot["outcome"] == "fail" and boot["severity"] == "P1", boot
+    assert f"the newest revision {PHASE2}-00201-bad fails at boot" in boot["summary"]
+
+
+def test_boot_cannot_pass_without_a_single_line_from_the_serving_revision(suite, tmp_path):
+    """The stand-in answers `{}` to every query: no boot error, but also no sign that this
+    revision's logs reach Cloud Logging at all."""
+    scenario = phase2_scenario(tmp_path / "silent", service="""\
+    revisions:
+      - {suffix: 00200-vol, image: app, created: now-20h}
+""")
+    result = suite.run("-m", "postdeploy", "-k", "boot", "--service", PHASE2, "--target", f"sandbox:{scenario}",
+                       "--report-dir", "out")
+    assert result.ret == 1
+    [boot] = findings_for(suite.report(), "boot", PHASE2)
+    assert boot["outcome"] == "error", boot
+    assert f"no log entry at all from {VOLUME_REVISION}" in boot["summary"]
+
+
+def test_a_stalled_logging_api_errors_within_the_runs_deadline(suite):
+    """google-cloud-logging waits 60 s per request by default; the reader's timeout is --deadline's."""
+    info = suite.reuse_sandbox("healthy")
+    rule = {"method": "POST", "path_regex": "^/v2/entries:list", "delay_s": 20}
+    httpx.post(f"{info.api_url}/_sandbox/faults", json={"faults": [rule]}).raise_for_status()
+    began = time.monotonic()
+    try:
+        result = suite.run("-m", "postdeploy", "-k", "boot", "--service", PHASE2, "--target", "sandbox:healthy",
+                           "--deadline", "2")
+    finally:
+        httpx.post(f"{info.api_url}/_sandbox/faults", json={"faults": []}).raise_for_status()
+    assert result.ret == 1
+    result.assert_outcomes(errors=1)
+    assert "the boot-error lines of nba-phase2-raw-processors" in result.stdout.str()
+    assert time.monotonic() - began < 15
