@@ -281,7 +281,7 @@ class RevisionLogs:
                 for revision in self.serving}
             return BootLogs(errors, latest)
 
-        return self._remember(("logs", self.service, "boot", self.since), read)
+        return self._remember(("logs", self.service, "boot"), read)
 
     def heartbeats(self, spec: HeartbeatLogSpec) -> HeartbeatLogs:
         def read() -> HeartbeatLogs:
@@ -293,12 +293,11 @@ class RevisionLogs:
                                         what=f"the latest heartbeat line of {self.service}", allowed_revisions=allowed)
             return HeartbeatLogs(forbidden, latest)
 
-        return self._remember(("logs", self.service, "heartbeats", self.since, spec.expected,
-                               tuple(spec.forbidden)), read)
+        return self._remember(("logs", self.service, "heartbeats", spec.expected, tuple(spec.forbidden)), read)
 
     def info_line(self) -> LogLine | None:
         """The latest INFO line of a serving revision that is not a request log."""
         request_log = quote(f"projects/{self.reader.project}/logs/{REQUEST_LOG}")
-        return self._remember(("logs", self.service, "info", self.since), lambda: self.reader.latest(
+        return self._remember(("logs", self.service, "info"), lambda: self.reader.latest(
             f"{self.serving_scope} AND severity=INFO AND logName!={request_log}",
             what=f"the INFO logs of {self.service}", allowed_revisions=set(self.serving)))

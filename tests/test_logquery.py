@@ -494,7 +494,8 @@ STORE_FILTERS = [
     OF_SERVICE,
     f'resource.labels.service_name="{SERVICE}" AND resource.labels.revision_name=("{SERVICE}-00042-abc" OR "x")',
     f'resource.labels.revision_name="{SERVICE}-00042-abc" AND timestamp<={quoted(SERVED_ENTRIES[4]["timestamp"])}',
-    f'timestamp>{quoted(SERVED_ENTRIES[4]["timestamp"])} AND timestamp<{quoted(SERVED_ENTRIES[0]["timestamp"])}',
+    f'timestamp>={quoted(SERVED_ENTRIES[0]["timestamp"])} AND timestamp<={quoted(SERVED_ENTRIES[4]["timestamp"])}',
+    f'timestamp>{quoted(SERVED_ENTRIES[0]["timestamp"])} AND timestamp<{quoted(SERVED_ENTRIES[4]["timestamp"])}',
     f'resource.labels.service_name="{SERVICE}" OR resource.labels.service_name="prediction-worker"',
     f'NOT resource.labels.service_name="{SERVICE}"',
     f'{OF_SERVICE} AND (textPayload=~"^Traceback" OR textPayload=~"worker" OR jsonPayload.message=~"ok$")',
@@ -502,7 +503,7 @@ STORE_FILTERS = [
 ]
 
 
-@pytest.mark.parametrize("filter_", STORE_FILTERS)
+@pytest.mark.parametrize("filter_", STORE_FILTERS, ids=[f"filter{n}" for n in range(len(STORE_FILTERS))])
 @pytest.mark.parametrize("descending", [False, True])
 def test_the_indexed_store_pages_exactly_what_a_full_scan_finds(filter_, descending):
     store = LogStore(SERVED_ENTRIES)
