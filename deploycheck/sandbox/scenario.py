@@ -20,6 +20,9 @@ by path. Sections:
   firestore             documents to seed into the Firestore emulator ({collection: [{id, fields}]})
   logs                  Cloud Logging entries of revisions ({service, revision, at, severity, text | json,
                         log: stdout|stderr|requests}), or LogEntry JSON under `entries` verbatim
+  log_volume            production-sized logs, made when the stand-in starts: [{service, revision,
+                        count, from, to, lines: [compact lines as in `logs`, `{n}` = the entry's number]}]
+                        gives `count` entries cycling through `lines`, evenly spread from `from` to `to`
 
 Compact resources name images by their key in `images`; the expansion fills in what the real
 API reports (containerStatuses[].imageDigest, latestReadyRevision, trafficStatuses, ...).
@@ -40,6 +43,8 @@ import yaml
 
 from ..errors import InputError
 from .apiserver import LATER_KEY
+from .logquery import instant
+from .logstore import revision_entry
 from .timeutil import RELATIVE_TIME, resolve_time, rfc3339
 
 BUILTIN_DIR = Path(__file__).parent / "scenarios"
@@ -77,6 +82,7 @@ class Scenario:
     now: datetime
     ancestors: list[dict] = field(default_factory=list)
     custom_roles: list[dict] = field(default_factory=list)
+    log_volume: list[dict] = field(default_factory=list)
 
 
 def scenario_dir(name_or_path: str) -> Path:
@@ -109,7 +115,7 @@ def load_scenario(name_or_path: str, *, project: str, region: str, now: datetime
                     services=data.get("services") or {}, jobs=data.get("jobs") or {},
                     resources=data.get("resources") or [], iam_bindings=(data.get("iam_policy") or {}).get("bindings") or [],
                     firestore=_firestore_documents(data.get("firestore") or {}, now), logs=data.get("logs") or [],
-                    now=now, **_iam_hierarchy(data, path))
+                    now=now, log_volume=data.get("log_volume") or [], **_iam_hierarchy(data, path))
 
 
 def _firestore_documents(collections: dict, now: datetime) -> dict[str, list[tuple[str, dict]]]:
@@ -213,28 +219,40 @@ def expand_log_entries(scenario: Scenario) -> list[dict]:
         if "entry" in line:
             entries.append(copy.deepcopy(line["entry"]))
             continue
-        service, revision = line["service"], f"{line['service']}-{line['revision']}"
-        when = rfc3339(resolve_time(line.get("at", "now"), scenario.now))
-        log = line.get("log", "stdout")
-        entry = {
-            "logName": f"projects/{scenario.project}/logs/run.googleapis.com%2F{log}",
-            "resource": {"type": "cloud_run_revision", "labels": {
-                "service_name": service, "revision_name": revision, "location": scenario.region,
-                "project_id": scenario.project, "configuration_name": service}},
-            "timestamp": when,
-            "receiveTimestamp": when,
-            "severity": line.get("severity", "DEFAULT"),
-            "insertId": f"{index:06x}{_uid(service, str(index))[:8]}",
-        }
-        if log == "requests":
-            entry["httpRequest"] = {"requestMethod": "POST", "requestUrl": f"https://{service}.run.app/process",
-                                    "status": line.get("status", 200), "latency": "0.231s"}
-        elif "json" in line:
-            entry["jsonPayload"] = copy.deepcopy(line["json"])
-        else:
-            entry["textPayload"] = line.get("text", "")
-        entries.append(entry)
+        service = line["service"]
+        entries.append(revision_entry(
+            project=scenario.project, region=scenario.region, service=service,
+            revision=f"{service}-{line['revision']}", timestamp=rfc3339(resolve_time(line.get("at", "now"), scenario.now)),
+            insert_id=f"{index:06x}{_uid(service, str(index))[:8]}", line=copy.deepcopy(line)))
     return entries
+
+
+def expand_log_volume(scenario: Scenario) -> list[dict]:
+    """`log_volume` checked and with its times resolved; the stand-in makes the entries at start
+    (logstore.generate_volume), so the state file stays small."""
+    specs = []
+    for index, item in enumerate(scenario.log_volume):
+        where = f"{scenario.directory / 'scenario.yaml'}: log_volume[{index}]"
+        if not isinstance(item, dict):
+            raise InputError(f"{where}: expected a mapping with service, revision, count, from, to, lines")
+        missing = [key for key in ("service", "revision", "count", "lines") if key not in item]
+        if missing:
+            raise InputError(f"{where}: missing {', '.join(missing)}")
+        count, lines = item["count"], item["lines"]
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise InputError(f"{where}.count: expected a positive integer, got {count!r}")
+        if not isinstance(lines, list) or not lines or not all(isinstance(line, dict) for line in lines):
+            raise InputError(f"{where}.lines: expected a non-empty list of lines like "
+                             "{severity: INFO, text: '...'}")
+        first, last = (resolve_time(item.get(key, default), scenario.now) for key, default in
+                       (("from", "now-24h"), ("to", "now")))
+        if last < first:
+            raise InputError(f"{where}: `to` ({rfc3339(last)}) is before `from` ({rfc3339(first)})")
+        service = str(item["service"])
+        specs.append({"id": f"volume{index}", "project": scenario.project, "region": scenario.region,
+                      "service": service, "revision": f"{service}-{item['revision']}", "count": count,
+                      "lines": copy.deepcopy(lines), "from_ns": instant(rfc3339(first)), "to_ns": instant(rfc3339(last))})
+    return specs
 
 
 # --- expansion to Cloud Run admin v2 REST JSON ------------------------------------------------
