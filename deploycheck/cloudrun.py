@@ -18,10 +18,13 @@ from google.cloud import run_v2
 
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call, raise_for_status
+from .paging import Page, guarded_pages
 from .imageref import DIGEST_RE, ImageRef, ImageRefError, digest_of
 
 DEFAULT_ENDPOINT = "https://run.googleapis.com"
 API = "Cloud Run"
+LIST_PAGE_SIZE = 100
+MAX_LIST_PAGES = 1000  # 100,000 resources in one region: far past Cloud Run's quotas
 
 
 @dataclass(frozen=True)
@@ -242,18 +245,32 @@ class CloudRunReader:
 
     def service_names(self) -> list[str]:
         """Every service in the region: one list call per page of 100, not one call per name."""
-        return call("the Cloud Run services of the region", lambda: [
-            _short(service.name) for service in self._services.list_services(
-                request=run_v2.ListServicesRequest(parent=self.parent, page_size=100), retry=None,
-                timeout=self.policy.attempt_timeout)],
-            policy=self.policy, permission="run.services.list", counter=self.calls, method="services.list", api=API)
+        return self._names("services", self._services.list_services, run_v2.ListServicesRequest)
 
     def job_names(self) -> list[str]:
-        return call("the Cloud Run jobs of the region", lambda: [
-            _short(job.name) for job in self._jobs.list_jobs(
-                request=run_v2.ListJobsRequest(parent=self.parent, page_size=100), retry=None,
-                timeout=self.policy.attempt_timeout)],
-            policy=self.policy, permission="run.jobs.list", counter=self.calls, method="jobs.list", api=API)
+        return self._names("jobs", self._jobs.list_jobs, run_v2.ListJobsRequest)
+
+    def _names(self, kind: str, list_method, request_type) -> list[str]:
+        """Names of one collection, page by page, through the page guard; a nameless item is an error."""
+        what = f"the Cloud Run {kind} of the region"
+        method = f"{kind}.list"
+
+        def fetch_page(token: str | None) -> Page:
+            request = request_type(parent=self.parent, page_size=LIST_PAGE_SIZE, page_token=token or "")
+            # The pager's first page is the response of this one request; the guard follows the tokens.
+            response = call(what, lambda: next(iter(list_method(
+                request=request, retry=None, timeout=self.policy.attempt_timeout).pages)),
+                policy=self.policy, permission=f"run.{method}", counter=self.calls, method=method, api=API)
+            names = []
+            for item in getattr(response, kind):
+                if not item.name.startswith(f"{self.parent}/{kind}/"):
+                    raise ObservationError(what, f"{API} {method} listed an item named {item.name!r}, not one of "
+                                                 f"{self.parent}/{kind}/")
+                names.append(_short(item.name))
+            return Page(names, response.next_page_token)
+
+        pages = guarded_pages(f"{what} ({API} {method})", fetch_page, max_pages=MAX_LIST_PAGES)
+        return list(dict.fromkeys(name for page in pages for name in page.items))
 
     def revision_json(self, service: str, revision: str) -> dict:
         name = f"{self.parent}/services/{service}/revisions/{revision}"

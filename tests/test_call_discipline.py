@@ -149,3 +149,23 @@ def test_an_empty_corrupt_or_truncated_revision_is_an_error(body, cause):
     with raw_server(fixed(http_answer(200, body))) as url:
         with pytest.raises(ObservationError, match=cause):
             reader(url).revision("s", "r1")
+
+
+@pytest.mark.parametrize("page, cause", [
+    (b'{"services": [{"name": "projects/p/locations/us-west2/services/a"}], "nextPageToken": "same"}',
+     "already followed"),
+    (b'{"services": [], "nextPageToken": "%d"}', "pages in a row were empty"),
+    (b'{"services": [{"name": ""}]}', "listed an item named ''"),
+])
+def test_service_listings_that_never_end_or_lie_are_errors(page, cause):
+    counter = iter(range(10**6))
+
+    def answer(connection, stop):
+        body = page % next(counter) if b"%d" in page else page
+        connection.sendall(http_answer(200, body))
+
+    with raw_server(answer) as url:
+        cloudrun = reader(url, deadline=5)
+        with pytest.raises(ObservationError, match=cause):
+            cloudrun.service_names()
+    assert cloudrun.calls["services.list"] < 100
