@@ -295,7 +295,7 @@ def test_a_rejection_names_the_column_the_text_and_what_is_supported():
     ('textPayload=~"(?>Import)"', "column 14", "'(?>' is an atomic group"),
     ('textPayload=~"a++"', "column 14", "'++' is a possessive quantifier"),
     ('textPayload=~"Error\\\\Z"', "column 14", "'\\Z' is not RE2 syntax"),
-    ('textPayload=~"[unclosed"', "column 14", "'[unclosed' is not a valid RE2 regular expression: missing ]"),
+    ('textPayload=~"[unclosed"', "column 14", "'[unclosed' is not a valid regular expression: a '[' is never closed"),
     ('resource.type="cloud_run_revision"\n  AND SEARCH("x")', "line 2, column 7", "'SEARCH(' is a function"),
 ])
 def test_rejections(filter_, where, message):
