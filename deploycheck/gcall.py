@@ -116,7 +116,7 @@ def call(what: str, fn: Callable[[], T], *, policy: CallPolicy, permission: str 
     while True:
         remaining = policy.remaining(began)
         if remaining <= 0:
-            raise _gave_up(what, name, failures, began, policy) from last
+            raise _gave_up(what, name, failures, began, policy, last=last) from last
         attempt += 1
         if counter is not None:
             counter[method or what] += 1
@@ -146,7 +146,7 @@ def call(what: str, fn: Callable[[], T], *, policy: CallPolicy, permission: str 
                                          f"({type(exc).__name__}: {_message(exc)})") from exc
         pause = policy.backoff(attempt)
         if policy.remaining(began) - pause <= 0:
-            raise _gave_up(what, name, failures, began, policy, early=True) from last
+            raise _gave_up(what, name, failures, began, policy, last=last, early=True) from last
         time.sleep(pause)  # backoff between retries of a remote call, not a wait for a server we own
 
 
@@ -169,12 +169,14 @@ def _status(exc: api_exceptions.GoogleAPICallError) -> str:
 
 
 def _gave_up(what: str, name: str, failures: list[str], began: float, policy: CallPolicy, *,
-             early: bool = False) -> ObservationError:
+             last: BaseException | None = None, early: bool = False) -> ObservationError:
     elapsed = time.monotonic() - began
     limit = policy.limit_name(began)
     if not failures:
         return ObservationError(what, f"{name} was not called: {limit} was already spent")
     summary = f"{name} {tally(failures)} over {elapsed:.1f}s"
+    if isinstance(last, api_exceptions.GoogleAPICallError) and _message(last):
+        summary += f" (last: {_message(last)})"
     ending = f"no time left for another try within {limit}" if early else f"gave up at {limit}"
     return ObservationError(what, f"{summary}; {ending}")
 

@@ -154,7 +154,8 @@ class IamReader:
         what = f"the IAM policy of {resource}"
         if not policy.etag:
             # Every real answer carries an etag; one without it is not a policy.
-            raise ObservationError(what, f"{method} answered without an etag: not a complete policy")
+            raise ObservationError(what, f"{method} answered a policy without an etag (an empty or incomplete "
+                                         "answer, not a policy)")
         bindings = []
         for index, binding in enumerate(policy.bindings):
             if not binding.role or not binding.members or not all(binding.members):

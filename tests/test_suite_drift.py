@@ -55,6 +55,15 @@ def test_orphans_both_ways():
     assert clean.outcome is Outcome.PASS
 
 
+def test_an_empty_listing_is_named_as_such_not_as_ordinary_drift():
+    """`{}` from services.list and a region really emptied look alike: the finding says which to suspect."""
+    [finding] = evaluate_orphans("p/r", deployed_services=[], deployed_jobs=[], declared_services=["a", "c"],
+                                 declared_jobs=[], region="r", project="p")
+    assert finding.outcome is Outcome.FAIL
+    assert finding.summary.startswith("services.list answered an empty list for p/r, yet the inventory declares 2")
+    assert finding.remediation == "gcloud run services list --region r --project p"
+
+
 def test_incident_drift_lists_every_backfill_job_and_the_undeclared_one(suite):
     info = suite.reuse_sandbox("incident")
     httpx.delete(f"{info.api_url}/_sandbox/calls").raise_for_status()

@@ -58,7 +58,14 @@ def evaluate_orphans(scope: str, *, deployed_services: list[str], deployed_jobs:
             findings.append(failed("orphans", scope, Severity.P3,
                                    f"{len(unknown)} deployed {plural} nobody declared: {', '.join(unknown)}",
                                    f"declare them in services.yaml, or delete: {delete}", unknown=unknown))
-        if missing:
+        if missing and not deployed:
+            # Nothing at all is rarer than drift: say so, an empty answer or the wrong project looks just like it.
+            findings.append(failed("orphans", scope, Severity.P2,
+                                   f"{plural}.list answered an empty list for {project}/{region}, yet the inventory "
+                                   f"declares {len(missing)} {plural}: {', '.join(missing)} (wrong project or region, "
+                                   "or all of them deleted?)",
+                                   f"gcloud run {plural} list --region {region} --project {project}", missing=missing))
+        elif missing:
             findings.append(failed("orphans", scope, Severity.P2,
                                    f"{len(missing)} declared {plural} not deployed in {region}: {', '.join(missing)}",
                                    "remove them from services.yaml, or deploy them", missing=missing))
