@@ -16,6 +16,9 @@ by path. Sections:
   firestore             documents to seed into the Firestore emulator ({collection: [{id, fields}]})
   logs                  Cloud Logging entries of revisions ({service, revision, at, severity, text | json,
                         log: stdout|stderr|requests}), or LogEntry JSON under `entries` verbatim
+  faults                fault proxies to put in front of backends ({api|registry|firestore: [rule, ...]},
+                        rules as in faultrules.py); a backend listed with no rules gets an idle proxy
+                        that tests reconfigure live
 
 Compact resources name images by their key in `images`; the expansion fills in what the real
 API reports (containerStatuses[].imageDigest, latestReadyRevision, trafficStatuses, ...).
@@ -35,6 +38,7 @@ import yaml
 
 from ..errors import InputError
 from .apiserver import LATER_KEY
+from .faultrules import parse_scenario_faults
 from .timeutil import RELATIVE_TIME, resolve_time, rfc3339
 
 BUILTIN_DIR = Path(__file__).parent / "scenarios"
@@ -70,6 +74,7 @@ class Scenario:
     firestore: dict[str, list[tuple[str, dict]]]
     logs: list[dict]
     now: datetime
+    faults: dict[str, list] = field(default_factory=dict)
 
 
 def scenario_dir(name_or_path: str) -> Path:
@@ -102,7 +107,7 @@ def load_scenario(name_or_path: str, *, project: str, region: str, now: datetime
                     services=data.get("services") or {}, jobs=data.get("jobs") or {},
                     resources=data.get("resources") or [], iam_bindings=(data.get("iam_policy") or {}).get("bindings") or [],
                     firestore=_firestore_documents(data.get("firestore") or {}, now), logs=data.get("logs") or [],
-                    now=now)
+                    now=now, faults=parse_scenario_faults(data.get("faults"), str(path)))
 
 
 def _firestore_documents(collections: dict, now: datetime) -> dict[str, list[tuple[str, dict]]]:
