@@ -25,7 +25,7 @@ from .matrix import ROWS, Config, Matrix, configurations, outcome, run_suite
 
 pytestmark = pytest.mark.faults
 
-LANES = int(os.environ.get("DEPLOYCHECK_FAULT_LANES", "3"))
+LANES = int(os.environ.get("DEPLOYCHECK_FAULT_LANES", "4"))
 # A regex over column labels ("logging:hang", "runquery:.*") to rerun part of the matrix.
 ONLY = os.environ.get("DEPLOYCHECK_FAULT_ONLY")
 MIN_CELLS = 150
