@@ -29,6 +29,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--report-dir", default=None, metavar="DIR", help="write DIR/report.json")
     group.addoption("--log-window", type=float, default=24.0, metavar="HOURS",
                     help="log checks read from the serving revision's creation, at most HOURS back (default 24)")
+    group.addoption("--max-log-entries", type=_at_least_one, default=1000, metavar="N",
+                    help="entries one log query reads at most (default 1000); a check whose answer lies beyond "
+                         "them ERRORs saying so, never passes")
     group.addoption("--budget", type=float, default=1800.0, metavar="SECONDS",
                     help="the whole run's time budget (default 1800): once spent, checks still waiting for a fact "
                          "ERROR instead of running on")
@@ -50,3 +53,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help=f"refuse images with more layers (default {ImageLimits.max_layers})")
     images.addoption("--image-timeout", type=float, default=ImageLimits.max_seconds, metavar="SECONDS",
                      help=f"wall-clock budget of one image read (default {ImageLimits.max_seconds:g}s)")
+
+
+def _at_least_one(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value

@@ -8,6 +8,7 @@ drops unknown fields, which would lose the digest the revision actually runs (DE
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,9 +18,13 @@ from google.cloud import run_v2
 
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call, raise_for_status
+from .paging import Page, guarded_pages
 from .imageref import DIGEST_RE, ImageRef, ImageRefError, digest_of
 
 DEFAULT_ENDPOINT = "https://run.googleapis.com"
+API = "Cloud Run"
+LIST_PAGE_SIZE = 100
+MAX_LIST_PAGES = 1000  # 100,000 resources in one region: far past Cloud Run's quotas
 
 
 @dataclass(frozen=True)
@@ -102,8 +107,48 @@ def _condition_state(condition) -> str:
     return run_v2.Condition.State(state).name if isinstance(state, int) else str(state)
 
 
+def revision_shape_problems(data: object, expected_name: str | None = None) -> list[str]:
+    """What is wrong with a Revision payload for the rules to trust it (empty: nothing)."""
+    if not isinstance(data, dict):
+        return [f"the body is {type(data).__name__}, not a JSON object"]
+    problems = []
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        problems.append("it has no name")
+    elif expected_name and _short(name) != expected_name:
+        problems.append(f"it is named {_short(name)!r}, not {expected_name!r}")
+    containers = data.get("containers")
+    if not isinstance(containers, list) or not containers:
+        problems.append("it lists no containers")
+    else:
+        for index, container in enumerate(containers):
+            if not isinstance(container, dict) or not isinstance(container.get("image"), str) or not container["image"]:
+                problems.append(f"containers[{index}] has no image")
+            elif not _printable(container["image"]):
+                problems.append(f"containers[{index}].image {container['image']!r} has characters no image name has")
+    for key in ("containerStatuses", "conditions"):
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            problems.append(f"{key} is not a list of objects")
+    for key in ("service", "serviceAccount", "createTime"):
+        if key in data and not isinstance(data[key], str):
+            problems.append(f"{key} is not a string")
+    if isinstance(data.get("createTime"), str):
+        try:
+            _timestamp(data["createTime"])
+        except ValueError:
+            problems.append(f"createTime {data['createTime']!r} is not a timestamp")
+    return problems
+
+
+def _printable(text: str) -> bool:
+    return text.isprintable() and "\ufffd" not in text
+
+
 def parse_revision(data: dict) -> RevisionState:
-    """A v2 Revision JSON (as the REST API sends it) -> RevisionState, digests resolved per DESIGN."""
+    """A v2 Revision JSON (as the REST API sends it) -> RevisionState, digests resolved per DESIGN.
+
+    The caller has checked `revision_shape_problems(data)` is empty."""
     statuses = {status.get("name", ""): status.get("imageDigest", "") for status in data.get("containerStatuses", [])}
     containers = []
     for index, container in enumerate(data.get("containers", [])):
@@ -167,7 +212,8 @@ class CloudRunReader:
         full_name = f"{self.parent}/services/{name}"
         service = call(f"Cloud Run service {name}", lambda: self._services.get_service(
             name=full_name, retry=None, timeout=self.policy.attempt_timeout),
-            policy=self.policy, permission="run.services.get", counter=self.calls, method="services.get")
+            policy=self.policy, permission="run.services.get", counter=self.calls, method="services.get", api=API)
+        _require_identity(service.name, full_name, "services.get", f"Cloud Run service {name}")
         traffic = []
         for status in service.traffic_statuses:
             latest = status.type_ == run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
@@ -193,35 +239,56 @@ class CloudRunReader:
         full_name = f"{self.parent}/jobs/{name}"
         job = call(f"Cloud Run job {name}", lambda: self._jobs.get_job(
             name=full_name, retry=None, timeout=self.policy.attempt_timeout),
-            policy=self.policy, permission="run.jobs.get", counter=self.calls, method="jobs.get")
+            policy=self.policy, permission="run.jobs.get", counter=self.calls, method="jobs.get", api=API)
+        _require_identity(job.name, full_name, "jobs.get", f"Cloud Run job {name}")
         return _job_state(job)
 
     def service_names(self) -> list[str]:
         """Every service in the region: one list call per page of 100, not one call per name."""
-        return call("the Cloud Run services of the region", lambda: [
-            _short(service.name) for service in self._services.list_services(
-                request=run_v2.ListServicesRequest(parent=self.parent, page_size=100), retry=None,
-                timeout=self.policy.attempt_timeout)],
-            policy=self.policy, permission="run.services.list", counter=self.calls, method="services.list")
+        return self._names("services", self._services.list_services, run_v2.ListServicesRequest)
 
     def job_names(self) -> list[str]:
-        return call("the Cloud Run jobs of the region", lambda: [
-            _short(job.name) for job in self._jobs.list_jobs(
-                request=run_v2.ListJobsRequest(parent=self.parent, page_size=100), retry=None,
-                timeout=self.policy.attempt_timeout)],
-            policy=self.policy, permission="run.jobs.list", counter=self.calls, method="jobs.list")
+        return self._names("jobs", self._jobs.list_jobs, run_v2.ListJobsRequest)
+
+    def _names(self, kind: str, list_method, request_type) -> list[str]:
+        """Names of one collection, page by page, through the page guard; a nameless item is an error."""
+        what = f"the Cloud Run {kind} of the region"
+        method = f"{kind}.list"
+
+        def fetch_page(token: str | None) -> Page:
+            request = request_type(parent=self.parent, page_size=LIST_PAGE_SIZE, page_token=token or "")
+            # The pager's first page is the response of this one request; the guard follows the tokens.
+            response = call(what, lambda: next(iter(list_method(
+                request=request, retry=None, timeout=self.policy.attempt_timeout).pages)),
+                policy=self.policy, permission=f"run.{method}", counter=self.calls, method=method, api=API)
+            names = []
+            for item in getattr(response, kind):
+                if not item.name.startswith(f"{self.parent}/{kind}/"):
+                    raise ObservationError(what, f"{API} {method} listed an item named {item.name!r}, not one of "
+                                                 f"{self.parent}/{kind}/")
+                names.append(_short(item.name))
+            return Page(names, response.next_page_token)
+
+        pages = guarded_pages(f"{what} ({API} {method})", fetch_page, max_pages=MAX_LIST_PAGES)
+        return list(dict.fromkeys(name for page in pages for name in page.items))
 
     def revision_json(self, service: str, revision: str) -> dict:
         name = f"{self.parent}/services/{service}/revisions/{revision}"
-        response = call(f"Cloud Run revision {revision}",
-                        lambda: raise_for_status(self._session.get(f"{self.endpoint}/v2/{name}",
-                                                                   timeout=self.policy.attempt_timeout)),
-                        policy=self.policy, permission="run.revisions.get", counter=self.calls,
-                        method="revisions.get")
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise ObservationError(f"Cloud Run revision {revision}", "the API answered with a body that is not JSON") from exc
+        what = f"Cloud Run revision {revision}"
+
+        def fetch() -> object:
+            response = raise_for_status(self._session.get(f"{self.endpoint}/v2/{name}",
+                                                          timeout=self.policy.attempt_timeout))
+            # Strict UTF-8: a corrupted byte must not become U+FFFD inside an image name.
+            return json.loads(response.content.decode("utf-8"))
+
+        data = call(what, fetch, policy=self.policy, permission="run.revisions.get", counter=self.calls,
+                    method="revisions.get", api=API)
+        problems = revision_shape_problems(data, revision)
+        if problems:
+            raise ObservationError(what, f"{API} revisions.get answered a revision the checks cannot trust: "
+                                         f"{'; '.join(problems)}")
+        return data
 
     def revision(self, service: str, revision: str) -> RevisionState:
         return parse_revision(self.revision_json(service, revision))
@@ -230,6 +297,13 @@ class CloudRunReader:
         self._session.close()
         self._services.transport.close()
         self._jobs.transport.close()
+
+
+def _require_identity(answered: str, asked: str, method: str, what: str) -> None:
+    """An answer about another resource, or about none (`{}`), is not an answer."""
+    if answered != asked:
+        shown = f"one named {answered!r}" if answered else "an object without a name (an empty answer)"
+        raise ObservationError(what, f"{API} {method} answered {shown}, not {asked}")
 
 
 def _job_state(job) -> JobState:

@@ -6,6 +6,8 @@ pass or a skip; readers raise ObservationError and the pytest layer lets it surf
 
 from __future__ import annotations
 
+from .redact import redact
+
 
 class DeploycheckError(Exception):
     """Base of every error deploycheck raises on purpose."""
@@ -31,7 +33,7 @@ class ObservationError(DeploycheckError):
             text += f" (missing permission {self.permission})"
         if self.hint:
             text += f"; {self.hint}"
-        return text
+        return redact(text)
 
 
 class NotFoundError(ObservationError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 
+from .redact import redact, redact_data
+
 
 class Severity(str, Enum):
     """As the platform's daily check uses them: P0 page now ... P3 tidy up."""
@@ -30,6 +32,12 @@ class Finding:
     summary: str
     evidence: dict = field(default_factory=dict)
     remediation: str | None = None
+
+    def __post_init__(self) -> None:
+        # Whatever a server echoed into a summary or evidence, no credential leaves in a finding.
+        object.__setattr__(self, "summary", redact(self.summary))
+        object.__setattr__(self, "remediation", redact(self.remediation) if self.remediation else self.remediation)
+        object.__setattr__(self, "evidence", redact_data(self.evidence))
 
     @property
     def failed(self) -> bool:

@@ -72,6 +72,7 @@ class HeartbeatScan:
     requests: int  # RunQuery streams opened, retries included
     elapsed_s: float
     response_bytes: int  # serialized size of every response message received: the mask's effect
+    duplicates: int = 0  # documents the stream sent more than once, counted once in `documents`
 
 
 class HeartbeatReader:
@@ -111,6 +112,8 @@ class HeartbeatReader:
             ),
         )
 
+        what = f"Firestore collection {collection}"
+
         def read_whole_stream() -> tuple[list[HeartbeatDoc], int]:
             documents: list[HeartbeatDoc] = []
             received = 0
@@ -121,24 +124,28 @@ class HeartbeatReader:
                     message = RunQueryResponse.pb(response)
                     received += message.ByteSize()
                     if message.HasField("document"):
+                        if not message.document.name.startswith(f"{request.parent}/{collection}/"):
+                            raise ObservationError(what, f"Firestore runQuery answered a document outside "
+                                                         f"{collection}: {message.document.name!r}")
                         documents.append(_heartbeat_doc(message.document))
             except grpc.RpcError as exc:  # api_core wraps stream errors, but a raw one must not escape
                 raise api_exceptions.from_grpc_error(exc) from exc
             return documents, received
 
-        what = f"Firestore collection {collection}"
         requests_before = self.calls[METHOD]
         began = time.perf_counter()
         try:
             documents, received = call(what, read_whole_stream, policy=self.policy, permission=PERMISSION,
-                                       counter=self.calls, method=METHOD)
+                                       counter=self.calls, method=METHOD, api="Firestore")
         except ObservationError as exc:
             if _unreachable(exc.__cause__):
                 raise ObservationError(what, f"could not reach Firestore at {self.endpoint} ({exc.reason})") from exc
             raise
-        return HeartbeatScan(collection=collection, documents=documents,
+        unique = list({document.id: document for document in documents}.values())
+        return HeartbeatScan(collection=collection, documents=unique,
                              requests=self.calls[METHOD] - requests_before,
-                             elapsed_s=time.perf_counter() - began, response_bytes=received)
+                             elapsed_s=time.perf_counter() - began, response_bytes=received,
+                             duplicates=len(documents) - len(unique))
 
     def close(self) -> None:
         self._client.transport.close()

@@ -1,15 +1,41 @@
-"""The project's IAM policy, read through google-cloud-resource-manager (read-only)."""
+"""IAM as Google evaluates it, read-only: the allow policies of the project and of every folder and
+the organisation above it (Resource Manager v3 through google-cloud-resource-manager, REST), and
+the permissions each role holds (IAM v1 `roles.get`).
+
+`roles.get` is read as raw JSON through an AuthorizedSession: google-cloud-iam's IAMClient has
+only gRPC transports, and the sandbox stand-in (like every other API here) speaks REST. Every
+payload is checked before it is believed: a missing or malformed field is an ObservationError
+naming the API, never a default.
+"""
 
 from __future__ import annotations
 
+import json
+
+import re
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 from google.api_core.client_options import ClientOptions
+from google.auth.transport.requests import AuthorizedSession
 from google.cloud import resourcemanager_v3
+from google.protobuf import json_format
 
-from .gcall import ApiCounter, CallPolicy, call
+from .errors import ObservationError
+from .gcall import ApiCounter, CallPolicy, call, raise_for_status
 
 DEFAULT_ENDPOINT = "https://cloudresourcemanager.googleapis.com"
+DEFAULT_IAM_ENDPOINT = "https://iam.googleapis.com"
+# Folders nest at most 10 deep under an organisation; a longer chain is a malformed answer.
+MAX_ANCESTORS = 11
+PARENT_RE = re.compile(r"(folders|organizations)/\d+")
+ROLE_RE = re.compile(r"roles/[A-Za-z0-9_.]+|(projects|organizations)/[^/]+/roles/[A-Za-z0-9_.]+")
+# Members the account belongs to whoever it is.
+EVERYONE = ("allUsers", "allAuthenticatedUsers")
+# Members that may or may not include the account: their membership is not visible here.
+INDIRECT_PREFIXES = ("group:", "domain:", "principalSet:", "principal:")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -20,12 +46,56 @@ class Binding:
 
 
 @dataclass(frozen=True)
-class ProjectPolicy:
-    project: str
+class IamPolicy:
+    resource: str  # projects/ID, folders/N or organizations/N
     bindings: tuple[Binding, ...]
 
-    def roles_of(self, member: str) -> dict[str, Binding]:
-        return {b.role: b for b in self.bindings if member in b.members}
+
+@dataclass(frozen=True)
+class PolicyHierarchy:
+    """The project's allow policy and those it inherits, nearest first."""
+
+    project: str
+    policies: tuple[IamPolicy, ...]
+
+    def grants(self):
+        """(resource, binding) for every binding at every level."""
+        for policy in self.policies:
+            for binding in policy.bindings:
+                yield policy.resource, binding
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    permissions: frozenset[str]
+    active: bool = True  # False: deleted or DISABLED, so granting it grants nothing
+
+    @property
+    def granted_permissions(self) -> frozenset[str]:
+        return self.permissions if self.active else frozenset()
+
+
+def account_member(account: str) -> str:
+    return f"serviceAccount:{account}"
+
+
+def applies_to(member: str, account: str) -> bool:
+    """True when the member certainly includes the account (emails compare case-insensitively)."""
+    return member in EVERYONE or member.lower() == account_member(account).lower()
+
+
+def is_indirect(member: str) -> bool:
+    return member.startswith(INDIRECT_PREFIXES)
+
+
+def roles_to_read(hierarchy: PolicyHierarchy, account: str, required_roles: list[str]) -> list[str]:
+    """Every role whose permissions can decide whether `account` holds `required_roles`."""
+    roles = dict.fromkeys(required_roles)
+    for _, binding in hierarchy.grants():
+        if any(applies_to(m, account) or is_indirect(m) for m in binding.members):
+            roles.setdefault(binding.role)
+    return list(roles)
 
 
 class IamReader:
@@ -33,22 +103,122 @@ class IamReader:
         self.project = project
         self.policy = policy or CallPolicy()
         self.calls = ApiCounter()
-        self._projects = resourcemanager_v3.ProjectsClient(
-            transport="rest", credentials=credentials,
-            client_options=ClientOptions(api_endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/")))
+        # The sandbox serves every Google API at one endpoint; the real ones have one host each.
+        self.iam_endpoint = (endpoint or DEFAULT_IAM_ENDPOINT).rstrip("/")
+        options = ClientOptions(api_endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/"))
+        self._projects = resourcemanager_v3.ProjectsClient(transport="rest", credentials=credentials,
+                                                           client_options=options)
+        self._folders = resourcemanager_v3.FoldersClient(transport="rest", credentials=credentials,
+                                                         client_options=options)
+        self._organizations = resourcemanager_v3.OrganizationsClient(transport="rest", credentials=credentials,
+                                                                     client_options=options)
+        self._session = AuthorizedSession(credentials)
+        self._roles: dict[str, Role] = {}
 
-    def project_policy(self) -> ProjectPolicy:
-        resource = f"projects/{self.project}"
+    # --- the resource hierarchy ---------------------------------------------------------------
+    def hierarchy(self) -> PolicyHierarchy:
+        """The project's policy, then each folder's, then the organisation's."""
+        resources = [f"projects/{self.project}", *self.ancestors()]
+        return PolicyHierarchy(self.project, tuple(self.iam_policy(resource) for resource in resources))
+
+    def ancestors(self) -> list[str]:
+        """folders/N ... organizations/N above the project; empty for a project without an organisation."""
+        project = self._read("projects.get", f"project {self.project}", "resourcemanager.projects.get",
+                             lambda: self._projects.get_project(name=f"projects/{self.project}", retry=None,
+                                                                timeout=self.policy.attempt_timeout))
+        ancestors: list[str] = []
+        parent = _parent("projects.get", f"projects/{self.project}", project.parent, required=False)
+        while parent:
+            if parent in ancestors or len(ancestors) >= MAX_ANCESTORS:
+                raise ObservationError(f"the ancestry of project {self.project}",
+                                       f"Resource Manager returned a parent chain that loops or is too deep: "
+                                       f"{' -> '.join([*ancestors, parent])}")
+            ancestors.append(parent)
+            if parent.startswith("organizations/"):
+                break
+            folder = self._read("folders.get", parent, "resourcemanager.folders.get",
+                                lambda name=parent: self._folders.get_folder(
+                                    name=name, retry=None, timeout=self.policy.attempt_timeout))
+            parent = _parent("folders.get", parent, folder.parent, required=True)
+        return ancestors
+
+    def iam_policy(self, resource: str) -> IamPolicy:
+        kind = resource.split("/", 1)[0]
+        client = {"projects": self._projects, "folders": self._folders, "organizations": self._organizations}[kind]
         # Version 3 returns conditional bindings with their conditions instead of failing.
         request = {"resource": resource, "options": {"requested_policy_version": 3}}
-        policy = call(f"the IAM policy of {resource}", lambda: self._projects.get_iam_policy(
-            request=request, retry=None, timeout=self.policy.attempt_timeout),
-            policy=self.policy, permission="resourcemanager.projects.getIamPolicy", counter=self.calls,
-            method="projects.getIamPolicy")
-        return ProjectPolicy(self.project, tuple(
-            Binding(role=b.role, members=tuple(b.members),
-                    condition=b.condition.expression if b.HasField("condition") else None)
-            for b in policy.bindings))
+        method = f"{kind}.getIamPolicy"
+        policy = self._read(method, f"the IAM policy of {resource}", f"resourcemanager.{kind}.getIamPolicy",
+                            lambda: client.get_iam_policy(request=request, retry=None,
+                                                          timeout=self.policy.attempt_timeout))
+        what = f"the IAM policy of {resource}"
+        if not policy.etag:
+            # Every real answer carries an etag; one without it is not a policy.
+            raise ObservationError(what, f"{method} answered without an etag: not a complete policy")
+        bindings = []
+        for index, binding in enumerate(policy.bindings):
+            if not binding.role or not binding.members or not all(binding.members):
+                raise ObservationError(what, f"{method} returned binding #{index} with an empty role or member "
+                                             f"(role={binding.role!r}, members={list(binding.members)!r})")
+            condition = binding.condition.expression if binding.HasField("condition") else None
+            if condition is not None and not condition.strip():
+                raise ObservationError(what, f"{method} returned binding #{index} ({binding.role}) "
+                                             "with a condition that has no expression")
+            bindings.append(Binding(role=binding.role, members=tuple(binding.members), condition=condition))
+        return IamPolicy(resource, tuple(bindings))
+
+    # --- roles -------------------------------------------------------------------------------
+    def role(self, name: str) -> Role:
+        """The role's permissions as IAM's roles.get reports them (each role read once per reader)."""
+        if name not in self._roles:
+            self._roles[name] = self._read_role(name)
+        return self._roles[name]
+
+    def _read_role(self, name: str) -> Role:
+        what = f"the permissions of role {name}"
+        if not ROLE_RE.fullmatch(name):
+            raise ObservationError(what, "not a role name roles.get accepts (roles/ID, projects/P/roles/ID "
+                                         "or organizations/O/roles/ID)")
+        body = call(what, lambda: json.loads(raise_for_status(self._session.get(
+            f"{self.iam_endpoint}/v1/{name}", timeout=self.policy.attempt_timeout)).content.decode("utf-8")),
+            policy=self.policy, permission="iam.roles.get", counter=self.calls, method="roles.get", api="IAM")
+        return parse_role(name, body)
+
+    # --- plumbing ----------------------------------------------------------------------------
+    def _read(self, method: str, what: str, permission: str, fn: Callable[[], T]) -> T:
+        return call(what, fn, policy=self.policy, permission=permission, counter=self.calls, method=method,
+                    api="Resource Manager")
 
     def close(self) -> None:
-        self._projects.transport.close()
+        self._session.close()
+        for client in (self._projects, self._folders, self._organizations):
+            client.transport.close()
+
+
+def _parent(method: str, resource: str, parent: str, *, required: bool) -> str:
+    if not parent and not required:
+        return ""
+    if not PARENT_RE.fullmatch(parent or ""):
+        raise ObservationError(f"the parent of {resource}",
+                               f"{method} returned parent {parent!r}, expected folders/N or organizations/N")
+    return parent
+
+
+def parse_role(name: str, body: object) -> Role:
+    """A roles.get answer, checked: the role asked for, with a list of permission names."""
+    what = f"the permissions of role {name}"
+    if not isinstance(body, dict):
+        raise ObservationError(what, f"roles.get answered with {type(body).__name__}, not a JSON object")
+    if body.get("name") != name:
+        raise ObservationError(what, f"roles.get answered for role {body.get('name')!r}, not {name!r}")
+    inactive = bool(body.get("deleted")) or body.get("stage") == "DISABLED"
+    permissions = body.get("includedPermissions")
+    if permissions is None and inactive:
+        return Role(name, frozenset(), active=False)
+    if not isinstance(permissions, list) or not permissions:
+        raise ObservationError(what, f"roles.get answered without a list of includedPermissions "
+                                     f"(got {type(permissions).__name__})")
+    bad = [p for p in permissions if not isinstance(p, str) or not p]
+    if bad:
+        raise ObservationError(what, f"roles.get listed permissions that are not names: {bad[:3]!r}")
+    return Role(name, frozenset(permissions), active=not inactive)

@@ -78,6 +78,8 @@ class ImageLimits:
     """Wall-clock budget of one read; a stalled transfer also ends at the client's read timeout (--image-timeout)."""
     max_symlink_hops: int = 16
     """Symlinks followed while resolving one path; more means a loop."""
+    not_after: float | None = None
+    """A time.monotonic() instant no read may run past: the run's --budget."""
 
 
 @dataclass(frozen=True)
@@ -355,6 +357,8 @@ class _ReadBudget:
         self.decompressed = 0
 
     def check_deadline(self) -> None:
+        if self.limits.not_after is not None and time.monotonic() > self.limits.not_after:
+            raise ObservationError(self.what, "the run's --budget ran out while reading files from the image")
         if time.monotonic() > self.deadline:
             raise ObservationError(
                 self.what,

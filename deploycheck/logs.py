@@ -1,24 +1,55 @@
-"""Cloud Logging reader: the lines a Cloud Run revision wrote, fetched with one server-side filter.
+"""Cloud Logging reader: the lines a Cloud Run revision wrote, each fact read with its own filter.
 
 Filters are built here and nowhere else, with every value quoted and escaped, so a service name
 or a pattern containing a quote can neither break the filter nor widen it. Every filter carries
-its own timestamp term: without one google-cloud-logging silently adds `timestamp>="now-24h"`.
+its own timestamp term (google-cloud-logging's `list_entries` would otherwise add "last 24h").
+
+The pages are driven here, through the client library's own HTTP connection, rather than with
+`list_entries`: every page token passes the PageGuard (a repeating token or endless empty pages
+end as an error, never as a loop or doubled lines), every request carries the run's timeout
+(the client's own is 60 s whatever --deadline says), a listing stops at its limit and says so,
+and entries are parsed from the JSON directly (`LogEntry.from_api_repr` builds a Logger per
+entry and asks the GCE metadata server twice per line).
+
+Per service the log checks make these entries.list requests, each bounded (see RevisionLogs):
+  boot            boot-error lines of the serving and newest revisions (up to --max-log-entries)
+                  + the latest line of each serving revision (1 entry each: proof that its logs arrive)
+  heartbeat-log   forbidden-format lines (up to --max-log-entries) + the latest expected line (1 entry)
+  log-visibility  the latest INFO application line (1 entry)
+so 5 for a service with one serving revision and a heartbeat format, 3 without one.
 """
 
 from __future__ import annotations
 
-import itertools
+import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Callable, TypeVar
 
 from google.api_core.client_options import ClientOptions
 from google.cloud import logging as cloud_logging
 
+from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call
+from .inventory import HeartbeatLogSpec
+from .paging import DEFAULT_MAX_EMPTY_PAGES, Page, guarded_pages
 
 DEFAULT_ENDPOINT = "https://logging.googleapis.com"
+API = "Cloud Logging entries.list"
 REQUEST_LOG = "run.googleapis.com%2Frequests"
-MAX_PAGE = 1000
+MAX_PAGE = 1000  # entries.list refuses a larger pageSize
+DEFAULT_MAX_ENTRIES = 1000
+LIMIT_OPTION = "--max-log-entries"
+BOOT_ERROR_PATTERNS = [
+    r"ImportError",
+    r"ModuleNotFoundError",
+    r"Traceback \(most recent call last\)",
+    r"Worker failed to boot",
+    r"Container called exit\([1-9][0-9]*\)",
+]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -31,6 +62,20 @@ class LogLine:
 
     def quoted(self) -> str:
         return f"{self.timestamp:%Y-%m-%dT%H:%M:%SZ} {self.severity} {self.revision}: {self.text[:200]}"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The lines one query matched, in the order asked for. `complete` is False when more matched
+    than `limit`: then only the first `limit` are here and absence of anything cannot be concluded."""
+
+    lines: list[LogLine]
+    complete: bool
+    limit: int
+
+    def cut_note(self) -> str:
+        return (f"the listing stopped at its limit of {self.limit:,} entries ({LIMIT_OPTION}); "
+                f"raise {LIMIT_OPTION} to read them all")
 
 
 def quote(value: str) -> str:
@@ -59,64 +104,200 @@ def pattern_filter(patterns: list[str]) -> str:
 
 class LogReader:
     def __init__(self, project: str, credentials, *, endpoint: str | None = None, policy: CallPolicy | None = None,
-                 max_entries: int = 2000):
+                 max_empty_pages: int = DEFAULT_MAX_EMPTY_PAGES):
         self.project = project
         self.policy = policy or CallPolicy()
-        self.max_entries = max_entries
         self.calls = ApiCounter()
+        self.max_empty_pages = max_empty_pages
         self._client = cloud_logging.Client(
             project=project, credentials=credentials, _use_grpc=False,
             client_options=ClientOptions(api_endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/")))
 
-    def lines(self, filter_: str, *, what: str, limit: int | None = None) -> list[LogLine]:
-        """Every entry matching `filter_`, oldest first, at most `limit` (default max_entries).
-        The whole listing is one attempt: a retry starts over, so no page is missed or doubled."""
-        limit = limit or self.max_entries
+    def lines(self, filter_: str, *, what: str, limit: int, newest_first: bool = True,
+              allowed_revisions: set[str] | None = None) -> Listing:
+        """Entries matching `filter_` in timestamp order (newest first by default), at most `limit`.
+        One entry past the limit is asked for, so a listing of exactly `limit` entries is complete."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        found: dict[tuple, LogLine] = {}
+        pages = self._pages(filter_, what=what, newest_first=newest_first, allowed=allowed_revisions,
+                            page_size=lambda: min(limit + 1 - len(found), MAX_PAGE),
+                            # every page that is not empty brings an entry; runs of empty ones are guarded
+                            max_pages=limit + 1 + 4 * self.max_empty_pages)
+        for page in pages:
+            for key, line in page.items:
+                found.setdefault(key, line)  # the same entry twice (a retried page) counts once
+            if len(found) > limit:
+                pages.close()
+                return Listing(list(found.values())[:limit], complete=False, limit=limit)
+        return Listing(list(found.values()), complete=True, limit=limit)
 
-        def fetch() -> list[LogLine]:
-            entries = self._client.list_entries(resource_names=[f"projects/{self.project}"], filter_=filter_,
-                                                order_by=cloud_logging.ASCENDING, page_size=min(limit, MAX_PAGE),
-                                                max_results=limit)
-            # islice, not max_results alone: the client's pager asks for the next page before it
-            # notices the limit is reached, which costs a call per listing.
-            return [_line(entry) for entry in itertools.islice(entries, limit)]
+    def latest(self, filter_: str, *, what: str, allowed_revisions: set[str] | None = None) -> LogLine | None:
+        """The newest entry matching `filter_`, or None: one entry asked for, empty pages followed."""
+        pages = self._pages(filter_, what=what, newest_first=True, allowed=allowed_revisions,
+                            page_size=lambda: 1, max_pages=self.max_empty_pages + 2)
+        for page in pages:
+            if page.items:
+                pages.close()
+                return page.items[0][1]
+        return None
 
-        return call(what, fetch, policy=self.policy, permission="logging.logEntries.list", counter=self.calls,
-                    method="entries.list")
+    def _pages(self, filter_: str, *, what: str, newest_first: bool, allowed: set[str] | None,
+               page_size: Callable[[], int], max_pages: int):
+        body = {"resourceNames": [f"projects/{self.project}"], "filter": filter_,
+                "orderBy": "timestamp desc" if newest_first else "timestamp asc"}
+
+        def fetch_page(token: str | None) -> Page:
+            request = {**body, "pageSize": page_size(), **({"pageToken": token} if token else {})}
+            raw = call(what, lambda: self._client._connection.api_request(
+                method="POST", path="/entries:list", data=request, expect_json=False,
+                timeout=self.policy.attempt_timeout),
+                policy=self.policy, permission="logging.logEntries.list", counter=self.calls, method="entries.list", api="Cloud Logging")
+            return parse_page(raw, what=what, allowed_revisions=allowed)
+
+        return guarded_pages(f"{what} ({API})", fetch_page, max_pages=max_pages, max_empty_pages=self.max_empty_pages)
 
     def close(self) -> None:
         self._client.close()
 
 
-def _line(entry) -> LogLine:
-    payload = entry.payload
-    if isinstance(payload, dict):
-        text = str(payload.get("message", payload))
+# --- the wire format --------------------------------------------------------------------------
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+
+
+def parse_page(raw: bytes | str, *, what: str, allowed_revisions: set[str] | None = None) -> Page:
+    """One entries.list response -> Page of ((logName, timestamp, insertId), LogLine), checking
+    every field the rules rely on; anything else is an ObservationError naming the API."""
+
+    def bad(problem: str) -> ObservationError:
+        return ObservationError(what, f"{API} answered {problem}")
+
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise bad(f"a body that is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if not raw.strip():
+        raise bad("an empty body instead of JSON")
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise bad(f"JSON it could not parse ({exc.msg} at line {exc.lineno} column {exc.colno}; "
+                  f"{len(raw):,} characters: truncated?)") from None
+    if not isinstance(body, dict):
+        raise bad(f"a JSON {type(body).__name__}, not an object")
+    entries = body.get("entries", [])
+    if not isinstance(entries, list):
+        raise bad(f"`entries` as a JSON {type(entries).__name__}, not a list")
+    token = body.get("nextPageToken")
+    if token is not None and not isinstance(token, str):
+        raise bad(f"`nextPageToken` as a JSON {type(token).__name__}, not a string")
+    items = []
+    for index, entry in enumerate(entries):
+        line = _line(entry, index, bad)
+        if allowed_revisions is not None and line.revision not in allowed_revisions:
+            raise bad(f"entry {index} of revision {line.revision!r}, which the filter excludes")
+        items.append(((line.log_name, entry["timestamp"], entry.get("insertId") or f"#{id(entry)}"), line))
+    return Page(items, token)
+
+
+def _line(entry: object, index: int, bad: Callable[[str], ObservationError]) -> LogLine:
+    if not isinstance(entry, dict):
+        raise bad(f"entry {index} as a JSON {type(entry).__name__}, not an object")
+    stamp = entry.get("timestamp")
+    moment = None
+    if isinstance(stamp, str) and _RFC3339.match(stamp):
+        try:
+            moment = datetime.fromisoformat(stamp)
+        except ValueError:
+            pass
+    if moment is None or moment.tzinfo is None:
+        raise bad(f"entry {index} without an RFC 3339 timestamp ({stamp!r})")
+    resource = entry.get("resource")
+    labels = resource.get("labels") if isinstance(resource, dict) else None
+    revision = labels.get("revision_name") if isinstance(labels, dict) else None
+    if not isinstance(revision, str) or not revision:
+        raise bad(f"entry {index} without resource.labels.revision_name")
+    severity = entry.get("severity", "DEFAULT")
+    log_name = entry.get("logName", "")
+    if not isinstance(severity, str) or not isinstance(log_name, str):
+        raise bad(f"entry {index} with a severity or logName that is not a string")
+    if "textPayload" in entry:
+        text = entry["textPayload"]
+        if not isinstance(text, str):
+            raise bad(f"entry {index} with a textPayload that is not a string")
+    elif "jsonPayload" in entry:
+        payload = entry["jsonPayload"]
+        if not isinstance(payload, dict):
+            raise bad(f"entry {index} with a jsonPayload that is not an object")
+        message = payload.get("message")
+        text = message if isinstance(message, str) else json.dumps(payload, sort_keys=True)
     else:
-        text = "" if payload is None else str(payload)
-    labels = (entry.resource.labels if entry.resource else None) or {}
-    return LogLine(timestamp=entry.timestamp, severity=entry.severity or "DEFAULT", text=text,
-                   revision=labels.get("revision_name", ""), log_name=entry.log_name or "")
+        text = ""  # request logs and protoPayload entries carry no application text
+    return LogLine(timestamp=moment.astimezone(timezone.utc), severity=severity, text=text, revision=revision,
+                   log_name=log_name)
+
+
+# --- what the log checks of one service read ---------------------------------------------------
+@dataclass(frozen=True)
+class BootLogs:
+    errors: Listing  # boot-error lines of the serving and newest revisions, newest first
+    latest: dict[str, LogLine | None]  # per serving revision, its latest line in the window: logs arrive
 
 
 @dataclass(frozen=True)
+class HeartbeatLogs:
+    forbidden: Listing  # old-format lines of the serving revisions, newest first
+    latest_expected: LogLine | None
+
+
 class RevisionLogs:
-    """What the log checks of one service need, read with two queries."""
+    """The log facts of one service's revisions in the window since they were created. Each fact
+    is read on first use with its own bounded query, through `remember` (the session's
+    observation cache), so the three checks share them and a failure is asked once."""
 
-    since: datetime
-    serving: list[str]
-    newest: str
-    scope: str  # the filter selecting these revisions' lines in the window, without patterns
-    lines: list[LogLine]  # lines of the serving and newest revisions matching any wanted pattern
-    info_line: LogLine | None  # one INFO application line of a serving revision, if any
+    def __init__(self, reader: LogReader, service: str, *, serving: list[str], newest: str, since: datetime,
+                 max_entries: int = DEFAULT_MAX_ENTRIES,
+                 remember: Callable[[tuple, Callable[[], T]], T] | None = None):
+        self.reader = reader
+        self.service = service
+        self.serving = serving
+        self.newest = newest
+        self.since = since
+        self.max_entries = max_entries
+        self._remember = remember or (lambda key, fetch: fetch())
+        self.covered = list(dict.fromkeys([*serving, newest]))
+        self.scope = revision_filter(reader.project, service, since, revisions=self.covered)
+        self.serving_scope = revision_filter(reader.project, service, since, revisions=serving)
 
+    def boot(self) -> BootLogs:
+        def read() -> BootLogs:
+            errors = self.reader.lines(f"{self.scope} AND {pattern_filter(BOOT_ERROR_PATTERNS)}",
+                                       what=f"the boot-error lines of {self.service}", limit=self.max_entries,
+                                       allowed_revisions=set(self.covered))
+            latest = {revision: self.reader.latest(
+                revision_filter(self.reader.project, self.service, self.since, revisions=[revision]),
+                what=f"the latest log line of {revision}", allowed_revisions={revision})
+                for revision in self.serving}
+            return BootLogs(errors, latest)
 
-def read_revision_logs(reader: LogReader, service: str, *, serving: list[str], newest: str, since: datetime,
-                       patterns: list[str]) -> RevisionLogs:
-    scope = revision_filter(reader.project, service, since, revisions=list(dict.fromkeys([*serving, newest])))
-    lines = reader.lines(f"{scope} AND {pattern_filter(patterns)}", what=f"the logs of {service}")
-    info = (f"{revision_filter(reader.project, service, since, revisions=serving)} AND severity=INFO AND "
-            f"logName!={quote(f'projects/{reader.project}/logs/{REQUEST_LOG}')}")
-    info_lines = reader.lines(info, what=f"the INFO logs of {service}", limit=1)
-    return RevisionLogs(since=since, serving=serving, newest=newest, scope=scope, lines=lines,
-                        info_line=info_lines[0] if info_lines else None)
+        return self._remember(("logs", self.service, "boot"), read)
+
+    def heartbeats(self, spec: HeartbeatLogSpec) -> HeartbeatLogs:
+        def read() -> HeartbeatLogs:
+            allowed = set(self.serving)
+            forbidden = self.reader.lines(f"{self.serving_scope} AND {pattern_filter(spec.forbidden)}",
+                                          what=f"the old-format heartbeat lines of {self.service}",
+                                          limit=self.max_entries, allowed_revisions=allowed)
+            latest = self.reader.latest(f"{self.serving_scope} AND {pattern_filter([spec.expected])}",
+                                        what=f"the latest heartbeat line of {self.service}", allowed_revisions=allowed)
+            return HeartbeatLogs(forbidden, latest)
+
+        return self._remember(("logs", self.service, "heartbeats", spec.expected, tuple(spec.forbidden)), read)
+
+    def info_line(self) -> LogLine | None:
+        """The latest INFO line of a serving revision that is not a request log."""
+        request_log = quote(f"projects/{self.reader.project}/logs/{REQUEST_LOG}")
+        return self._remember(("logs", self.service, "info"), lambda: self.reader.latest(
+            f"{self.serving_scope} AND severity=INFO AND logName!={request_log}",
+            what=f"the INFO logs of {self.service}", allowed_revisions=set(self.serving)))

@@ -24,6 +24,7 @@ import httpx
 from deploycheck import __version__
 from deploycheck.blobcache import BlobCache
 from deploycheck.errors import NotFoundError, ObservationError, PermissionDeniedError
+from deploycheck.gcall import AttemptTimedOut, tally, within
 from deploycheck.imageref import DIGEST_RE, ImageRef
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -40,11 +41,12 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
-_RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+_RETRYABLE_STATUSES = frozenset({429, 500, 503, 504})
 _MAX_ATTEMPTS = 3
 _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 4.0
 _MAX_ERROR_BODY = 64 * 1024
+_ANSWER_BY = "deploycheck.answer_by"  # response extension: the instant the whole body is due
 _MAX_TOKEN_RESPONSE = 1024 * 1024
 _ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
 
@@ -163,6 +165,8 @@ class RegistryClient:
         *,
         credentials: google.auth.credentials.Credentials | None = None,
         timeout: float = 30.0,
+        deadline: float = 60.0,
+        not_after: float | None = None,
         platform: str = "linux/amd64",
         max_manifest_bytes: int = 4 * 1024 * 1024,
         cache: BlobCache | None = None,
@@ -171,6 +175,9 @@ class RegistryClient:
         self.cache = cache
         self._credentials = credentials
         self._timeout = timeout
+        # httpx's timeout bounds each socket read; these bound the whole answer (a trickle included).
+        self._deadline = deadline
+        self._not_after = not_after
         self._platform = _Platform.parse(platform)
         self._max_manifest_bytes = max_manifest_bytes
         self._clients: dict[str, httpx.Client] = {}
@@ -275,23 +282,25 @@ class RegistryClient:
         cached = self._cached(digest, max_bytes)
         if cached is not None:
             return cached
-        data = b"".join(self.iter_blob(ref, digest, max_bytes=max_bytes))
+        data = b"".join(self.iter_blob(ref, digest, max_bytes=max_bytes, whole=True))
         if self.cache is not None:
             self.cache.put(digest, data)
         return data
 
-    def iter_blob(self, ref: ImageRef, digest: str, *, max_bytes: int) -> Iterator[bytes]:
+    def iter_blob(self, ref: ImageRef, digest: str, *, max_bytes: int, whole: bool = False) -> Iterator[bytes]:
         """Stream a blob; raises after the last chunk if the bytes do not hash to `digest`.
 
         A caller acting on chunks before the end (e.g. a layer walk that stops early) must
-        treat what it saw as unverified until the generator is exhausted.
+        treat what it saw as unverified until the generator is exhausted. With `whole`, the
+        last byte must arrive within the request's --deadline; layer reads leave the bound to
+        the caller, who bounds the whole image read (--image-timeout).
         """
         what = f"blob {digest} of image {ref}"
         if not DIGEST_RE.match(digest):
             raise ObservationError(what, "not a sha256 digest")
         hasher = hashlib.sha256()
         with self._open(ref, "GET", f"blobs/{digest}", what=what, missing=f"blob {digest}") as response:
-            for chunk in _bounded_chunks(response, max_bytes, what):
+            for chunk in _bounded_chunks(response, max_bytes, what, whole=whole):
                 hasher.update(chunk)
                 yield chunk
         if "sha256:" + hasher.hexdigest() != digest:
@@ -456,29 +465,40 @@ class RegistryClient:
         """Send one request, retrying 429/5xx and timeouts; returns the final streamed response."""
         client = self._client_for(httpx.URL(url))
         request = client.build_request(method, url, headers=headers)
-        attempt = 0
+        began = time.monotonic()
+        answer_by = self._answer_by()
+        failures: list[str] = []
         while True:
-            attempt += 1
             self.stats.requests += 1
             try:
-                response = client.send(request, auth=auth, stream=True)
-            except httpx.TimeoutException as exc:
-                if attempt == _MAX_ATTEMPTS:
-                    raise ObservationError(
-                        what,
-                        f"{method} {request.url} timed out {_MAX_ATTEMPTS} times "
-                        f"({type(exc).__name__}, {self._timeout:g}s each)",
-                    ) from None
+                response = within(max(0.0, answer_by - time.monotonic()),
+                                  lambda: client.send(request, auth=auth, stream=True))
+            except (httpx.TimeoutException, AttemptTimedOut) as exc:
+                failures.append(f"timed out ({type(exc).__name__})")
             except httpx.ConnectError as exc:
                 raise ObservationError(what, f"cannot connect to registry at {request.url}: {exc}") from None
             except httpx.HTTPError as exc:
                 raise ObservationError(what, f"{method} {request.url} failed: {type(exc).__name__}: {exc}") from None
             else:
-                if response.status_code not in _RETRYABLE_STATUSES or attempt == _MAX_ATTEMPTS:
+                response.extensions[_ANSWER_BY] = answer_by
+                if response.status_code not in _RETRYABLE_STATUSES:
+                    return response
+                failures.append(f"answered HTTP {response.status_code}")
+                if len(failures) == _MAX_ATTEMPTS:
                     return response
                 self._close(response)
+            pause = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (len(failures) - 1)))
+            if len(failures) == _MAX_ATTEMPTS or answer_by - time.monotonic() - pause <= 0:
+                raise ObservationError(what, f"registry {method} {request.url} {tally(failures)} over "
+                                             f"{time.monotonic() - began:.1f}s; gave up within --deadline "
+                                             f"{self._deadline:g}s")
             self.stats.retries += 1
-            time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1))))
+            time.sleep(pause)  # backoff between retries of a remote call
+
+    def _answer_by(self) -> float:
+        """The instant a request started now must be fully answered by."""
+        limit = time.monotonic() + self._deadline
+        return limit if self._not_after is None else min(limit, self._not_after)
 
     def _failure(self, ref: ImageRef, response: httpx.Response, *, what: str, missing: str) -> ObservationError:
         codes, detail = _error_detail(response)
@@ -545,7 +565,9 @@ def _bearer_challenge(response: httpx.Response) -> dict[str, str] | None:
     return dict(re.findall(r'(\w+)="([^"]*)"', params))
 
 
-def _bounded_chunks(response: httpx.Response, limit: int, what: str) -> Iterator[bytes]:
+def _bounded_chunks(response: httpx.Response, limit: int, what: str, *, whole: bool = True) -> Iterator[bytes]:
+    """The body in chunks, at most `limit` bytes; with `whole`, all of it by the request's deadline."""
+    answer_by = response.extensions.get(_ANSWER_BY) if whole else None
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
         raise ObservationError(what, f"{response.request.url} is {declared} bytes, over the {limit}-byte limit")
@@ -554,21 +576,28 @@ def _bounded_chunks(response: httpx.Response, limit: int, what: str) -> Iterator
         received += len(chunk)
         if received > limit:
             raise ObservationError(what, f"{response.request.url} is over the {limit}-byte limit")
+        if answer_by is not None and time.monotonic() > answer_by:
+            raise ObservationError(what, f"{response.request.url} sent only {received} bytes before the deadline "
+                                         "(a stalled or trickling registry); raise --deadline if it is just slow")
         yield chunk
 
 
 def _error_detail(response: httpx.Response) -> tuple[set[str], str]:
     """Error codes of a distribution error body and a short text for messages."""
+    answer_by = response.extensions.get(_ANSWER_BY, time.monotonic() + 5.0)
     body = b""
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) >= _MAX_ERROR_BODY:
-            break
+    try:
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) >= _MAX_ERROR_BODY or time.monotonic() > answer_by:
+                break
+    except httpx.HTTPError:
+        pass  # the status says enough; a broken error body adds nothing
     try:
         errors = json.loads(body).get("errors") or []
         codes = {str(error.get("code")) for error in errors}
         text = "; ".join(f"{error.get('code')}: {error.get('message')}" for error in errors)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError):
         codes, text = set(), body[:200].decode("utf-8", "replace").strip()
     return codes, f" ({text[:300]})" if text else ""
 

@@ -14,7 +14,7 @@ AUTH_HELP = """--target gcp needs Application Default Credentials, and none were
   Authenticate:   gcloud auth application-default login
   or in CI:       set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or use workload identity
   The identity needs read access: roles/run.viewer, roles/logging.viewer, roles/datastore.viewer,
-  roles/artifactregistry.reader, roles/iam.securityReviewer.
+  roles/artifactregistry.reader, and on the organisation roles/iam.securityReviewer and roles/browser.
   No cloud account? Run against the local stand-in: --target sandbox:incident"""
 
 
@@ -61,12 +61,13 @@ class Target:
     registry_mirror: str | None = None
     firestore_emulator: str | None = None
     deadline_s: float = 60.0
+    not_after: float | None = None  # time.monotonic() instant the run's --budget ends
     platform: str = "linux/amd64"
 
     def call_policy(self):
         from .gcall import CallPolicy
 
-        return CallPolicy(deadline=self.deadline_s, attempt_timeout=min(20.0, self.deadline_s))
+        return CallPolicy(deadline=self.deadline_s, attempt_timeout=min(20.0, self.deadline_s), not_after=self.not_after)
 
     @classmethod
     def gcp(cls, project: str, region: str) -> "Target":
@@ -111,11 +112,11 @@ class Target:
     def registry(self):
         from .registry import RegistryClient, RegistryRouter
 
+        bounds = {"timeout": min(30.0, self.deadline_s), "deadline": self.deadline_s, "not_after": self.not_after,
+                  "platform": self.platform}
         if self.registry_mirror:
-            return RegistryClient(RegistryRouter.mirror(self.registry_mirror), timeout=min(30.0, self.deadline_s),
-                                  platform=self.platform)
-        return RegistryClient(RegistryRouter.direct(), credentials=self.credentials, timeout=min(30.0, self.deadline_s),
-                              platform=self.platform)
+            return RegistryClient(RegistryRouter.mirror(self.registry_mirror), **bounds)
+        return RegistryClient(RegistryRouter.direct(), credentials=self.credentials, **bounds)
 
     def pull_ref(self, ref):
         """The reference a docker engine pulls for `ref` (the sandbox mirrors every host locally)."""

@@ -15,7 +15,10 @@ from google.cloud import logging as cloud_logging
 from google.cloud.logging_v2.entries import StructEntry, TextEntry
 
 from conftest import serving
+from deploycheck.errors import InputError
 from deploycheck.sandbox.apiserver import ApiState
+from deploycheck.sandbox.logstore import LogStore, generate_volume
+from deploycheck.sandbox.scenario import expand_log_volume, load_scenario
 from deploycheck.sandbox.logquery import SUPPORTED, UnsupportedQuery, instant, parse
 from deploycheck.sandbox.timeutil import rfc3339
 
@@ -292,7 +295,7 @@ def test_a_rejection_names_the_column_the_text_and_what_is_supported():
     ('textPayload=~"(?>Import)"', "column 14", "'(?>' is an atomic group"),
     ('textPayload=~"a++"', "column 14", "'++' is a possessive quantifier"),
     ('textPayload=~"Error\\\\Z"', "column 14", "'\\Z' is not RE2 syntax"),
-    ('textPayload=~"[unclosed"', "column 14", "'[unclosed' is not a valid regular expression"),
+    ('textPayload=~"[unclosed"', "column 14", "'[unclosed' is not a valid regular expression: a '[' is never closed"),
     ('resource.type="cloud_run_revision"\n  AND SEARCH("x")', "line 2, column 7", "'SEARCH(' is a function"),
 ])
 def test_rejections(filter_, where, message):
@@ -483,3 +486,82 @@ def test_invalid_requests_are_invalid_argument(api, body, message):
     error = response.json()["error"]
     assert response.status_code == 400 and error["status"] == "INVALID_ARGUMENT"
     assert message in error["message"]
+
+
+# --- the store: an index that only narrows, position tokens, generated volume --------------------------------
+STORE_FILTERS = [
+    "",
+    OF_SERVICE,
+    f'resource.labels.service_name="{SERVICE}" AND resource.labels.revision_name=("{SERVICE}-00042-abc" OR "x")',
+    f'resource.labels.revision_name="{SERVICE}-00042-abc" AND timestamp<={quoted(SERVED_ENTRIES[4]["timestamp"])}',
+    f'timestamp>={quoted(SERVED_ENTRIES[0]["timestamp"])} AND timestamp<={quoted(SERVED_ENTRIES[4]["timestamp"])}',
+    f'timestamp>{quoted(SERVED_ENTRIES[0]["timestamp"])} AND timestamp<{quoted(SERVED_ENTRIES[4]["timestamp"])}',
+    f'resource.labels.service_name="{SERVICE}" OR resource.labels.service_name="prediction-worker"',
+    f'NOT resource.labels.service_name="{SERVICE}"',
+    f'{OF_SERVICE} AND (textPayload=~"^Traceback" OR textPayload=~"worker" OR jsonPayload.message=~"ok$")',
+    f'resource.labels.service_name="{SERVICE}" AND resource.labels.service_name="prediction-worker"',
+]
+
+
+@pytest.mark.parametrize("filter_", STORE_FILTERS, ids=[f"filter{n}" for n in range(len(STORE_FILTERS))])
+@pytest.mark.parametrize("descending", [False, True])
+def test_the_indexed_store_pages_exactly_what_a_full_scan_finds(filter_, descending):
+    store = LogStore(SERVED_ENTRIES)
+    query = parse(filter_)
+    names = [f"projects/{PROJECT}", "projects/someone-else"]
+    expected = sorted((e for e in SERVED_ENTRIES if query.matches(e)),
+                      key=lambda e: (instant(e["timestamp"]), e["insertId"]), reverse=descending)
+    served, after = [], None
+    for _ in range(len(SERVED_ENTRIES) + 1):
+        page, after = store.page(names, query, descending=descending, after=after, page_size=2)
+        served += page
+        if after is None:
+            break
+    assert [e["insertId"] for e in served] == [e["insertId"] for e in expected]
+
+
+def test_descending_pages_continue_through_tokens_over_http(api):
+    url, _ = api
+    body = {"resourceNames": [f"projects/{PROJECT}"], "filter": OF_SERVICE, "orderBy": "timestamp desc", "pageSize": 3}
+    first = _post(url, body).json()
+    rest = _post(url, {**body, "pageToken": first["nextPageToken"], "pageSize": 10}).json()
+    assert [e["insertId"] for e in first["entries"] + rest["entries"]] == ["e5", "e4b", "e4a", "e3", "e2", "e1", "old"]
+
+
+def test_a_log_volume_is_made_at_start_from_a_few_lines_of_scenario(tmp_path):
+    (tmp_path / "scenario.yaml").write_text(f"""\
+log_volume:
+  - service: {SERVICE}
+    revision: 00042-abc
+    count: 5
+    from: now-4m
+    to: now
+    lines:
+      - {{severity: INFO, text: "Started heartbeat for p2_nba_raw.x"}}
+      - {{severity: INFO, json: {{message: "batch {{n}}"}}}}
+      - {{log: requests}}
+""")
+    scenario = load_scenario(str(tmp_path), project=PROJECT, region="us-west2", now=NOW)
+    [spec] = expand_log_volume(scenario)
+    entries = list(generate_volume(spec))
+    assert [e.get("textPayload") or (e.get("jsonPayload") or {}).get("message") for e in entries] == [
+        "Started heartbeat for p2_nba_raw.x", "batch 1", None, "Started heartbeat for p2_nba_raw.x", "batch 4"]
+    assert entries[2]["httpRequest"]["status"] == 200
+    assert {e["resource"]["labels"]["revision_name"] for e in entries} == {REVISION}
+    stamps = [instant(e["timestamp"]) for e in entries]
+    assert stamps == sorted(stamps) and stamps[-1] - stamps[0] == 4 * 60 * 10**9
+    assert len({e["insertId"] for e in entries}) == 5
+
+
+@pytest.mark.parametrize("item, message", [
+    ("{service: s, revision: r, count: 0, lines: [{text: x}]}", "log_volume[0].count: expected a positive integer"),
+    ("{service: s, revision: r, count: 3, lines: []}", "log_volume[0].lines: expected a non-empty list"),
+    ("{service: s, count: 3, lines: [{text: x}]}", "log_volume[0]: missing revision"),
+    ("{service: s, revision: r, count: 3, from: now, to: now-1h, lines: [{text: x}]}", "`to`"),
+])
+def test_a_bad_log_volume_is_refused_naming_the_field(tmp_path, item, message):
+    (tmp_path / "scenario.yaml").write_text(f"log_volume:\n  - {item}\n")
+    scenario = load_scenario(str(tmp_path), project=PROJECT, region="us-west2", now=NOW)
+    with pytest.raises(InputError) as caught:
+        expand_log_volume(scenario)
+    assert "scenario.yaml: " in str(caught.value) and message in str(caught.value)

@@ -201,7 +201,27 @@ def test_file_over_the_size_limit_is_an_error_naming_the_flag_not_a_pass(suite):
     assert result.ret == 1
     [finding] = findings_for(suite.report(), "code", PHASE2)
     assert finding["outcome"] == "error"
-    assert "only the first 64 were read" in finding["summary"] and "raise --max-file-bytes" in finding["summary"]
+    assert finding["summary"].startswith("absence not proven: /app/shared/monitoring/processor_heartbeat.py "
+                                         "read only to 64 bytes of ")
+    assert "; presence not proven: cannot tell whether it contains /return self\\.processor_name/" in finding["summary"]
+    assert finding["summary"].endswith("(raise --max-file-bytes)")
+
+
+def test_forbidden_text_in_a_file_read_only_in_part_is_an_error_not_a_pass(suite):
+    """lazy-monitoring-import only forbids text: its absence from the first 64 bytes proves nothing."""
+    suite.reuse_sandbox("healthy")
+    result = suite.run("-m", "postdeploy", "-k", "code", "--service", "prediction-worker", "--target",
+                       "sandbox:healthy", "--max-file-bytes", "64", "--report-dir", "out")
+    assert result.ret == 1
+    findings = {f["evidence"]["pattern"]: f for f in findings_for(suite.report(), "code", "prediction-worker")}
+    lazy = findings["lazy-monitoring-import"]
+    assert lazy["outcome"] == "error"
+    assert lazy["summary"].startswith("absence not proven: /app/shared/utils/metrics_utils.py read only to 64 bytes of ")
+    assert lazy["summary"].endswith("may be in the rest (raise --max-file-bytes)")
+    assert {f["outcome"] for f in findings.values()} == {"error"}
+    full = suite.run("-m", "postdeploy", "-k", "code", "--service", "prediction-worker", "--target",
+                     "sandbox:healthy", "--report-dir", "full")
+    assert full.ret == 0  # read whole, the same image passes
 
 
 def test_decompression_limit_is_an_error_naming_the_flag(suite):

@@ -20,8 +20,8 @@ def test_incident_collection_is_p0_with_the_seed_counts_and_bad_ids_grouped(suit
     assert "1,035 of 1,053 document ids are in an old format" in by_severity["P2"]["summary"]
     assert by_severity["P2"]["evidence"]["bad_by_reason"] == {"matches /_None_/": 1029, "matches /_20\\d\\d/": 6}
     assert "cleanup-heartbeat-docs.py" in by_severity["P0"]["remediation"]
-    # The age grows while the session runs (the sandbox is shared): 30.0h at start, 30.1h six minutes on.
-    assert re.search(r"PlayerDailyCacheProcessor \(30\.\dh ago\)", by_severity["P1"]["summary"])
+    # The shared sandbox may have been up for minutes: the age grows from 30.0h with it.
+    assert re.search(r"PlayerDailyCacheProcessor \(30\.[0-9]h ago\)", by_severity["P1"]["summary"])
 
 
 def test_healthy_collection_passes(suite):

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..findings import Finding, Outcome
+from ..redact import redact_data
 
 REPORT_FIELDS = ("check", "resource", "severity", "outcome", "summary", "remediation", "evidence")
 
@@ -43,6 +44,6 @@ def write_report(report: dict, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "report.json"
     tmp = path.with_name(f".report.json.{os.getpid()}")
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(redact_data(report), indent=2, default=str) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path

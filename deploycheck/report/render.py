@@ -9,6 +9,7 @@ from pathlib import Path
 import jinja2
 
 from ..findings import Outcome, Severity
+from ..redact import redact
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("deploycheck.report", "templates"),
@@ -38,7 +39,7 @@ def write_rendered(report: dict, directory: Path) -> list[Path]:
     for template, name in (("report.md.j2", "report.md"), ("report.html.j2", "report.html")):
         path = directory / name
         tmp = path.with_name(f".{name}.{os.getpid()}")
-        tmp.write_text(render(report, template), encoding="utf-8")
+        tmp.write_text(redact(render(report, template)), encoding="utf-8")
         tmp.replace(path)
         written.append(path)
     return written

@@ -3,9 +3,9 @@ cat processor_heartbeat.py | grep "return self.processor_name"`, without pulling
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
+from .. import re2
 from ..findings import Finding, Outcome, Severity, failed, passed
 from ..images import FileRead, ImageReadResult
 from ..inventory import CodePattern
@@ -13,13 +13,22 @@ from ..inventory import CodePattern
 CHECK = "code"
 
 
-def _line_of(text: str, match: re.Match) -> tuple[int, str]:
-    number = text.count("\n", 0, match.start()) + 1
-    line = text.splitlines()[number - 1] if text else ""
-    return number, line.strip()
+def _line_of(text: str, start: int) -> tuple[int, str]:
+    number = text.count("\n", 0, start) + 1
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    return number, text[line_start:line_end if line_end >= 0 else len(text)].strip()
+
+
+def _search(regex: str, text: str):
+    """re.search with re.MULTILINE, run by RE2: linear in the file, whatever the inventory wrote."""
+    return re2.compile(regex, multiline=True).search(text)
 
 
 def evaluate_pattern(resource: str, pattern: CodePattern, file: FileRead, image: str) -> Finding:
+    """A forbidden match or a missing required text is a FAIL. When the file was read only in part,
+    what the part proves still counts (a forbidden match in it, a required text found in it), but
+    neither an absence nor a "not found" is proven: that is an ERROR, never a pass."""
     evidence = {"image": image, "path": pattern.path, "pattern": pattern.name, "resolved_path": file.resolved_path,
                 "layer_index": file.layer_index, "layer_size": file.layer_size, "note": file.note}
     if not file.found:
@@ -27,23 +36,33 @@ def evaluate_pattern(resource: str, pattern: CodePattern, file: FileRead, image:
         return failed(CHECK, resource, Severity.P1, f"{pattern.path} is not in the running image{why}", None, **evidence)
     text = (file.data or b"").decode("utf-8", errors="replace")
     problems: list[str] = []
+    unmatched_forbidden: list[str] = []
     for regex in pattern.must_not_contain:
-        match = re.search(regex, text, re.MULTILINE)
+        match = _search(regex, text)
         if match:
-            number, line = _line_of(text, match)
+            number, line = _line_of(text, match.start())
             problems.append(f"{pattern.path}:{number}: `{line}` matches forbidden /{regex}/")
-    missing = [regex for regex in pattern.must_contain if not re.search(regex, text, re.MULTILINE)]
-    if missing and file.truncated:
-        return Finding(CHECK, resource, Severity.P1, Outcome.ERROR,
-                       f"{pattern.path} is {file.size:,} bytes and only the first {len(file.data or b''):,} were read: "
-                       f"cannot tell whether it contains /{missing[0]}/ (raise --max-file-bytes)", evidence, None)
-    problems.extend(f"{pattern.path} does not contain /{regex}/" for regex in missing)
+        else:
+            unmatched_forbidden.append(regex)
+    found = {regex: _search(regex, text) for regex in pattern.must_contain}
+    missing = [regex for regex, match in found.items() if match is None]
+    if file.truncated and not problems and (unmatched_forbidden or missing):
+        read = f"{pattern.path} read only to {len(file.data or b''):,} bytes of {file.size:,}"
+        details = [f"/{unmatched_forbidden[0]}/ may be in the rest"] if unmatched_forbidden else []
+        if missing:
+            also = "presence not proven: " if unmatched_forbidden else ""
+            details.append(f"{also}cannot tell whether it contains /{missing[0]}/")
+        head = "absence not proven" if unmatched_forbidden else "presence not proven"
+        summary = f"{head}: {read}; " + "; ".join(details)
+        return Finding(CHECK, resource, Severity.P1, Outcome.ERROR, f"{summary} (raise --max-file-bytes)",
+                       evidence, None)
+    problems.extend(f"{pattern.path} does not contain /{regex}/" for regex in missing
+                    if not file.truncated)
     if problems:
+        if file.truncated:
+            problems.append(f"only the first {len(file.data or b''):,} of {file.size:,} bytes were read")
         return failed(CHECK, resource, Severity.P1, "; ".join(problems), None, **evidence)
-    where = []
-    for regex in pattern.must_contain:
-        number, line = _line_of(text, re.search(regex, text, re.MULTILINE))
-        where.append(f"line {number} `{line}`")
+    where = [f"line {number} `{line}`" for number, line in (_line_of(text, m.start()) for m in found.values())]
     cost = f"; {file.note}" if file.note else ""
     summary = f"{pattern.path}: " + (", ".join(where) if where else "no forbidden pattern") + cost
     return passed(CHECK, resource, summary, **evidence)

@@ -7,6 +7,7 @@ import re
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
+from .. import re2
 from ..findings import Finding, Severity, failed, passed
 from ..heartbeats import HeartbeatDoc
 from ..inventory import HeartbeatSpec
@@ -20,9 +21,9 @@ CLEANUP = "python bin/cleanup-heartbeat-docs.py --dry-run && python bin/cleanup-
 def bad_id_reason(doc_id: str, spec: HeartbeatSpec) -> str | None:
     """Which rule a document id breaks, or None for a good id."""
     for pattern in spec.bad_id_patterns:
-        if re.search(pattern, doc_id):
+        if re2.compile(pattern).search(doc_id):
             return f"matches /{pattern}/"
-    if not re.fullmatch(spec.id_pattern, doc_id):
+    if not re2.compile(spec.id_pattern).fullmatch(doc_id):
         return "does not match the id pattern"
     return None
 

@@ -1,24 +1,23 @@
-"""Log checks over one query's lines: boot errors (seeds 000, 004), the heartbeat format (seed
-001) and whether INFO application lines get out at all (seed 003's gunicorn blackout)."""
+"""Log checks over what the bounded queries read: boot errors (seeds 000, 004), the heartbeat
+format (seed 001) and whether INFO application lines get out at all (seed 003's gunicorn blackout).
+
+A listing cut at its limit proves presence, never absence: a rule that would conclude "none"
+from a cut listing ERRORs naming the limit instead.
+"""
 
 from __future__ import annotations
 
-import re
 import shlex
 from datetime import datetime
 
-from ..findings import Finding, Severity, failed, passed
+from .. import re2
+from ..findings import Finding, Outcome, Severity, failed, passed
 from ..inventory import HeartbeatLogSpec
-from ..logs import LogLine, pattern_filter
+from ..logs import BOOT_ERROR_PATTERNS, BootLogs, HeartbeatLogs, Listing, LogLine, pattern_filter
+
+__all__ = ["BOOT_ERROR_PATTERNS", "evaluate_boot", "evaluate_heartbeat_log", "evaluate_log_visibility", "reproduce"]
 
 QUOTED = 3
-BOOT_ERROR_PATTERNS = [
-    r"ImportError",
-    r"ModuleNotFoundError",
-    r"Traceback \(most recent call last\)",
-    r"Worker failed to boot",
-    r"Container called exit\([1-9][0-9]*\)",
-]
 
 
 def reproduce(project: str, scope: str, patterns: list[str]) -> str:
@@ -31,45 +30,72 @@ def _quote_lines(lines: list[LogLine]) -> str:
     return shown + (f" (+{len(lines) - QUOTED} more)" if len(lines) > QUOTED else "")
 
 
+def _count(lines: list[LogLine], listing: Listing) -> str:
+    return f"{len(lines):,}" if listing.complete else f"at least {len(lines):,}"
+
+
 def _matching(lines: list[LogLine], patterns: list[str]) -> list[LogLine]:
-    compiled = [re.compile(p) for p in patterns]
+    """The lines matching any pattern, by RE2 as Cloud Logging matched them: a server that
+    ignored part of the filter cannot make an ordinary line count as an error."""
+    compiled = [re2.compile(p) for p in patterns]
     return [line for line in lines if any(p.search(line.text) for p in compiled)]
 
 
-def evaluate_boot(service: str, lines: list[LogLine], *, serving: list[str], newest: str, since: datetime,
+def _cannot_tell(check: str, service: str, why: str, **evidence) -> Finding:
+    return Finding(check, service, Severity.P1, Outcome.ERROR, f"cannot tell: {why}", evidence)
+
+
+def evaluate_boot(service: str, logs: BootLogs, *, serving: list[str], newest: str, since: datetime,
                   project: str, scope: str) -> Finding:
-    errors = _matching(lines, BOOT_ERROR_PATTERNS)
-    evidence = {"since": since.isoformat(), "serving": serving, "newest": newest, "matches": len(errors)}
+    errors = _matching(logs.errors.lines, BOOT_ERROR_PATTERNS)
+    silent = [revision for revision in serving if logs.latest.get(revision) is None]
+    evidence = {"since": since.isoformat(), "serving": serving, "newest": newest, "matches": len(errors),
+                "complete": logs.errors.complete, "silent_revisions": silent}
+    how = reproduce(project, scope, BOOT_ERROR_PATTERNS)
     in_serving = [line for line in errors if line.revision in serving]
     in_newest = [line for line in errors if line.revision == newest and newest not in serving]
     if in_serving:
-        return failed("boot", service, Severity.P0, f"boot errors in the serving revision: {_quote_lines(in_serving)}",
-                      reproduce(project, scope, BOOT_ERROR_PATTERNS), **evidence)
+        return failed("boot", service, Severity.P0, f"boot errors in the serving revision "
+                      f"({_count(in_serving, logs.errors)} lines, newest first): {_quote_lines(in_serving)}",
+                      how, **evidence)
+    if not logs.errors.complete:
+        return _cannot_tell("boot", service, f"more than {logs.errors.limit:,} boot-error lines of "
+                            f"{', '.join(dict.fromkeys([*serving, newest]))} since {since:%Y-%m-%d %H:%M}Z and "
+                            f"none of the newest from the serving revision: {logs.errors.cut_note()}", **evidence)
     if in_newest:
         return failed("boot", service, Severity.P1,
                       f"the newest revision {newest} fails at boot (traffic stays elsewhere): {_quote_lines(in_newest)}",
-                      reproduce(project, scope, BOOT_ERROR_PATTERNS), **evidence)
+                      how, **evidence)
+    if silent:
+        return _cannot_tell("boot", service, f"no log entry at all from {', '.join(silent)} since "
+                            f"{since:%Y-%m-%d %H:%M}Z, so the absence of boot errors proves nothing: its logs do "
+                            "not reach Cloud Logging (exclusion, sink, or a revision that never ran)", **evidence)
+    latest = "; ".join(f"{revision} last logged at {line.timestamp:%Y-%m-%d %H:%M:%S}Z"
+                       for revision, line in logs.latest.items() if line is not None)
     return passed("boot", service, f"no boot error in {', '.join(dict.fromkeys([*serving, newest]))} "
-                                   f"since {since:%Y-%m-%d %H:%M}Z", **evidence)
+                                   f"since {since:%Y-%m-%d %H:%M}Z ({latest})", **evidence)
 
 
-def evaluate_heartbeat_log(service: str, spec: HeartbeatLogSpec, lines: list[LogLine], *, serving: list[str],
+def evaluate_heartbeat_log(service: str, spec: HeartbeatLogSpec, logs: HeartbeatLogs, *, serving: list[str],
                            since: datetime, project: str, scope: str) -> Finding:
-    mine = [line for line in lines if line.revision in serving]
-    bad = _matching(mine, spec.forbidden)
-    good = _matching(mine, [spec.expected])
+    bad = _matching([line for line in logs.forbidden.lines if line.revision in serving], spec.forbidden)
+    good = logs.latest_expected
+    if good is not None and not (good.revision in serving and _matching([good], [spec.expected])):
+        good = None
     evidence = {"since": since.isoformat(), "expected": spec.expected, "forbidden": spec.forbidden,
-                "good_lines": len(good), "bad_lines": len(bad)}
+                "bad_lines": len(bad), "bad_lines_complete": logs.forbidden.complete,
+                "latest_good": good.quoted() if good else None}
     if bad:
         return failed("heartbeat-log", service, Severity.P1,
-                      f"old heartbeat format in the serving revision ({len(bad)} lines): {_quote_lines(bad)}",
-                      reproduce(project, scope, spec.forbidden), **evidence)
-    if not good:
+                      f"old heartbeat format in the serving revision ({_count(bad, logs.forbidden)} lines, newest "
+                      f"first): {_quote_lines(bad)}", reproduce(project, scope, spec.forbidden), **evidence)
+    if good is None:
         return failed("heartbeat-log", service, Severity.P2,
                       f"no line matching /{spec.expected}/ from the serving revision since {since:%Y-%m-%d %H:%M}Z: "
                       "its processors did not run, or do not log heartbeats",
                       reproduce(project, scope, [spec.expected, *spec.forbidden]), **evidence)
-    return passed("heartbeat-log", service, f"{len(good)} heartbeat lines, latest: {good[-1].quoted()}", **evidence)
+    return passed("heartbeat-log", service, f"no old-format heartbeat line; latest heartbeat: {good.quoted()}",
+                  **evidence)
 
 
 def evaluate_log_visibility(service: str, info_line: LogLine | None, *, serving: list[str], since: datetime,

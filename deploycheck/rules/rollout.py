@@ -1,4 +1,9 @@
-"""rollout: the newest revision finished rolling out and is ready."""
+"""rollout: the newest revision finished rolling out and is ready, and the service says so too.
+
+A newest revision that failed is P0 (the deploy is broken). A newest revision that is ready while
+the service's terminal condition is CONDITION_FAILED is P1, quoting the service's message: the
+last update was refused after (or without) that revision, so what runs is not what was deployed.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,12 @@ def evaluate_rollout(service: ServiceState, newest: RevisionState, *, waited_s: 
                 "generation": service.generation, "observed_generation": service.observed_generation,
                 "waited_s": waited_s}
     if newest.ready_state == READY and not service.reconciling:
+        if service.terminal_state == FAILED:
+            evidence["terminal_condition"] = {"state": service.terminal_state, "message": service.terminal_message}
+            return failed(CHECK, name, Severity.P1,
+                          f"newest revision {newest.name} is ready but the service's Ready condition failed: "
+                          f"{service.terminal_message or 'no message'}",
+                          remedies.read_revision_errors(name, newest.name, project), **evidence)
         return passed(CHECK, name, f"newest revision {newest.name} is ready", **evidence)
     if newest.ready_state == FAILED:
         return failed(CHECK, name, Severity.P0,

@@ -1,4 +1,12 @@
-"""traffic: all traffic on the latest ready revision, and the newest revision is that one."""
+"""traffic: all traffic on the latest ready revision, and the newest revision is that one.
+
+A service whose terminal (Ready) condition is CONDITION_FAILED is red for that reason, quoting
+the condition's message, whatever latestReadyRevision says: P0 when nothing serves (no ready
+revision, or no traffic on any), P1 when an older ready revision still serves, because users are
+answered but the last update (a revision that failed, or a change refused before any revision
+was made, e.g. a service account that does not exist) did not take effect. A newest revision
+that failed is also the rollout check's P0: that check judges the deploy, this one what serves.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from ..findings import Finding, Severity, failed, passed
 from .. import remedies
 
 CHECK = "traffic"
+FAILED = "CONDITION_FAILED"
 
 
 def evaluate_traffic(service: ServiceState, *, region: str, project: str) -> list[Finding]:
@@ -17,10 +26,25 @@ def evaluate_traffic(service: ServiceState, *, region: str, project: str) -> lis
                 "latest_created_revision": service.latest_created_revision,
                 "traffic": [f"{s.revision or '?'}={s.percent}%" + (f" tag={s.tag}" if s.tag else "") for s in service.traffic]}
 
-    if not service.latest_ready_revision:
-        findings.append(failed(CHECK, name, Severity.P0, "the service has no ready revision: nothing can serve",
+    condition_failed = service.terminal_state == FAILED
+    if condition_failed:
+        evidence["terminal_condition"] = {"state": service.terminal_state, "message": service.terminal_message}
+    why = f": {service.terminal_message or 'no message'}" if condition_failed else ""
+    serving = [share for share in service.traffic if share.percent > 0]
+    if not service.latest_ready_revision or (condition_failed and not serving):
+        nothing = "no ready revision" if not service.latest_ready_revision else "no traffic on any revision"
+        findings.append(failed(CHECK, name, Severity.P0, f"the service has {nothing}: nothing can serve{why}",
                                remedies.read_revision_errors(name, service.latest_created_revision, project), **evidence))
         return findings
+
+    if condition_failed and service.latest_created_revision == service.latest_ready_revision:
+        # Nothing newer failed to start, so the refusal happened before any revision was made.
+        findings.append(failed(
+            CHECK, name, Severity.P1,
+            f"the service's Ready condition failed{why}; its last update did not take effect and "
+            f"{service.latest_ready_revision} still serves",
+            f"gcloud run services describe {name} --region {region} --project {project} "
+            "--format='yaml(status.conditions)'", **evidence))
 
     total = sum(share.percent for share in service.traffic)
     if total != 100:

@@ -1,7 +1,8 @@
 """A local stand-in for the Google REST APIs that have no official emulator.
 
 It speaks the public REST wire protocol of Cloud Run admin v2 (services, revisions, jobs,
-executions), Resource Manager v3 (a project's IAM policy) and Cloud Logging v2 (entries.list,
+executions), Resource Manager v3 (projects, folders, organisations and their IAM policies), IAM
+v1 (roles.get) and Cloud Logging v2 (entries.list,
 with the subset of the query language in logquery.py), so the unmodified google-cloud-run,
 google-cloud-resource-manager and google-cloud-logging clients (REST transports) talk to it
 exactly as to the real endpoints. It holds state only: resources are stored in the APIs' own
@@ -15,7 +16,6 @@ Run as: python -m deploycheck.sandbox.apiserver --state STATE.json --port N [--p
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import json
 import os
@@ -26,9 +26,10 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from . import logquery
+from . import logquery, logstore
 
 # Google's error envelope uses the canonical code names next to the HTTP status.
 _STATUS_NAMES = {
@@ -55,10 +56,12 @@ class ApiState:
     """Resources by name plus the bookkeeping tests and benchmarks read back."""
 
     def __init__(self, resources: dict[str, dict], iam_policies: dict[str, dict] | None = None,
-                 log_entries: list[dict] | None = None):
+                 log_entries: list[dict] | None = None, iam_resources: dict[str, dict] | None = None):
         self.resources = resources
         self.iam_policies = iam_policies or {}
+        self.iam_resources = iam_resources or {}  # projects, folders, organisations, custom roles by name
         self.log_entries = log_entries or []
+        self.logs = logstore.LogStore(self.log_entries)
         self.lock = threading.Lock()
         self.calls: Counter[str] = Counter()
         self.write_attempts: list[str] = []
@@ -79,7 +82,10 @@ class ApiState:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
         resources = {item["name"]: item for item in data.get("resources", [])}
-        return cls(resources, data.get("iam_policies"), data.get("log_entries"))
+        log_entries = list(data.get("log_entries") or [])
+        for volume in data.get("log_volume") or []:
+            log_entries.extend(logstore.generate_volume(volume))
+        return cls(resources, data.get("iam_policies"), log_entries, data.get("iam_resources"))
 
     def take_fault(self, method: str, path: str) -> dict | None:
         with self.lock:
@@ -104,6 +110,7 @@ def _page(items: list[dict], query: dict[str, list[str]]) -> tuple[list[dict], s
 class Handler(BaseHTTPRequestHandler):
     server_version = "deploycheck-sandbox/1"
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # TCP_NODELAY: Nagle plus the client's delayed ACK cost ~44 ms a call
     state: ApiState  # set on the subclass by make_server
 
     def log_message(self, fmt: str, *args) -> None:
@@ -115,8 +122,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        # Headers and body leave in one write, as one segment for small answers.
+        self._headers_buffer.extend((b"\r\n", payload))
+        self.flush_headers()
 
     def _send_error(self, status: int, message: str) -> None:
         self._send_json(status, {"error": {"code": status, "message": message,
@@ -217,7 +225,28 @@ def _list_resources(handler: Handler, match: re.Match, query: dict, body: dict) 
     handler._send_json(200, response)
 
 
-# --- Resource Manager v3: the project IAM policy ---------------------------------------------
+# --- Resource Manager v3 and IAM v1: the hierarchy, its IAM policies, role permissions ----------
+PREDEFINED_ROLES_DIR = Path(__file__).parent / "iam_roles"
+
+
+def _get_iam_resource(handler: Handler, match: re.Match, query: dict, body: dict) -> None:
+    """projects.get, folders.get, organizations.get and custom roles' roles.get."""
+    name = match.group("name")
+    resource = handler.state.iam_resources.get(name)
+    if resource is None:
+        # As the real APIs answer for what does not exist or may not be seen.
+        return handler._send_error(403, f"The caller does not have permission (no {name} in the sandbox)")
+    handler._send_json(200, resource)
+
+
+def _get_predefined_role(handler: Handler, match: re.Match, query: dict, body: dict) -> None:
+    """roles.get of a predefined role: Google's own answer, from the snapshot in iam_roles/."""
+    path = PREDEFINED_ROLES_DIR / f"{match.group('role')}.json"
+    if not path.is_file():
+        return handler._send_error(404, f"The role named roles/{match.group('role')} was not found.")
+    handler._send_json(200, json.loads(path.read_text(encoding="utf-8")))
+
+
 def _get_iam_policy(handler: Handler, match: re.Match, query: dict, body: dict) -> None:
     resource = match.group("resource")
     policy = handler.state.iam_policies.get(resource)
@@ -251,42 +280,28 @@ def _list_log_entries(handler: Handler, match: re.Match, query: dict, body: dict
         return handler._send_error(400, str(exc))
     # A page token only continues the listing it came from, as the API requires.
     listing = hashlib.sha256(json.dumps([resource_names, filter_text, order_by]).encode()).hexdigest()[:16]
-    start = _log_page_start(body.get("pageToken"), listing)
-    if start is None:
-        return handler._send_error(400, "pageToken does not continue this listing")
-    logs = tuple(f"{name}/logs/" for name in resource_names)
+    after = None
+    if body.get("pageToken"):
+        after = logstore.token_position(body["pageToken"], listing)
+        if after is None:
+            return handler._send_error(400, "pageToken does not continue this listing")
     try:
-        entries = [entry for entry in handler.state.log_entries
-                   if entry.get("logName", "").startswith(logs) and log_query.matches(entry)]
-        entries.sort(key=lambda entry: (logquery.instant(entry["timestamp"]), entry.get("insertId", "")),
-                     reverse=_LOG_ORDERS[order_by])
+        page, last = handler.state.logs.page(resource_names, log_query, descending=_LOG_ORDERS[order_by], after=after,
+                                             page_size=page_size)
     except (KeyError, ValueError) as exc:
         return handler._send_error(500, f"malformed log entry in the sandbox state: {exc}")
-    page = entries[start:start + page_size]
     response: dict = {"entries": page} if page else {}  # the API omits empty fields
-    if start + page_size < len(entries):
-        response["nextPageToken"] = _log_page_token(start + page_size, listing)
+    if last is not None:
+        response["nextPageToken"] = logstore.page_token(last, listing)
     handler._send_json(200, response)
-
-
-def _log_page_token(offset: int, listing: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset, "listing": listing}).encode()).decode()
-
-
-def _log_page_start(token: str | None, listing: str) -> int | None:
-    if not token:
-        return 0
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
-        offset, token_listing = decoded["offset"], decoded["listing"]
-    except (ValueError, TypeError, KeyError):
-        return None
-    return offset if token_listing == listing and isinstance(offset, int) and offset >= 0 else None
 
 
 _NAME = r"projects/[^/]+/locations/[^/]+(?:/[^/]+/[^/]+)*"
 ROUTES: list[tuple[str, re.Pattern, object]] = [
-    ("POST", re.compile(r"/v3/(?P<resource>projects/[^/:]+):getIamPolicy"), _get_iam_policy),
+    ("POST", re.compile(r"/v3/(?P<resource>(?:projects|folders|organizations)/[^/:]+):getIamPolicy"), _get_iam_policy),
+    ("GET", re.compile(r"/v3/(?P<name>(?:projects|folders|organizations)/[^/:]+)"), _get_iam_resource),
+    ("GET", re.compile(r"/v1/roles/(?P<role>[A-Za-z0-9_.]+)"), _get_predefined_role),
+    ("GET", re.compile(r"/v1/(?P<name>(?:projects|organizations)/[^/]+/roles/[A-Za-z0-9_.]+)"), _get_iam_resource),
     ("POST", re.compile(r"/v2/entries:list"), _list_log_entries),
     ("GET", re.compile(rf"/v2/(?P<parent>{_NAME})/(?P<collection>{'|'.join(_CLOUDRUN_COLLECTIONS)})"), _list_resources),
     ("GET", re.compile(rf"/v2/(?P<name>{_NAME})"), _get_resource),

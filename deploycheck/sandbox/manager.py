@@ -28,7 +28,8 @@ from .faultrules import BACKENDS
 from .firestore_process import FirestoreEmulator, seed_documents
 from .oci_builder import build_image, layer_from_files, push_image, push_oci_layout, random_layer
 from .registry_process import LocalRegistry
-from .scenario import Scenario, expand_iam_policies, expand_log_entries, expand_resources, load_scenario
+from .scenario import (Scenario, expand_iam_policies, expand_iam_resources, expand_log_entries, expand_log_volume,
+                       expand_resources, load_scenario)
 from .timeutil import rfc3339
 
 STOP_GRACE_SECONDS = 5.0
@@ -101,7 +102,9 @@ class Sandbox:
             api_state = self.workdir / "api-state.json"
             api_state.write_text(json.dumps({"resources": expand_resources(scenario, pushed),
                                              "iam_policies": expand_iam_policies(scenario),
-                                             "log_entries": expand_log_entries(scenario)}), encoding="utf-8")
+                                             "iam_resources": expand_iam_resources(scenario),
+                                             "log_entries": expand_log_entries(scenario),
+                                             "log_volume": expand_log_volume(scenario)}), encoding="utf-8")
             api_port = free_port()
             api_url = f"http://127.0.0.1:{api_port}"
             command = [sys.executable, "-m", "deploycheck.sandbox.apiserver", "--state", str(api_state),

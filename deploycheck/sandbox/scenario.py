@@ -13,12 +13,19 @@ by path. Sections:
                         `rollout_after: N` keeps its newest revision rolling out for N seconds)
   resources             v2 REST JSON captured from the real API, used verbatim
   iam_policy            the project's IAM policy ({bindings: [{role, members, condition?}]})
+  ancestors             the folders and organisation above the project, nearest first, each
+                        {name: folders/N | organizations/N, iam_policy?}
+  custom_roles          roles.get answers for custom roles ({name: projects/P/roles/ID, permissions,
+                        stage?, deleted?}); predefined roles come from iam_roles/
   firestore             documents to seed into the Firestore emulator ({collection: [{id, fields}]})
   logs                  Cloud Logging entries of revisions ({service, revision, at, severity, text | json,
                         log: stdout|stderr|requests}), or LogEntry JSON under `entries` verbatim
   faults                fault proxies to put in front of backends ({api|registry|firestore: [rule, ...]},
                         rules as in faultrules.py); a backend listed with no rules gets an idle proxy
                         that tests reconfigure live
+  log_volume            production-sized logs, made when the stand-in starts: [{service, revision,
+                        count, from, to, lines: [compact lines as in `logs`, `{n}` = the entry's number]}]
+                        gives `count` entries cycling through `lines`, evenly spread from `from` to `to`
 
 Compact resources name images by their key in `images`; the expansion fills in what the real
 API reports (containerStatuses[].imageDigest, latestReadyRevision, trafficStatuses, ...).
@@ -29,6 +36,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +47,8 @@ import yaml
 from ..errors import InputError
 from .apiserver import LATER_KEY
 from .faultrules import parse_scenario_faults
+from .logquery import instant
+from .logstore import revision_entry
 from .timeutil import RELATIVE_TIME, resolve_time, rfc3339
 
 BUILTIN_DIR = Path(__file__).parent / "scenarios"
@@ -75,6 +85,9 @@ class Scenario:
     logs: list[dict]
     now: datetime
     faults: dict[str, list] = field(default_factory=dict)
+    ancestors: list[dict] = field(default_factory=list)
+    custom_roles: list[dict] = field(default_factory=list)
+    log_volume: list[dict] = field(default_factory=list)
 
 
 def scenario_dir(name_or_path: str) -> Path:
@@ -107,7 +120,8 @@ def load_scenario(name_or_path: str, *, project: str, region: str, now: datetime
                     services=data.get("services") or {}, jobs=data.get("jobs") or {},
                     resources=data.get("resources") or [], iam_bindings=(data.get("iam_policy") or {}).get("bindings") or [],
                     firestore=_firestore_documents(data.get("firestore") or {}, now), logs=data.get("logs") or [],
-                    now=now, faults=parse_scenario_faults(data.get("faults"), str(path)))
+                    now=now, faults=parse_scenario_faults(data.get("faults"), str(path)),
+                    log_volume=data.get("log_volume") or [], **_iam_hierarchy(data, path))
 
 
 def _firestore_documents(collections: dict, now: datetime) -> dict[str, list[tuple[str, dict]]]:
@@ -153,13 +167,55 @@ def _image_spec(key: str, spec: dict, directory: Path, now: datetime) -> ImageSp
     )
 
 
+def _iam_hierarchy(data: dict, path: Path) -> dict:
+    """`ancestors` and `custom_roles`, checked: a typo here would silently change what IAM grants."""
+    ancestors = data.get("ancestors") or []
+    for index, ancestor in enumerate(ancestors):
+        name = ancestor.get("name", "") if isinstance(ancestor, dict) else ""
+        last = index == len(ancestors) - 1
+        if not re.fullmatch(r"folders/\d+" + (r"|organizations/\d+" if last else ""), str(name)):
+            raise InputError(f"{path}: ancestors[{index}].name {name!r}: expected folders/N"
+                             + (" or organizations/N" if last else " (only the last ancestor may be an organisation)"))
+    roles = data.get("custom_roles") or []
+    for index, role in enumerate(roles):
+        name = role.get("name", "") if isinstance(role, dict) else ""
+        if not re.fullmatch(r"(projects|organizations)/[^/]+/roles/[A-Za-z0-9_.]+", str(name)):
+            raise InputError(f"{path}: custom_roles[{index}].name {name!r}: expected projects/P/roles/ID "
+                             "or organizations/N/roles/ID")
+    return {"ancestors": ancestors, "custom_roles": roles}
+
+
 def expand_iam_policies(scenario: Scenario) -> dict[str, dict]:
-    """The project policy as getIamPolicy returns it; a scenario without one has no policy to read."""
-    if not scenario.iam_bindings:
-        return {}
-    etag = hashlib.sha256(repr(scenario.iam_bindings).encode()).digest()[:8]
-    return {f"projects/{scenario.project}": {"version": 3, "etag": base64.b64encode(etag).decode(),
-                                             "bindings": copy.deepcopy(scenario.iam_bindings)}}
+    """Each policy (the project's, its ancestors') as getIamPolicy returns it; a resource without
+    one has no policy to read."""
+    bindings_of = {f"projects/{scenario.project}": scenario.iam_bindings}
+    bindings_of.update({a["name"]: (a.get("iam_policy") or {}).get("bindings") or [] for a in scenario.ancestors})
+    policies = {}
+    for resource, bindings in bindings_of.items():
+        if bindings or resource != f"projects/{scenario.project}":
+            etag = hashlib.sha256(repr(bindings).encode()).digest()[:8]
+            policies[resource] = {"version": 3, "etag": base64.b64encode(etag).decode(),
+                                  "bindings": copy.deepcopy(bindings)}
+    return policies
+
+
+def expand_iam_resources(scenario: Scenario) -> dict[str, dict]:
+    """Resource Manager v3 projects/folders/organizations and IAM v1 custom roles, keyed by the
+    name they are read under (the project by id, as `projects.get` accepts it)."""
+    chain = [a["name"] for a in scenario.ancestors]
+    number = str(int(hashlib.sha256(scenario.project.encode()).hexdigest(), 16))[:12]
+    resources = {f"projects/{scenario.project}": {
+        "name": f"projects/{number}", "projectId": scenario.project, "state": "ACTIVE",
+        "displayName": scenario.project, **({"parent": chain[0]} if chain else {})}}
+    for index, name in enumerate(chain):
+        resources[name] = {"name": name, "state": "ACTIVE", "displayName": f"{name.split('/')[0][:-1]} {index}",
+                           **({"parent": chain[index + 1]} if index + 1 < len(chain) else {})}
+    for role in scenario.custom_roles:
+        resources[role["name"]] = {
+            "name": role["name"], "title": role["name"].rsplit("/", 1)[-1], "stage": role.get("stage", "GA"),
+            "etag": "BwYAAAAAAAA=", **({"includedPermissions": list(role["permissions"])} if role.get("permissions") else {}),
+            **({"deleted": True} if role.get("deleted") else {})}
+    return resources
 
 
 def expand_log_entries(scenario: Scenario) -> list[dict]:
@@ -169,28 +225,40 @@ def expand_log_entries(scenario: Scenario) -> list[dict]:
         if "entry" in line:
             entries.append(copy.deepcopy(line["entry"]))
             continue
-        service, revision = line["service"], f"{line['service']}-{line['revision']}"
-        when = rfc3339(resolve_time(line.get("at", "now"), scenario.now))
-        log = line.get("log", "stdout")
-        entry = {
-            "logName": f"projects/{scenario.project}/logs/run.googleapis.com%2F{log}",
-            "resource": {"type": "cloud_run_revision", "labels": {
-                "service_name": service, "revision_name": revision, "location": scenario.region,
-                "project_id": scenario.project, "configuration_name": service}},
-            "timestamp": when,
-            "receiveTimestamp": when,
-            "severity": line.get("severity", "DEFAULT"),
-            "insertId": f"{index:06x}{_uid(service, str(index))[:8]}",
-        }
-        if log == "requests":
-            entry["httpRequest"] = {"requestMethod": "POST", "requestUrl": f"https://{service}.run.app/process",
-                                    "status": line.get("status", 200), "latency": "0.231s"}
-        elif "json" in line:
-            entry["jsonPayload"] = copy.deepcopy(line["json"])
-        else:
-            entry["textPayload"] = line.get("text", "")
-        entries.append(entry)
+        service = line["service"]
+        entries.append(revision_entry(
+            project=scenario.project, region=scenario.region, service=service,
+            revision=f"{service}-{line['revision']}", timestamp=rfc3339(resolve_time(line.get("at", "now"), scenario.now)),
+            insert_id=f"{index:06x}{_uid(service, str(index))[:8]}", line=copy.deepcopy(line)))
     return entries
+
+
+def expand_log_volume(scenario: Scenario) -> list[dict]:
+    """`log_volume` checked and with its times resolved; the stand-in makes the entries at start
+    (logstore.generate_volume), so the state file stays small."""
+    specs = []
+    for index, item in enumerate(scenario.log_volume):
+        where = f"{scenario.directory / 'scenario.yaml'}: log_volume[{index}]"
+        if not isinstance(item, dict):
+            raise InputError(f"{where}: expected a mapping with service, revision, count, from, to, lines")
+        missing = [key for key in ("service", "revision", "count", "lines") if key not in item]
+        if missing:
+            raise InputError(f"{where}: missing {', '.join(missing)}")
+        count, lines = item["count"], item["lines"]
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise InputError(f"{where}.count: expected a positive integer, got {count!r}")
+        if not isinstance(lines, list) or not lines or not all(isinstance(line, dict) for line in lines):
+            raise InputError(f"{where}.lines: expected a non-empty list of lines like "
+                             "{severity: INFO, text: '...'}")
+        first, last = (resolve_time(item.get(key, default), scenario.now) for key, default in
+                       (("from", "now-24h"), ("to", "now")))
+        if last < first:
+            raise InputError(f"{where}: `to` ({rfc3339(last)}) is before `from` ({rfc3339(first)})")
+        service = str(item["service"])
+        specs.append({"id": f"volume{index}", "project": scenario.project, "region": scenario.region,
+                      "service": service, "revision": f"{service}-{item['revision']}", "count": count,
+                      "lines": copy.deepcopy(lines), "from_ns": instant(rfc3339(first)), "to_ns": instant(rfc3339(last))})
+    return specs
 
 
 # --- expansion to Cloud Run admin v2 REST JSON ------------------------------------------------

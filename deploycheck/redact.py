@@ -1,0 +1,46 @@
+"""Masking of credentials in anything deploycheck prints or writes.
+
+A server may echo what it was sent (a registry's 403 body quoting the Authorization header, a
+proxy's error page), so secrets are masked where text leaves deploycheck, whatever its source:
+error messages, findings, reports, the terminal and JUnit. The patterns are fixed and linear.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MASK = "[REDACTED]"
+
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----.*?(?:-----END [A-Z ]{0,40}PRIVATE KEY-----|$)", re.S),
+     f"{MASK} private key"),
+    (re.compile(r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic|token|negotiate)\s+)?"
+                r"[^\s\"',;}\]]+"), rf"\1{MASK}"),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/\-]{8,}=*"), rf"\1 {MASK}"),
+    (re.compile(r"(?i)([\"']?\b(?:access_token|refresh_token|id_token|client_secret|private_key_id|private_key|"
+                r"password|secret|token)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;}\]]{4,}"), rf"\1{MASK}"),
+    (re.compile(r"\bya29\.[A-Za-z0-9._\-]+"), f"ya29.{MASK}"),
+    (re.compile(r"\b1//[A-Za-z0-9._\-]{20,}"), MASK),  # Google refresh tokens
+    (re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"), MASK),  # JWTs
+]
+
+
+def redact(text: str) -> str:
+    """`text` with bearer tokens, access tokens, Authorization values and private keys masked."""
+    if not isinstance(text, str) or not text:
+        return text
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_data(value: Any) -> Any:
+    """Every string inside nested dicts, lists and tuples redacted; other values as they are."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_data(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_data(item) for item in value)
+    return value
