@@ -8,8 +8,9 @@ verdict:
 
   .  correct: transient fault and the check passed after retrying, or a permanent fault and the
      check did not pass and its summary names the cause (Fault.cause)
-  F  false green: a permanent or data-destroying fault and the check passed anyway (a duplicate
-     fault may pass only if the check's evidence equals the fault-free run's)
+  F  false green: a permanent or data-destroying fault and the check passed anyway (duplicates
+     and page-token faults, which leave the first page true, may pass only if the check's
+     evidence equals the fault-free run's)
   H  hang: the run did not end within --budget + MARGIN_S (the subprocess is killed)
   U  unnamed cause: the check did not pass, but nothing in its summary names what happened
   E  false red: a transient fault, retried away by a correct reader, and the check did not pass
@@ -85,6 +86,10 @@ class Fault:
     # A backend killed mid-run destroys nothing already read: a pass is true if the check got
     # its facts before the kill; a non-pass must still name the cause.
     pass_ok: bool = False
+    # Destroys nothing a check may need: page-token faults leave the first page true, and
+    # duplicates must be counted once. A pass is right only if it concluded what the fault-free
+    # run concluded, from the same evidence (e.g. "the latest INFO line" needs no second page).
+    same_evidence_ok: bool = False
 
 
 def _status(code: int, times: int | None = None) -> Fault:
@@ -114,10 +119,13 @@ FAULTS = {
     "down": Fault("down", {"fault": "down"}, _BROKEN_CONNECTION),
     # Killed mid-run: the first two requests of the family are answered, nothing after them.
     "down-mid": Fault("down-mid", {"fault": "down", "after": 2}, _BROKEN_CONNECTION, pass_ok=True),
-    "token-repeat": Fault("token-repeat", {"fault": "page_token_repeat"}, r"page|token", body_only=True),
-    "token-cycle": Fault("token-cycle", {"fault": "page_token_cycle"}, r"page|token", body_only=True),
-    "empty-pages": Fault("empty-pages", {"fault": "empty_pages"}, r"page|token|" + _TIMEOUT, body_only=True),
-    "duplicate": Fault("duplicate", {"fault": "duplicate"}, r"duplicate", body_only=True),
+    "token-repeat": Fault("token-repeat", {"fault": "page_token_repeat"}, r"page|token", body_only=True,
+                          same_evidence_ok=True),
+    "token-cycle": Fault("token-cycle", {"fault": "page_token_cycle"}, r"page|token", body_only=True,
+                         same_evidence_ok=True),
+    "empty-pages": Fault("empty-pages", {"fault": "empty_pages"}, r"page|token|" + _TIMEOUT, body_only=True,
+                         same_evidence_ok=True),
+    "duplicate": Fault("duplicate", {"fault": "duplicate"}, r"duplicate", body_only=True, same_evidence_ok=True),
 }
 
 # Which faults each family gets (a fault with no meaning there, e.g. page tokens on a GET, is left out).
@@ -238,8 +246,8 @@ def verdict(run: RunResult, row: tuple[str, str], baseline: RunResult) -> str:
     if result == "pass" and fault.pass_ok:
         return "."
     if result == "pass":
-        if fault.name == "duplicate" and _evidence(findings) == _evidence(baseline.findings.get(row, [])):
-            return "."  # counted once: the duplicates changed nothing the check concluded
+        if fault.same_evidence_ok and _evidence(findings) == _evidence(baseline.findings.get(row, [])):
+            return "."  # the fault changed nothing the check concluded, nor what it concluded it from
         return "F"
     if result == "missing":
         return "U"
