@@ -23,6 +23,8 @@ from pathlib import Path
 import httpx
 
 from ..netutil import free_port, http_probe, stop_process_group, wait_until_ready
+from .faultproxy import FaultProxy
+from .faultrules import BACKENDS
 from .firestore_process import FirestoreEmulator, seed_documents
 from .oci_builder import build_image, layer_from_files, push_image, push_oci_layout, random_layer
 from .registry_process import LocalRegistry
@@ -46,6 +48,10 @@ class SandboxInfo:
     pids: dict[str, int] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)
     started_at: float = 0.0
+    # Backends behind a fault proxy: backend -> the proxy's control URL (FaultControl), and
+    # backend -> the real backend's address, which api_url/registry_url/firestore_host no longer name.
+    fault_controls: dict[str, str] = field(default_factory=dict)
+    upstreams: dict[str, str] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +69,7 @@ class SandboxInfo:
 
 class Sandbox:
     def __init__(self, scenario: str, *, project: str, region: str, workdir: Path | None = None,
-                 parent_pid: int | None = None, progress=None):
+                 parent_pid: int | None = None, progress=None, fault_proxies: tuple[str, ...] = ()):
         self.scenario_name = scenario
         self.project = project
         self.region = region
@@ -76,6 +82,12 @@ class Sandbox:
         self.firestore: FirestoreEmulator | None = None
         self.api_process: subprocess.Popen | None = None
         self.info: SandboxInfo | None = None
+        unknown = set(fault_proxies) - set(BACKENDS)
+        if unknown:
+            raise ValueError(f"fault_proxies: unknown backend(s) {sorted(unknown)}; known: {', '.join(BACKENDS)}")
+        # Backends to put a fault proxy in front of even when the scenario lists no faults for them.
+        self.fault_proxy_backends = tuple(fault_proxies)
+        self.proxies: dict[str, FaultProxy] = {}
 
     def start(self) -> SandboxInfo:
         began = time.monotonic()
@@ -108,22 +120,41 @@ class Sandbox:
             wait_until_ready(http_probe(f"{api_url}/_sandbox/health"), timeout=20,
                              what="sandbox API stand-in", process=self.api_process,
                              log_path=self.workdir / "apiserver.log")
+            self._start_fault_proxies(scenario, api_url)
         except BaseException:
             self._owns_workdir = False
             self.stop()
             raise
+        proxied = {backend: proxy.address for backend, proxy in self.proxies.items()}
         self.info = SandboxInfo(
             scenario=scenario.name, scenario_dir=str(scenario.directory), project=scenario.project,
-            region=scenario.region, workdir=str(self.workdir), api_url=api_url, registry_url=self.registry.url,
-            firestore_host=self.firestore.host if self.firestore else None,
+            region=scenario.region, workdir=str(self.workdir), api_url=proxied.get("api", api_url),
+            registry_url=proxied.get("registry", self.registry.url),
+            firestore_host=proxied.get("firestore", self.firestore.host if self.firestore else None),
             pids={"registry": self.registry.pid, "apiserver": self.api_process.pid,
-                  **({"firestore": self.firestore.pid} if self.firestore else {})}, images=pushed,
-            started_at=time.time(),
+                  **({"firestore": self.firestore.pid} if self.firestore else {}),
+                  **{f"faultproxy-{backend}": proxy.pid for backend, proxy in self.proxies.items()}},
+            images=pushed, started_at=time.time(),
+            fault_controls={backend: proxy.control_url for backend, proxy in self.proxies.items()},
+            upstreams={backend: proxy.upstream for backend, proxy in self.proxies.items()},
         )
         self.info.save(self.state_path)
         self.progress(f"sandbox:{scenario.name} up in {time.monotonic() - began:.1f}s "
                       f"(api {api_url}, registry {self.registry.url}, logs {self.workdir})")
         return self.info
+
+    def _start_fault_proxies(self, scenario: Scenario, api_url: str) -> None:
+        """A proxy only for the backends that asked for one: the normal path has no extra hop."""
+        upstreams = {"api": ("http", api_url), "registry": ("http", self.registry.url)}
+        if self.firestore:
+            upstreams["firestore"] = ("grpc", self.firestore.host)
+        for backend in dict.fromkeys([*scenario.faults, *self.fault_proxy_backends]):
+            if backend not in upstreams:
+                raise ValueError(f"a fault proxy for {backend} was asked for, but sandbox:{scenario.name} runs no "
+                                 f"{backend} (its scenario seeds no Firestore documents)")
+            kind, upstream = upstreams[backend]
+            self.proxies[backend] = FaultProxy(self.workdir, backend=backend, kind=kind, upstream=upstream,
+                                               faults=scenario.faults.get(backend), parent_pid=self.parent_pid).start()
 
     def _children(self) -> list[int]:
         return [server.pid for server in (self.registry, self.firestore) if server is not None]
@@ -152,6 +183,9 @@ class Sandbox:
         return pushed
 
     def stop(self) -> None:
+        for proxy in self.proxies.values():
+            proxy.stop()
+        self.proxies.clear()
         if self.api_process is not None:
             stop_process_group(self.api_process.pid, grace=STOP_GRACE_SECONDS, child=self.api_process)
             self.api_process = None

@@ -20,6 +20,9 @@ by path. Sections:
   firestore             documents to seed into the Firestore emulator ({collection: [{id, fields}]})
   logs                  Cloud Logging entries of revisions ({service, revision, at, severity, text | json,
                         log: stdout|stderr|requests}), or LogEntry JSON under `entries` verbatim
+  faults                fault proxies to put in front of backends ({api|registry|firestore: [rule, ...]},
+                        rules as in faultrules.py); a backend listed with no rules gets an idle proxy
+                        that tests reconfigure live
   log_volume            production-sized logs, made when the stand-in starts: [{service, revision,
                         count, from, to, lines: [compact lines as in `logs`, `{n}` = the entry's number]}]
                         gives `count` entries cycling through `lines`, evenly spread from `from` to `to`
@@ -43,6 +46,7 @@ import yaml
 
 from ..errors import InputError
 from .apiserver import LATER_KEY
+from .faultrules import parse_scenario_faults
 from .logquery import instant
 from .logstore import revision_entry
 from .timeutil import RELATIVE_TIME, resolve_time, rfc3339
@@ -80,6 +84,7 @@ class Scenario:
     firestore: dict[str, list[tuple[str, dict]]]
     logs: list[dict]
     now: datetime
+    faults: dict[str, list] = field(default_factory=dict)
     ancestors: list[dict] = field(default_factory=list)
     custom_roles: list[dict] = field(default_factory=list)
     log_volume: list[dict] = field(default_factory=list)
@@ -115,7 +120,8 @@ def load_scenario(name_or_path: str, *, project: str, region: str, now: datetime
                     services=data.get("services") or {}, jobs=data.get("jobs") or {},
                     resources=data.get("resources") or [], iam_bindings=(data.get("iam_policy") or {}).get("bindings") or [],
                     firestore=_firestore_documents(data.get("firestore") or {}, now), logs=data.get("logs") or [],
-                    now=now, log_volume=data.get("log_volume") or [], **_iam_hierarchy(data, path))
+                    now=now, faults=parse_scenario_faults(data.get("faults"), str(path)),
+                    log_volume=data.get("log_volume") or [], **_iam_hierarchy(data, path))
 
 
 def _firestore_documents(collections: dict, now: datetime) -> dict[str, list[tuple[str, dict]]]:
