@@ -593,12 +593,16 @@ def _error_detail(response: httpx.Response) -> tuple[set[str], str]:
                 break
     except httpx.HTTPError:
         pass  # the status says enough; a broken error body adds nothing
+    codes, text = set(), body[:200].decode("utf-8", "replace").strip()
     try:
-        errors = json.loads(body).get("errors") or []
-        codes = {str(error.get("code")) for error in errors}
-        text = "; ".join(f"{error.get('code')}: {error.get('message')}" for error in errors)
+        document = json.loads(body)
+        if isinstance(document.get("errors"), list):  # the distribution spec's error body
+            codes = {str(error.get("code")) for error in document["errors"]}
+            text = "; ".join(f"{error.get('code')}: {error.get('message')}" for error in document["errors"])
+        elif isinstance(document.get("error"), dict):  # Google's envelope, from a front end or proxy
+            text = f"{document['error'].get('status', '')}: {document['error'].get('message', '')}".strip(": ")
     except (ValueError, AttributeError, TypeError):
-        codes, text = set(), body[:200].decode("utf-8", "replace").strip()
+        pass
     return codes, f" ({text[:300]})" if text else ""
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
+from conftest import phase2_scenario
 
 from deploycheck.errors import ObservationError
 from deploycheck.findings import Outcome, Severity, Finding
@@ -21,6 +24,8 @@ KEY = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END P
     ("GET /token?access_token=abcdef0123456789&scope=x", "abcdef0123456789"),
     (f"the header was bearer {TOKEN[5:]}", TOKEN[5:]),
     (KEY, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"),
+    ("GET /v1/x?key=AIzaSyA0123456789abcdefghij", "AIzaSyA0123456789abcdefghij"),
+    ("x-goog-api-key: AIzaSyA0123456789abcdefghij", "AIzaSyA0123456789abcdefghij"),
     ("jwt eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXZhbHVl", "c2lnbmF0dXJlLXZhbHVl"),
 ])
 def test_secret_shapes_are_masked(text, secret):
@@ -63,3 +68,22 @@ def test_a_token_seeded_into_a_server_error_body_appears_in_no_output(suite):
         assert TOKEN not in text, name
         assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in text, name
     assert "[REDACTED]" in outputs["report.json"]
+
+
+def test_a_registry_whose_403_body_echoes_the_authorization_header_leaks_nothing(suite, tmp_path):
+    """The seeded case of F8: a registry (through the fault proxy) answers 403 quoting the caller's header."""
+    scenario = phase2_scenario(tmp_path / "echo", service="    revisions: [{suffix: 00001-abc, image: app}]")
+    echo = f"denied: request had Authorization: Bearer {TOKEN}; x-goog-api-key={TOKEN[5:]}"
+    rule = {"fault": "status", "status": 403, "path": "/manifests/", "message": echo}
+    with open(scenario / "scenario.yaml", "a") as handle:
+        handle.write(f"faults:\n  registry:\n    - {json.dumps(rule)}\n")
+    suite.reuse_sandbox(str(scenario))
+    result = suite.run("--service", PHASE2, "--target", f"sandbox:{scenario}", "checks/test_cloudrun.py", "-k",
+                       "commit", "--deadline", "2", "--report-dir", "out", "--junitxml", "out/junit.xml", "-rA")
+    assert result.ret == 1
+    outputs = {"stdout": result.stdout.str(), "stderr": result.stderr.str()}
+    for name in ("report.json", "report.md", "report.html", "junit.xml"):
+        outputs[name] = (suite.path / "out" / name).read_text()
+    assert "denied access (HTTP 403 (PERMISSION_DENIED: denied: request had Authorization: [REDACTED]" in outputs["stdout"]
+    for name, text in outputs.items():
+        assert TOKEN[5:] not in text, name

@@ -99,7 +99,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if kind == "hang":
             return self._hang()
         if kind == "status":
-            payload = json.dumps(error_envelope(rule.status)).encode()
+            payload = json.dumps(error_envelope(rule.status, rule.message)).encode()
             return self._answer(rule.status, [("Content-Type", "application/json; charset=UTF-8")], payload, method)
         target, body, incoming_token = _strip_fault_token(split, body)
         headers = [(name, value) for name, value in self.headers.items() if name.lower() not in _HOP_BY_HOP]

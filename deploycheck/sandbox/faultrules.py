@@ -67,6 +67,7 @@ class FaultRule:
     after: int = 0
     status: int = 503
     interval: float = DEFAULT_TRICKLE_INTERVAL
+    message: str | None = None  # a status fault's error text instead of the service's usual one
     hits: int = 0  # requests this rule broke
     seen: int = 0  # matching requests, including the ones `after` let through
     spec: dict = field(default_factory=dict)
@@ -75,7 +76,7 @@ class FaultRule:
     def parse(cls, spec: object, where: str = "fault rule") -> "FaultRule":
         if not isinstance(spec, dict):
             raise InputError(f"{where}: expected a mapping with a `fault` key, got {type(spec).__name__}")
-        unknown = set(spec) - {"fault", "path", "method", "times", "after", "status", "interval"}
+        unknown = set(spec) - {"fault", "path", "method", "times", "after", "status", "interval", "message"}
         if unknown:
             raise InputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         kind = spec.get("fault")
@@ -92,8 +93,12 @@ class FaultRule:
         interval = spec.get("interval", DEFAULT_TRICKLE_INTERVAL)
         if not isinstance(interval, (int, float)) or interval <= 0:
             raise InputError(f"{where}: interval must be a positive number of seconds, not {interval!r}")
+        message = spec.get("message")
+        if message is not None and not isinstance(message, str):
+            raise InputError(f"{where}: message must be a string, not {message!r}")
         return cls(fault=kind, path=path, method=(spec.get("method") or "").upper() or None, times=times,
-                   after=spec.get("after", 0), status=spec.get("status", 503), interval=float(interval), spec=dict(spec))
+                   after=spec.get("after", 0), status=spec.get("status", 503), interval=float(interval),
+                   message=message, spec=dict(spec))
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method != method:
@@ -144,8 +149,8 @@ class FaultBook:
             return {"faults": [rule.describe() for rule in self.rules], "requests": self.requests}
 
 
-def error_envelope(status: int) -> dict:
-    return {"error": {"code": status, "message": STATUS_MESSAGES.get(status, "Error"),
+def error_envelope(status: int, message: str | None = None) -> dict:
+    return {"error": {"code": status, "message": message or STATUS_MESSAGES.get(status, "Error"),
                       "status": STATUS_NAMES.get(status, "UNKNOWN")}}
 
 
