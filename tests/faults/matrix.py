@@ -40,7 +40,7 @@ _RUN = r"^/v2/projects/[^/]+/locations/[^/]+/(services|jobs)"
 FAMILIES = {
     "run-get": ("api", _RUN + r"/[^/]+(/revisions/[^/]+)?$"),
     "run-list": ("api", _RUN + r"$"),
-    "iam": ("api", r":getIamPolicy$|^/v1/roles/"),
+    "iam": ("api", r":getIamPolicy$|^/v1/roles/|^/v3/(projects|folders|organizations)/[^/:]+$"),
     "logging": ("api", r"^/v2/entries:list$"),
     "manifests": ("registry", r"/manifests/"),
     "blobs": ("registry", r"/blobs/"),
