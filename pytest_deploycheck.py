@@ -27,8 +27,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--wait", type=float, default=0.0, metavar="SECONDS",
                     help="poll until the newest revision is ready (or failed) before checking, up to SECONDS")
     group.addoption("--report-dir", default=None, metavar="DIR", help="write DIR/report.json")
-    group.addoption("--log-window", type=float, default=24.0, metavar="HOURS",
-                    help="log checks read from the serving revision's creation, at most HOURS back (default 24)")
+    group.addoption("--log-window", type=float, default=None, metavar="HOURS",
+                    help="log checks read from the creation of the serving and newest revisions (default), or at "
+                         "most HOURS back; the findings say which window they read")
     group.addoption("--max-log-entries", type=_at_least_one, default=1000, metavar="N",
                     help="entries one log query reads at most (default 1000); a check whose answer lies beyond "
                          "them ERRORs saying so, never passes")
