@@ -19,7 +19,6 @@ from typing import Callable, TypeVar
 from google.api_core.client_options import ClientOptions
 from google.auth.transport.requests import AuthorizedSession
 from google.cloud import resourcemanager_v3
-from google.protobuf import json_format
 
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call, raise_for_status

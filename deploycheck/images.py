@@ -8,15 +8,13 @@ symlinks are resolved across layers, member names that escape the image root are
 reported. Every layer is read to its end so its sha256 is verified before anything from it
 is trusted; every read is bounded by `ImageLimits`.
 
-`DockerImageReader` is the fallback for registries the OCI reader cannot reach: it pulls the
-image by digest through a docker engine, creates (never starts) a container and copies the
-files out with the archive API.
+`deploycheck.images_docker.DockerImageReader` is the fallback for registries the OCI reader
+cannot reach (a docker engine pulls, creates and never starts a container).
 """
 
 from __future__ import annotations
 
 import gzip
-import os
 import posixpath
 import tarfile
 import time
@@ -24,9 +22,6 @@ import zlib
 from dataclasses import dataclass, field
 from typing import IO, Callable, Iterator, Literal, Protocol, Sequence
 
-import docker
-import docker.errors
-import requests
 
 from deploycheck.blobcache import BlobCache, BlobSink, CorruptCacheEntry
 from deploycheck.errors import ObservationError
@@ -293,7 +288,7 @@ class _MergedView:
 
     def resolve(self, wanted: str, max_hops: int) -> _Resolution:
         """Follow `wanted` component by component through symlinks, as the kernel would in the container."""
-        pending = _components(wanted)
+        pending = path_components(wanted)
         current = "/"
         links: list[tuple[str, str]] = []
         last: _Lookup | None = None
@@ -317,7 +312,7 @@ class _MergedView:
                         f"symlink loop (or a chain over {max_hops} hops) resolving {wanted}: "
                         f"{_describe(links[:4])}, ..."
                     )
-                pending = _components(member.target) + pending
+                pending = path_components(member.target) + pending
                 if member.target.startswith("/"):
                     current = "/"
                 continue
@@ -347,7 +342,7 @@ class _SymlinkLoop(Exception):
     pass
 
 
-class _ReadBudget:
+class ReadBudget:
     """The deadline and the decompressed-bytes allowance of one read_files call."""
 
     def __init__(self, limits: ImageLimits, what: str, started: float):
@@ -395,7 +390,7 @@ class _LayerWalk:
         self._ref = ref
         self._layers = layers
         self._what = f"image {ref}"
-        self._budget = _ReadBudget(limits, self._what, started)
+        self._budget = ReadBudget(limits, self._what, started)
         self._kept_speculatively = 0
         self.view = _MergedView(len(layers))
 
@@ -406,7 +401,7 @@ class _LayerWalk:
                 f"image has {len(self._layers)} layers, more than the --max-layers limit of "
                 f"{self._limits.max_layers}; raise --max-layers to read it",
             )
-        wanted = {path: "/" + "/".join(_components(path)) for path in paths}
+        wanted = {path: "/" + "/".join(path_components(path)) for path in paths}
         basenames = {posixpath.basename(path) for path in wanted.values()}
         resolutions = self._resolve_all(wanted)
         for index in reversed(range(len(self._layers))):
@@ -468,7 +463,7 @@ class _LayerWalk:
             member = resolution.member
             truncated = member.size > self._limits.max_file_bytes
             if truncated:
-                notes.append(_truncation_note(member.size, self._limits))
+                notes.append(truncation_note(member.size, self._limits))
             if layer.index == 0 and len(self._layers) > 1:
                 source = " (from the blob cache)" if layer.from_cache else ""
                 notes.append(
@@ -523,7 +518,7 @@ class _LayerWalk:
         chunks: Iterator[bytes],
         keep: Callable[[str], bool],
     ) -> _LayerIndex:
-        compressed = _ChunkReader(chunks, self._budget)
+        compressed = ChunkReader(chunks, self._budget)
         tar_bytes = _CountingReader(open_layer(compressed), lambda count: self._budget.add_decompressed(count, layer))
         try:
             with tarfile.open(fileobj=tar_bytes, mode="r|") as tar:
@@ -583,7 +578,7 @@ def _member_path(name: str) -> str | None:
     return "/" if cleaned == "." else "/" + cleaned
 
 
-def _truncation_note(size: int, limits: ImageLimits) -> str:
+def truncation_note(size: int, limits: ImageLimits) -> str:
     return (
         f"file is {size:,} bytes, over the {limits.max_file_bytes:,}-byte --max-file-bytes limit: "
         "data holds only its beginning"
@@ -594,13 +589,13 @@ def _describe(links: list[tuple[str, str]]) -> str:
     return ", ".join(f"{path} -> {target}" for path, target in links)
 
 
-def _components(path: str) -> list[str]:
+def path_components(path: str) -> list[str]:
     return [part for part in path.split("/") if part not in ("", ".")]
 
 
 def _ancestors(path: str) -> list[str]:
     """'/a/b/c' -> ['/a', '/a/b'], top first."""
-    parts = _components(path)[:-1]
+    parts = path_components(path)[:-1]
     return ["/" + "/".join(parts[: depth + 1]) for depth in range(len(parts))]
 
 
@@ -643,10 +638,10 @@ def _tee(chunks: Iterator[bytes], sink: BlobSink) -> Iterator[bytes]:
         yield chunk
 
 
-class _ChunkReader:
+class ChunkReader:
     """A read()-able file over an iterator of blob chunks, checking the deadline as bytes arrive."""
 
-    def __init__(self, chunks: Iterator[bytes], budget: _ReadBudget):
+    def __init__(self, chunks: Iterator[bytes], budget: ReadBudget):
         self._chunks = chunks
         self._budget = budget
         self._buffer = bytearray()
@@ -682,114 +677,3 @@ class _CountingReader:
         data = self._source.read(size)
         self._count(len(data))
         return data
-
-
-# --- the docker engine reader ---------------------------------------------------------------
-
-_PROBE_COMMAND = ["/deploycheck-probe-never-started"]
-_GO_MODE_DIR = 1 << 31
-"""os.ModeDir in the Go FileMode the engine reports in an archive's path stat."""
-_DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-_ENGINE_ERRORS = (docker.errors.DockerException, requests.RequestException)
-"""What docker SDK calls raise when the engine refuses or cannot be reached (requests' errors leak through)."""
-
-
-class DockerImageReader:
-    """Reads files through a docker engine: pull by digest, create (never start) a container,
-    copy each file out with the archive API, remove the container.
-
-    Layer-level facts (which layer, bytes fetched) are not observable this way and are None.
-    """
-
-    def __init__(self, docker_client=None, *, limits: ImageLimits = ImageLimits(), platform: str = "linux/amd64"):
-        self._docker = docker_client
-        self._limits = limits
-        self._platform = platform
-
-    def read_files(self, ref: ImageRef, paths: Sequence[str]) -> ImageReadResult:
-        digest = require_digest(ref)
-        started = time.monotonic()
-        what = f"image {ref}"
-        budget = _ReadBudget(self._limits, what, started)
-        engine = self._engine(what)
-        try:
-            image = self._image(engine, ref, digest)
-            container = engine.containers.create(
-                image.id, command=_PROBE_COMMAND, network_disabled=True, labels={"deploycheck": "file-probe"}
-            )
-        except _ENGINE_ERRORS as exc:
-            raise ObservationError(what, f"docker engine could not pull or create {ref}: {exc}") from None
-        try:
-            files = {path: self._read_one(container, path, budget, what) for path in paths}
-        finally:
-            try:
-                container.remove(force=True)
-            except _ENGINE_ERRORS as exc:
-                raise ObservationError(what, f"could not remove probe container {container.id}: {exc}") from None
-        return ImageReadResult(
-            image=str(ref),
-            files=files,
-            bytes_read=None,
-            bytes_from_cache=0,
-            layers_opened=0,
-            layers_total=len(image.attrs.get("RootFS", {}).get("Layers") or []),
-            image_compressed_size=None,
-            elapsed_s=time.monotonic() - started,
-        )
-
-    def _engine(self, what: str) -> docker.DockerClient:
-        engine = self._docker
-        try:
-            if engine is None:
-                engine = docker.from_env(timeout=max(1, int(self._limits.max_seconds)))
-            engine.ping()
-        except _ENGINE_ERRORS as exc:
-            host = engine.api.base_url if engine is not None else os.environ.get("DOCKER_HOST", _DEFAULT_DOCKER_HOST)
-            raise ObservationError(
-                what,
-                f"docker daemon not reachable at {host}: use the default registry reader or start dockerd ({exc})",
-            ) from None
-        self._docker = engine
-        return engine
-
-    def _image(self, engine: docker.DockerClient, ref: ImageRef, digest: str):
-        try:
-            return engine.images.get(f"{ref.repository}@{digest}")
-        except docker.errors.ImageNotFound:
-            return engine.images.pull(ref.repository, tag=digest, platform=self._platform)
-
-    def _read_one(self, container, path: str, budget: _ReadBudget, what: str) -> FileRead:
-        normal = "/" + "/".join(_components(path))
-        resolved = normal
-        try:
-            chunks, stat = container.get_archive(normal)
-            if stat.get("linkTarget"):
-                # As `docker cp --follow-link`: the engine names the symlink's fully resolved target.
-                chunks.close()
-                resolved = stat["linkTarget"]
-                chunks, stat = container.get_archive(resolved)
-        except docker.errors.NotFound:
-            return _not_found(path, resolved, "not in the image (the docker engine has no such path)")
-        except _ENGINE_ERRORS as exc:
-            raise ObservationError(
-                what, f"docker engine could not copy {normal} out of the probe container: {exc}"
-            ) from None
-        try:
-            if stat.get("mode", 0) & _GO_MODE_DIR:
-                return _not_found(path, resolved, f"{resolved} is a directory")
-            with tarfile.open(fileobj=_ChunkReader(chunks, budget), mode="r|") as tar:
-                member = next(iter(tar), None)
-                if member is None or not member.isreg():
-                    return _not_found(path, resolved, f"{resolved} is not a regular file")
-                data = tar.extractfile(member).read(self._limits.max_file_bytes)
-        except (*_ENGINE_ERRORS, tarfile.TarError) as exc:
-            raise ObservationError(what, f"reading {resolved} from the docker engine's archive failed: {exc}") from None
-        finally:
-            chunks.close()  # the rest of the archive (all of a directory's contents, say) is not needed
-        truncated = member.size > self._limits.max_file_bytes
-        note = _truncation_note(member.size, self._limits) if truncated else ""
-        return FileRead(path, True, data, member.size, resolved, None, None, None, truncated, note)
-
-
-def _not_found(path: str, resolved: str, note: str) -> FileRead:
-    return FileRead(path, False, None, 0, resolved, None, None, None, False, note)

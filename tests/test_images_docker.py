@@ -13,7 +13,8 @@ import docker.errors
 import pytest
 
 from deploycheck.errors import ObservationError
-from deploycheck.images import DockerImageReader, ImageLimits, RegistryImageReader
+from deploycheck.images import ImageLimits, RegistryImageReader
+from deploycheck.images_docker import DockerImageReader
 from deploycheck.imageref import ImageRef
 from deploycheck.registry import RegistryClient, RegistryRouter
 from deploycheck.sandbox.oci_builder import FileEntry, build_image, layer_from_files, push_image
