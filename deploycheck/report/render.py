@@ -17,16 +17,16 @@ _ENVIRONMENT = jinja2.Environment(
     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 SEVERITY_ORDER = [severity.value for severity in Severity]
-OUTCOME_ORDER = [Outcome.ERROR.value, Outcome.FAIL.value, Outcome.PASS.value]
+OUTCOME_ORDER = [Outcome.ERROR.value, Outcome.FAIL.value, Outcome.WAIVED.value, Outcome.PASS.value]
 
 
 def _view(report: dict) -> dict:
     findings = sorted(report["findings"], key=lambda f: (OUTCOME_ORDER.index(f["outcome"]),
                                                           SEVERITY_ORDER.index(f["severity"]), f["check"], f["resource"]))
-    red = [f for f in findings if f["outcome"] != Outcome.PASS.value]
+    red = [f for f in findings if f["outcome"] in (Outcome.FAIL.value, Outcome.ERROR.value)]
     by_severity = {severity: sum(1 for f in red if f["severity"] == severity) for severity in SEVERITY_ORDER}
     checks = sorted({f["check"] for f in findings})
-    return {"summary": report["summary"], "red": red, "green": [f for f in findings if f not in red],
+    return {"summary": report["summary"], "red": red, "green": [f for f in findings if f["outcome"] == Outcome.PASS.value],
             "by_severity": by_severity, "checks": checks, "by_check": report["summary"]["by_check"]}
 
 
