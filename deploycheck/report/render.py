@@ -1,5 +1,6 @@
 """report.md (a PR comment or a chat message) and report.html (one self-contained page: inline
-CSS, no script, no external request) from the same report dict report.json holds."""
+CSS and SVG, a few lines of inline script for the filters, no external request) from the same
+report dict report.json holds."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import jinja2
 
 from ..findings import Outcome, Severity
 from ..redact import redact
+from .html_view import html_view
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("deploycheck.report", "templates"),
@@ -31,7 +33,10 @@ def _view(report: dict) -> dict:
 
 
 def render(report: dict, template: str) -> str:
-    return _ENVIRONMENT.get_template(template).render(**_view(report))
+    view = _view(report)
+    if template.endswith(".html.j2"):
+        view |= html_view(report)
+    return _ENVIRONMENT.get_template(template).render(**view)
 
 
 def write_rendered(report: dict, directory: Path) -> list[Path]:
