@@ -52,7 +52,7 @@ def failing_per_night(nights: list[dict]) -> Markup:
                 continue
             h = plot_h * count / ceiling
             y -= h
-            body.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{colour}">'
+            body.append(f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{colour}">'
                         f'<title>{escape(night["label"])}: {count} {severity}</title></rect>')
         body.append(_text(x + bar / 2, y - 3, total, "middle", 'font-weight="600"'))
         if len(nights) <= 16 or index % math.ceil(len(nights) / 16) == 0 or index == len(nights) - 1:

@@ -12,8 +12,9 @@ from . import charts
 
 SEVERITIES = ["P0", "P1", "P2", "P3"]
 RED = ("fail", "error")
-# A cell shows its worst finding: unobserved before failing (it may hide anything), waived before passing.
-_STATE_RANK = {"error": 0, "fail": 1, "waived": 2, "pass": 3}
+# Worst first: red by severity (at one severity, unobserved before failing: it may hide anything),
+# then waived, then passed.
+_STATE_RANK = {"error": 0, "fail": 0, "waived": 1, "pass": 2}
 
 
 def anchor(finding: dict) -> str:
@@ -24,8 +25,9 @@ def anchor(finding: dict) -> str:
 
 
 def _rank(finding: dict) -> tuple:
-    return (_STATE_RANK.get(finding["outcome"], 0), SEVERITIES.index(finding["severity"]) if finding["severity"]
-            in SEVERITIES else 0, finding["check"], finding["resource"])
+    severity = SEVERITIES.index(finding["severity"]) if finding["severity"] in SEVERITIES else 0
+    return (_STATE_RANK.get(finding["outcome"], 0), severity, finding["outcome"] != "error", finding["check"],
+            finding["resource"])
 
 
 def _cell_state(finding: dict) -> tuple[str, str]:

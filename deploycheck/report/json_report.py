@@ -16,7 +16,7 @@ REPORT_FIELDS = ("check", "resource", "severity", "outcome", "summary", "remedia
 
 def build_report(findings: list[Finding], *, target: str, inventory: str, started: datetime,
                  exit_status: int | None, selection: dict, project: str | None = None, region: str | None = None,
-                 waivers: list[dict] | None = None) -> dict:
+                 waivers: list[dict] | None = None, heartbeat_band: dict | None = None) -> dict:
     outcomes = Counter(f.outcome.value for f in findings)
     by_check: dict[str, Counter] = {}
     for finding in findings:
@@ -28,6 +28,7 @@ def build_report(findings: list[Finding], *, target: str, inventory: str, starte
         "findings": [{key: finding.to_dict()[key] for key in REPORT_FIELDS}
                      | ({"waiver": finding.waiver} if finding.waiver else {}) for finding in findings],
         "waivers": waivers or [],
+        "heartbeat_band": heartbeat_band,
         "summary": {
             "target": target,
             "inventory": inventory,
