@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.deploycheck-installed
 # command:Debian package. The sandbox runs the real CNCF registry and gcloud's Firestore emulator
 # (java; gcloud and its emulator component come with this machine's image); the image-read
-# benchmark copies with skopeo; the docker reader's tests start their own dockerd from docker.io.
-SYSTEM_PACKAGES := docker-registry:docker-registry skopeo:skopeo dockerd:docker.io java:openjdk-17-jre-headless
+# benchmark copies with skopeo; the docker reader's tests start their own dockerd from docker.io;
+# the report's tests render report.html in headless chromium.
+SYSTEM_PACKAGES := docker-registry:docker-registry skopeo:skopeo dockerd:docker.io java:openjdk-17-jre-headless chromium:chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-packages demo test clean

@@ -21,6 +21,7 @@ class Outcome(str, Enum):
     PASS = "pass"
     FAIL = "fail"
     ERROR = "error"
+    WAIVED = "waived"  # a FAIL an inventory waiver accepts until its expiry: shown, counted apart, not failing
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Finding:
     summary: str
     evidence: dict = field(default_factory=dict)
     remediation: str | None = None
+    waiver: dict | None = None  # the waiver that matched (deploycheck.waivers), in force or expired
 
     def __post_init__(self) -> None:
         # Whatever a server echoed into a summary or evidence, no credential leaves in a finding.
@@ -41,7 +43,7 @@ class Finding:
 
     @property
     def failed(self) -> bool:
-        return self.outcome is not Outcome.PASS
+        return self.outcome in (Outcome.FAIL, Outcome.ERROR)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -59,6 +61,7 @@ class Finding:
             summary=data["summary"],
             evidence=data.get("evidence") or {},
             remediation=data.get("remediation"),
+            waiver=data.get("waiver"),
         )
 
     def one_line(self) -> str:

@@ -11,7 +11,8 @@ Loading runs four stages and raises every problem of the last three in one Inven
      and alias expansion bounded (yamlread.py);
   2. pydantic validates the whole document; each error's `loc` is mapped back to its line
      (messages.py);
-  3. cross-references (runs -> service, code -> pattern, unique names) are checked and the specs
+  3. cross-references (runs -> service, code -> pattern, unique names, waivers -> checks and
+     resources) are checked and the specs
      are built, on the parts of the document that passed stage 2 (resolve.py).
 Every regex is compiled by RE2 (deploycheck.re2). No network I/O happens here.
 """
@@ -26,13 +27,14 @@ from .messages import schema_issue
 from .resolve import Parts, Resolver
 from .schema import InventoryFile, inventory_json_schema
 from .source import MAX_INVENTORY_BYTES, inventory_text, read_inventory_bytes
+from .resolve import WAIVABLE_CHECKS
 from .specs import (CodePattern, HeartbeatLogSpec, HeartbeatSpec, Inventory, InventoryError, InventoryIssue, JobSpec,
-                    ServiceSpec)
+                    ServiceSpec, WaiverSpec)
 from .yamlread import MAX_DEPTH, MAX_EXPANDED_NODES, Loc, YamlReader, field_path
 
 __all__ = ["CodePattern", "HeartbeatLogSpec", "HeartbeatSpec", "Inventory", "InventoryError", "InventoryFile",
            "InventoryIssue", "JobSpec", "MAX_DEPTH", "MAX_EXPANDED_NODES", "MAX_INVENTORY_BYTES", "ServiceSpec",
-           "inventory_json_schema", "load_inventory"]
+           "WAIVABLE_CHECKS", "WaiverSpec", "inventory_json_schema", "load_inventory"]
 
 
 def load_inventory(path: str | Path) -> Inventory:
@@ -52,6 +54,7 @@ def load_inventory(path: str | Path) -> Inventory:
     parts = Parts.of(reader.data)
     resolver = Resolver(parts, reader.positions, report) if parts else None
     services, jobs = resolver.resolve() if resolver else ([], [])
+    waivers = resolver.waivers() if resolver else []
     if issues:
         raise InventoryError(issues)
     count = document.heartbeats.count
@@ -63,4 +66,4 @@ def load_inventory(path: str | Path) -> Inventory:
             bad_id_patterns=list(document.heartbeats.bad_id_patterns), expected_min=count.expected_min,
             expected_max=count.expected_max, p1_above=count.p1_above, p0_above=count.p0_above,
             max_age_hours=document.heartbeats.max_age_hours),
-        patterns=resolver.patterns)
+        patterns=resolver.patterns, waivers=waivers)

@@ -3,6 +3,7 @@ the specs built, on the parts of the document that pass the schema on their own.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -13,14 +14,21 @@ from .. import re2
 from ..imageref import ImageRef, ImageRefError
 from .messages import did_you_mean
 from .schema import (Defaults, FileModel, HeartbeatsEntry, InventoryFile, JobEntry, JobSettings, PatternEntry,
-                     ServiceEntry, ServiceSettings)
-from .specs import CodePattern, HeartbeatLogSpec, JobSpec, ServiceSpec, legacy_registry_among
+                     ServiceEntry, ServiceSettings, WaiverEntry)
+from .specs import CodePattern, HeartbeatLogSpec, JobSpec, ServiceSpec, WaiverSpec, legacy_registry_among
 from .yamlread import Loc, Positions
 
 # Docker's rule: the first path component is a registry host only if it looks like one.
 _HOST_LIKE = re.compile(r"^(?:localhost|[^/]*[.:][^/]*)$")
 _FALLBACK_TAG = "latest"
 _FALLBACK_COMMIT_LABEL = "org.opencontainers.image.revision"
+
+WAIVABLE_CHECKS = {
+    "traffic": "service", "rollout": "service", "digest": "service", "commit": "service", "boot": "service",
+    "heartbeat-log": "service", "log-visibility": "service", "iam": "service", "code": "service or job",
+    "stale-jobs": "job", "heartbeat-docs": "heartbeat collection", "orphans": "project/region scope",
+}
+"""Every check id (tests/test_waivers.py keeps it equal to checks/) and what its findings are about."""
 
 
 def _valid(model: type[FileModel], raw: Any) -> Any:
@@ -66,8 +74,11 @@ class Parts:
     patterns: dict[str, PatternEntry]
     services: list[tuple[int, ServiceEntry]]
     jobs: list[tuple[int, JobEntry]]
+    waivers: list[tuple[int, WaiverEntry]]
     pattern_names: list[str]
     service_names: list[str]
+    job_names: list[str]
+    scope: str | None  # PROJECT/REGION, the resource of project-wide checks; None if either is invalid
 
     @classmethod
     def of(cls, data: Any) -> "Parts | None":
@@ -84,6 +95,8 @@ class Parts:
         raw_patterns = data.get("patterns") if isinstance(data.get("patterns"), dict) else {}
         raw_services = data.get("services") if isinstance(data.get("services"), list) else []
         raw_jobs = data.get("jobs") if isinstance(data.get("jobs"), list) else []
+        raw_waivers = data.get("waivers") if isinstance(data.get("waivers"), list) else []
+        project, region = (_valid_section(data, name, _INVALID) for name in ("project", "region"))
         return cls(
             registry=registry,
             legacy_registries=legacy_registries,
@@ -93,10 +106,16 @@ class Parts:
             services=[(index, entry) for index, raw in enumerate(raw_services)
                       if (entry := _valid(ServiceEntry, raw))],
             jobs=[(index, entry) for index, raw in enumerate(raw_jobs) if (entry := _valid(JobEntry, raw))],
+            waivers=[(index, entry) for index, raw in enumerate(raw_waivers) if (entry := _valid(WaiverEntry, raw))],
             pattern_names=[str(name) for name in raw_patterns],
-            service_names=[raw["name"] for raw in raw_services
-                           if isinstance(raw, dict) and isinstance(raw.get("name"), str)],
+            service_names=_names(raw_services),
+            job_names=_names(raw_jobs),
+            scope=None if _INVALID in (project, region) else f"{project}/{region}",
         )
+
+
+def _names(raw_entries: list) -> list[str]:
+    return [raw["name"] for raw in raw_entries if isinstance(raw, dict) and isinstance(raw.get("name"), str)]
 
 
 _SERVICE_DEFAULTS: Loc = ("defaults", "service")
@@ -179,6 +198,46 @@ class Resolver:
                     if re2.compile(bad).search(name):
                         self.report(path, f"processor {name!r} matches heartbeats.bad_id_patterns {bad!r} "
                                           f"(expected a good heartbeat document id)")
+
+    def waivers(self) -> list[WaiverSpec]:
+        """The waivers whose check exists and whose every resource pattern names something that
+        check looks at: a typo would otherwise waive nothing, silently, until someone wonders."""
+        specs, first_lines = [], {}
+        for index, entry in self.parts.waivers:
+            path = ("waivers", index)
+            line = self.positions.key(path)[0]
+            if entry.check not in WAIVABLE_CHECKS:
+                known = sorted(WAIVABLE_CHECKS)
+                self.report(path + ("check",), f"unknown check {entry.check!r}{did_you_mean(entry.check, known)} "
+                                               f"(expected one of: {', '.join(known)})")
+                continue
+            candidates = self._resources_of(entry.check)
+            for position, pattern in enumerate(entry.resources):
+                key = (entry.check, pattern)
+                if key in first_lines:
+                    self.report(path + ("resources", position),
+                                f"{entry.check} on {pattern!r} is already waived at line {first_lines[key]} "
+                                f"(expected each check and resource waived once)")
+                first_lines.setdefault(key, line)
+                if candidates is not None and not fnmatch.filter(candidates, pattern):
+                    kind = WAIVABLE_CHECKS[entry.check]
+                    example = f", e.g. {candidates[0]}" if candidates else ""
+                    self.report(path + ("resources", position),
+                                f"{pattern!r} matches no {kind} of the inventory that {entry.check} checks "
+                                f"(expected a {kind} name or a glob matching some{example})")
+            specs.append(WaiverSpec(entry.check, list(entry.resources), entry.reason.strip(), entry.owner.strip(),
+                                    entry.expires, line))
+        return specs
+
+    def _resources_of(self, check: str) -> list[str] | None:
+        """The resource ids the check's findings carry; None when the section they come from is invalid."""
+        kind = WAIVABLE_CHECKS[check]
+        if kind == "heartbeat collection":
+            return [self.parts.heartbeats.collection] if self.parts.heartbeats else None
+        if kind == "project/region scope":
+            return [self.parts.scope] if self.parts.scope else None
+        return ((self.parts.service_names if "service" in kind else [])
+                + (self.parts.job_names if "job" in kind else []))
 
     # ---- specs
 

@@ -4,9 +4,10 @@ editors use. Field descriptions double as the "(expected ...)" part of error mes
 from __future__ import annotations
 
 import posixpath
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .. import re2
 from ..imageref import ImageRef, ImageRefError
@@ -56,6 +57,32 @@ def _check_registry(text: str) -> str:
     return text
 
 
+def _check_expiry(value: Any) -> Any:
+    """YAML reads `2026-06-30` as a date; a quoted one is accepted too, a date with a time is not."""
+    if isinstance(value, datetime):
+        raise ValueError(f"{value.isoformat(sep=' ')} has a time of day (expected a date YYYY-MM-DD, "
+                         f"the last day the waiver holds)")
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date (expected a date YYYY-MM-DD, "
+                             f"the last day the waiver holds)") from None
+    return value
+
+
+def _require_resources(patterns: list[str]) -> list[str]:
+    if not patterns:
+        raise ValueError("an empty resource list waives nothing (expected at least one resource name or glob)")
+    return patterns
+
+
+def _require_text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("nothing but spaces (expected a few words a colleague can act on)")
+    return text
+
+
 ResourceName = Annotated[str, Field(
     pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$",
     description="a Cloud Run name: lowercase letters, digits and hyphens, starting with a letter")]
@@ -81,6 +108,12 @@ ProcessorName = Annotated[str, Field(
 RegistryPrefix = Annotated[str, Field(
     pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$",
     description="a registry host, optionally with a path prefix, e.g. gcr.io")]
+CheckId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", description="a check id, e.g. stale-jobs")]
+ResourcePattern = Annotated[str, Field(
+    pattern=r"^\S+$", description="a resource name or a glob of them (* ? [...]), e.g. *-backfill")]
+Text = Annotated[str, AfterValidator(_require_text)]
+Expiry = Annotated[date, BeforeValidator(_check_expiry), Field(
+    description="a date YYYY-MM-DD, the last day the waiver holds")]
 Count = Annotated[int, Field(ge=0, description="a number of documents")]
 
 
@@ -182,6 +215,18 @@ class HeartbeatsEntry(FileModel):
     max_age_hours: float = Field(gt=0, description="a number of hours after which a heartbeat is stale")
 
 
+class WaiverEntry(FileModel):
+    """An accepted risk: failures of `check` on `resources` are shown as waived, not failing the
+    run, through the `expires` day; after it they fail again and say the waiver expired."""
+
+    check: CheckId
+    resources: Annotated[list[ResourcePattern], AfterValidator(_require_resources)] = Field(
+        description="a list of resource names or globs (* ? [...]) the waiver covers, e.g. ['*-backfill']")
+    reason: Text = Field(description="why the failure is accepted, e.g. not running, no urgency (seed 002)")
+    owner: Text = Field(description="who accepted it and answers for it, e.g. an email address")
+    expires: Expiry
+
+
 class InventoryFile(FileModel):
     """deploycheck inventory: the Cloud Run services and jobs of one project and what they must run."""
 
@@ -198,6 +243,8 @@ class InventoryFile(FileModel):
     heartbeats: HeartbeatsEntry
     services: list[ServiceEntry] = Field(description="a list of the Cloud Run services, each a mapping with at least `name`")
     jobs: list[JobEntry] = Field(default=[], description="a list of the Cloud Run jobs, each a mapping with at least `name`")
+    waivers: list[WaiverEntry] = Field(default=[], description=(
+        "a list of accepted risks, each a mapping (check, resources, reason, owner, expires)"))
 
 
 def inventory_json_schema() -> dict:

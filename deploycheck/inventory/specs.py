@@ -3,7 +3,8 @@ resolved to full references, pattern names replaced by the patterns; and the err
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from ..errors import InputError
@@ -98,6 +99,19 @@ class JobSpec:
 
 
 @dataclass(frozen=True)
+class WaiverSpec:
+    """An accepted risk: FAIL findings of `check` on a resource matching one of `resources`
+    (fnmatch globs, case-sensitive) are waived through the `expires` day (inclusive)."""
+
+    check: str
+    resources: list[str]
+    reason: str
+    owner: str
+    expires: date
+    line: int  # where the entry starts in the inventory file
+
+
+@dataclass(frozen=True)
 class Inventory:
     source: Path
     project: str
@@ -108,6 +122,7 @@ class Inventory:
     jobs: list[JobSpec]
     heartbeats: HeartbeatSpec
     patterns: dict[str, CodePattern]
+    waivers: list[WaiverSpec] = field(default_factory=list)
 
     def service(self, name: str) -> ServiceSpec:
         for spec in self.services:

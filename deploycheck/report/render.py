@@ -1,5 +1,6 @@
 """report.md (a PR comment or a chat message) and report.html (one self-contained page: inline
-CSS, no script, no external request) from the same report dict report.json holds."""
+CSS and SVG, a few lines of inline script for the filters, no external request) from the same
+report dict report.json holds."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import jinja2
 
 from ..findings import Outcome, Severity
 from ..redact import redact
+from .html_view import html_view
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("deploycheck.report", "templates"),
@@ -17,21 +19,24 @@ _ENVIRONMENT = jinja2.Environment(
     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 SEVERITY_ORDER = [severity.value for severity in Severity]
-OUTCOME_ORDER = [Outcome.ERROR.value, Outcome.FAIL.value, Outcome.PASS.value]
+OUTCOME_ORDER = [Outcome.ERROR.value, Outcome.FAIL.value, Outcome.WAIVED.value, Outcome.PASS.value]
 
 
 def _view(report: dict) -> dict:
     findings = sorted(report["findings"], key=lambda f: (OUTCOME_ORDER.index(f["outcome"]),
                                                           SEVERITY_ORDER.index(f["severity"]), f["check"], f["resource"]))
-    red = [f for f in findings if f["outcome"] != Outcome.PASS.value]
+    red = [f for f in findings if f["outcome"] in (Outcome.FAIL.value, Outcome.ERROR.value)]
     by_severity = {severity: sum(1 for f in red if f["severity"] == severity) for severity in SEVERITY_ORDER}
     checks = sorted({f["check"] for f in findings})
-    return {"summary": report["summary"], "red": red, "green": [f for f in findings if f not in red],
+    return {"summary": report["summary"], "red": red, "green": [f for f in findings if f["outcome"] == Outcome.PASS.value],
             "by_severity": by_severity, "checks": checks, "by_check": report["summary"]["by_check"]}
 
 
 def render(report: dict, template: str) -> str:
-    return _ENVIRONMENT.get_template(template).render(**_view(report))
+    view = _view(report)
+    if template.endswith(".html.j2"):
+        view |= html_view(report)
+    return _ENVIRONMENT.get_template(template).render(**view)
 
 
 def write_rendered(report: dict, directory: Path) -> list[Path]:
