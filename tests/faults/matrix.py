@@ -11,7 +11,8 @@ verdict:
   F  false green: a permanent or data-destroying fault and the check passed anyway (duplicates
      and page-token faults, which leave the first page true, may pass only if the check's
      evidence equals the fault-free run's)
-  H  hang: the run did not end within --budget + MARGIN_S (the subprocess is killed)
+  H  hang: the session ran past --budget + MARGIN_S (report.json's started..finished), or the
+     run never finished and was killed after KILL_AFTER_S
   U  unnamed cause: the check did not pass, but nothing in its summary names what happened
   E  false red: a transient fault, retried away by a correct reader, and the check did not pass
   0  the fault never fired in that run: the cell proves nothing (the matrix's ROWS are wrong)
@@ -27,13 +28,19 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 SERVICE = "nba-phase3-analytics-processors"
 JOB = "nbac-team-boxscore-processor-backfill"
 DEADLINE_S = 3
 BUDGET_S = 20
-MARGIN_S = 20  # pytest start-up and report writing while other lanes and test workers share 2 cores
+# A run is a hang when the session (deploycheck's own clock: report.json's started..finished) ran
+# past --budget by more than MARGIN_S, the time one in-flight read may still take. Python's
+# start-up is outside that clock; it only meets the hard KILL_AFTER_S, which catches a run that
+# never writes its report, however slowly a busy CI machine starts processes.
+MARGIN_S = DEADLINE_S + 2
+KILL_AFTER_S = BUDGET_S + 60
 
 # Endpoint families: (backend, path regex of the proxy rule).
 _RUN = r"^/v2/projects/[^/]+/locations/[^/]+/(services|jobs)"
@@ -185,6 +192,7 @@ class RunResult:
     findings: dict[tuple[str, str], list[dict]] = field(default_factory=dict)
     output: str = ""
     hits: int | None = None  # requests the fault broke (None: not asked)
+    session_s: float | None = None  # the session's own duration, from report.json
 
 
 def row_of(finding: dict) -> tuple[str, str]:
@@ -194,7 +202,7 @@ def row_of(finding: dict) -> tuple[str, str]:
 
 
 def run_suite(checkout: Path, state_file: Path, name: str, config: Config | None) -> RunResult:
-    """One suite run in `checkout` against the sandbox in `state_file`, killed after budget + margin."""
+    """One suite run in `checkout` against the sandbox in `state_file`, killed after KILL_AFTER_S."""
     report_dir = checkout / "runs" / name
     command = [sys.executable, "-m", "pytest", "--target", "sandbox:healthy", "--service", SERVICE, "--job", JOB,
                "--deadline", str(DEADLINE_S), "--budget", str(BUDGET_S), "--report-dir", str(report_dir),
@@ -204,7 +212,7 @@ def run_suite(checkout: Path, state_file: Path, name: str, config: Config | None
     process = subprocess.Popen(command, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        output, _ = process.communicate(timeout=BUDGET_S + MARGIN_S)
+        output, _ = process.communicate(timeout=KILL_AFTER_S)
         timed_out = False
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, 9)
@@ -213,8 +221,13 @@ def run_suite(checkout: Path, state_file: Path, name: str, config: Config | None
     result = RunResult(config, time.monotonic() - began, timed_out, output=output.decode(errors="replace"))
     report = report_dir / "report.json"
     if report.is_file() and not timed_out:
-        for finding in json.loads(report.read_text())["findings"]:
+        document = json.loads(report.read_text())
+        for finding in document["findings"]:
             result.findings.setdefault(row_of(finding), []).append(finding)
+        summary = document["summary"]
+        session_s = datetime.fromisoformat(summary["finished"]) - datetime.fromisoformat(summary["started"])
+        result.session_s = session_s.total_seconds()
+        result.timed_out = result.session_s > BUDGET_S + MARGIN_S
     return result
 
 
@@ -292,6 +305,10 @@ class Matrix:
             lines.append(f"{row[0] + '[' + row[1] + ']':<{width}} {cells}")
         counts = self.counts()
         lines.append(f"false reds on transient faults (E): {counts['E']}; faults that never fired (0): {counts['0']}")
+        sessions = [run.session_s for run in self.runs if run.session_s is not None]
+        if sessions:
+            lines.append(f"longest session {max(sessions):.1f}s against --budget {BUDGET_S}s + {MARGIN_S}s margin "
+                         f"(--deadline {DEADLINE_S}s)")
         lines.append(f"fault matrix: {counts['N']} cells, {counts['F']} false greens, {counts['H']} hangs, "
                      f"{counts['U']} unnamed causes")
         return "\n".join(lines)
@@ -303,6 +320,7 @@ class Matrix:
                 findings = run.findings.get(row, [])
                 summary = " / ".join(f"{f['outcome']}: {f['summary']}" for f in findings) or "(no finding)"
                 if run.timed_out:
-                    summary = f"run killed after {run.elapsed_s:.0f}s"
+                    summary = (f"session took {run.session_s:.0f}s against --budget {BUDGET_S}s"
+                               if run.session_s is not None else f"run killed after {run.elapsed_s:.0f}s")
                 lines.append(f"{symbol} {row[0]}[{row[1]}] x {run.config.label}: {summary[:300]}")
         return lines
