@@ -64,7 +64,7 @@ def test_incident_groups_the_backfill_jobs_stale_images_into_one_loop_and_prints
     [stale] = [g for g in report["groups"] if g["check"] == "stale-jobs"]
     assert stale["cause"] == "stale-image" and len(stale["resources"]) == BACKFILL_JOBS
     assert stale["remediation"].startswith("for name in bdl-active-players-processor-backfill ")
-    assert '\n  gcloud run jobs update "$name" --image us-west2-docker.pkg.dev/nba-props-platform/' in stale["remediation"]
+    assert '\n  gcloud run jobs update "${name}" --image us-west2-docker.pkg.dev/nba-props-platform/' in stale["remediation"]
     assert stale["remediation"].endswith("--region us-west2 --project nba-props-platform\ndone")
     markdown = (suite.path / "out" / "report.md").read_text()
     assert markdown.count("P2 FAIL · stale-jobs · stale-image · 21 resources") == 1

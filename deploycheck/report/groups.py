@@ -27,6 +27,27 @@ def remedy_template(remediation: str | None, resource: str) -> str | None:
     return _name_pattern(resource).sub(PLACEHOLDER, remediation)
 
 
+def shell_substitute(template: str, variable: str) -> str:
+    """The template with each placeholder replaced by the shell variable, quoted as its place in
+    the command needs: inside '...' the quote is closed around it, or it would not expand."""
+    out, quote, index = [], "", 0
+    while index < len(template):
+        if template.startswith(PLACEHOLDER, index):
+            out.append({"'": f"'\"${{{variable}}}\"'", '"': f"${{{variable}}}"}.get(quote, f'"${{{variable}}}"'))
+            index += len(PLACEHOLDER)
+            continue
+        char = template[index]
+        if char == "\\" and quote != "'" and index + 1 < len(template):
+            out.append(template[index:index + 2])
+            index += 2
+            continue
+        if char in "'\"" and quote in ("", char):
+            quote = "" if quote else char
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
 def _one_for_all(template: str, resources: list[str]) -> str:
     """The command that fixes every resource: a shell loop when the remedy is one gcloud command
     per resource, else the remedy with NAME for each of them."""
@@ -34,7 +55,7 @@ def _one_for_all(template: str, resources: list[str]) -> str:
         return template
     if template.startswith("gcloud ") and "\n" not in template:
         names = " ".join(shlex.quote(resource) for resource in resources)
-        body = template.replace(PLACEHOLDER, f'"${LOOP_VARIABLE}"')
+        body = shell_substitute(template, LOOP_VARIABLE)
         return f"for {LOOP_VARIABLE} in {names}; do\n  {body}\ndone"
     return f"for each of the {len(resources)} listed, with NAME its name: " + template.replace(PLACEHOLDER, "NAME")
 
@@ -69,6 +90,9 @@ def group_findings(findings: list[dict]) -> list[dict]:
             "summary": summary, "remediation": remediation, "resources": resources,
             "finding_ids": [f["id"] for f in members],
         }
+        if remediation and remediation.startswith(f"for {LOOP_VARIABLE} in "):
+            # The loop's body alone, for a report too small to list every name (report.md).
+            group["command_each"] = shell_substitute(template, LOOP_VARIABLE)
         changes = [f["change"] for f in members if "change" in f]
         if changes:
             group["changes"] = {"new": changes.count("new"), "still": changes.count("still")}

@@ -70,6 +70,10 @@ def _command_for(group: dict) -> tuple[str | None, str]:
     else) none and a note saying where the whole one is."""
     command = group.get("remediation")
     if command and len(command) > MAX_COMMAND_CHARS:
+        if group.get("command_each"):
+            # The names come from report.json (next to this file), so the command stays whole.
+            return (f"jq -r '.groups[] | select(.id == \"{group['id']}\") | .resources[]' report.json |\n"
+                    f"while read -r name; do\n  {group['command_each']}\ndone"), ""
         return None, (f"The command for all {len(group['resources'])} is {len(command):,} characters long: "
                       "see report.html or report.json (groups[].remediation).")
     return command, ""
