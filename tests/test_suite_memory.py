@@ -119,3 +119,19 @@ def test_a_previous_report_that_is_not_one_stops_the_run_with_exit_4_and_a_repor
     assert result.ret == 4
     assert "bad.json:3:1: not JSON" in result.stderr.str()
     assert "bad.json:3:1: not JSON" in suite.report()["error"]
+
+
+def test_a_serving_revision_that_fails_at_boot_is_rolled_back_first(suite):
+    suite.reuse_sandbox("incident")
+    service = "nba-phase3-analytics-processors"
+    result = suite.run("-m", "postdeploy", "--service", service, "--target", "sandbox:incident", "--report-dir", "out",
+                       "checks/test_logs.py", "-k", "boot")
+    assert result.ret == 1
+    [boot] = [f for f in suite.report()["findings"] if f["check"] == "boot"]
+    assert boot["severity"] == "P0" and boot["cause"] == "boot-error"
+    rollback, why = boot["remediation"].splitlines()
+    # 00170 crashes at import; 00168 was the ready revision before it.
+    assert rollback == (f"gcloud run services update-traffic {service} --to-revisions={service}-00168-k1p=100 "
+                        "--region us-west2 --project nba-props-platform")
+    assert why.startswith("gcloud logging read ") and f"{service}-00170-q2m" in why
+    assert f"      fix: {rollback}" in result.stdout.str()

@@ -14,6 +14,7 @@ from .. import re2
 from ..findings import Finding, Outcome, Severity, failed, passed
 from ..inventory import HeartbeatLogSpec
 from ..logs import BOOT_ERROR_PATTERNS, BootLogs, HeartbeatLogs, Listing, LogLine, pattern_filter
+from .rollback import RevisionListing, rollback_first
 
 __all__ = ["BOOT_ERROR_PATTERNS", "evaluate_boot", "evaluate_heartbeat_log", "evaluate_log_visibility", "reproduce"]
 
@@ -46,7 +47,8 @@ def _cannot_tell(check: str, service: str, why: str, *, cause: str, **evidence) 
 
 
 def evaluate_boot(service: str, logs: BootLogs, *, serving: list[str], newest: str, since: datetime,
-                  project: str, scope: str) -> Finding:
+                  project: str, scope: str, revisions: RevisionListing | None = None, region: str = "") -> Finding:
+    """With `revisions`, a serving revision that fails at boot is fixed by a rollback first."""
     errors = _matching(logs.errors.lines, BOOT_ERROR_PATTERNS)
     silent = [revision for revision in serving if logs.latest.get(revision) is None]
     evidence = {"since": since.isoformat(), "serving": serving, "newest": newest, "matches": len(errors),
@@ -55,6 +57,9 @@ def evaluate_boot(service: str, logs: BootLogs, *, serving: list[str], newest: s
     in_serving = [line for line in errors if line.revision in serving]
     in_newest = [line for line in errors if line.revision == newest and newest not in serving]
     if in_serving:
+        failing = list(dict.fromkeys(line.revision for line in in_serving))
+        if revisions is not None:
+            how = rollback_first(service, revisions, failing, how, region=region, project=project)
         return failed("boot", service, Severity.P0, f"boot errors in the serving revision "
                       f"({_count(in_serving, logs.errors)} lines, newest first): {_quote_lines(in_serving)}",
                       how, cause="boot-error", **evidence)

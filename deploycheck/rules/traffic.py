@@ -13,12 +13,15 @@ from __future__ import annotations
 from ..cloudrun import ServiceState
 from ..findings import Finding, Severity, failed, passed
 from .. import remedies
+from .rollback import RevisionListing, rollback_first
 
 CHECK = "traffic"
 FAILED = "CONDITION_FAILED"
 
 
-def evaluate_traffic(service: ServiceState, *, region: str, project: str) -> list[Finding]:
+def evaluate_traffic(service: ServiceState, *, region: str, project: str,
+                     revisions: RevisionListing | None = None) -> list[Finding]:
+    """With `revisions`, a service that nothing can serve is fixed by a rollback first."""
     name = service.name
     findings: list[Finding] = []
     to_latest = remedies.update_traffic_to_latest(name, region, project)
@@ -33,8 +36,10 @@ def evaluate_traffic(service: ServiceState, *, region: str, project: str) -> lis
     serving = [share for share in service.traffic if share.percent > 0]
     if not service.latest_ready_revision or (condition_failed and not serving):
         nothing = "no ready revision" if not service.latest_ready_revision else "no traffic on any revision"
-        findings.append(failed(CHECK, name, Severity.P0, f"the service has {nothing}: nothing can serve{why}",
-                               remedies.read_revision_errors(name, service.latest_created_revision, project),
+        fix = remedies.read_revision_errors(name, service.latest_created_revision, project)
+        if revisions is not None:
+            fix = rollback_first(name, revisions, [service.latest_created_revision], fix, region=region, project=project)
+        findings.append(failed(CHECK, name, Severity.P0, f"the service has {nothing}: nothing can serve{why}", fix,
                                cause="nothing-serves", **evidence))
         return findings
 
