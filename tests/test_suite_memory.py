@@ -135,3 +135,13 @@ def test_a_serving_revision_that_fails_at_boot_is_rolled_back_first(suite):
                         "--region us-west2 --project nba-props-platform")
     assert why.startswith("gcloud logging read ") and f"{service}-00170-q2m" in why
     assert f"      fix: {rollback}" in result.stdout.str()
+
+
+def test_no_credentials_is_a_report_naming_the_project_and_the_way_to_log_in(suite):
+    result = suite.run("-m", "nightly", "--target", "gcp", "--report-dir", "out")
+    assert result.ret == 4
+    report = suite.report()
+    assert "Application Default Credentials" in report["error"]
+    assert (report["project"], report["region"]) == ("nba-props-platform", "us-west2")
+    assert (suite.path / "out" / "report.md").read_text().startswith(
+        "## deploycheck: nba-props-platform (us-west2) could not start")
