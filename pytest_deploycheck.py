@@ -26,7 +26,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail unless the running image was built from this commit")
     group.addoption("--wait", type=float, default=0.0, metavar="SECONDS",
                     help="poll until the newest revision is ready (or failed) before checking, up to SECONDS")
-    group.addoption("--report-dir", default=None, metavar="DIR", help="write DIR/report.json")
+    group.addoption("--report-dir", default=None, metavar="DIR",
+                    help="write DIR/report.json, report.md, report.txt and report.html (also when the run cannot "
+                         "start: then they say why)")
+    group.addoption("--previous", default=None, metavar="PATH",
+                    help="an earlier report.json, or a directory of them (the newest is used): classify each "
+                         "finding as new, still failing (since when) or fixed")
+    group.addoption("--history", default=None, metavar="DIR",
+                    help="keep each run's report.json in DIR (the oldest beyond --history-keep are deleted) and "
+                         "draw the report's trends from them")
+    group.addoption("--history-keep", type=_at_least_one, default=30, metavar="N",
+                    help="runs --history keeps (default 30)")
     group.addoption("--log-window", type=float, default=None, metavar="HOURS",
                     help="log checks read from the creation of the serving and newest revisions (default), or at "
                          "most HOURS back; the findings say which window they read")

@@ -11,8 +11,9 @@ from deploycheck.rules.traffic import evaluate_traffic
 pytestmark = pytest.mark.postdeploy
 
 
-def test_traffic(service_state, deploy_target, verdict):
-    verdict(evaluate_traffic(service_state, region=deploy_target.region, project=deploy_target.project))
+def test_traffic(service_state, service_revisions, deploy_target, verdict):
+    verdict(evaluate_traffic(service_state, region=deploy_target.region, project=deploy_target.project,
+                             revisions=service_revisions))
 
 
 def test_rollout(service_state, newest_revision, deploy_target, pytestconfig, verdict):

@@ -26,9 +26,10 @@ def info_line(revision_logs):
     return revision_logs.info_line()
 
 
-def test_boot(service, revision_logs, boot_logs, deploy_target, verdict):
+def test_boot(service, revision_logs, boot_logs, service_revisions, deploy_target, verdict):
     verdict(evaluate_boot(service.name, boot_logs, serving=revision_logs.serving, newest=revision_logs.newest,
-                          since=revision_logs.since, project=deploy_target.project, scope=revision_logs.scope))
+                          since=revision_logs.since, project=deploy_target.project, scope=revision_logs.scope,
+                          revisions=service_revisions, region=deploy_target.region))
 
 
 @pytest.mark.deploycheck_requires("heartbeat_log")

@@ -290,6 +290,35 @@ class CloudRunReader:
                                          f"{'; '.join(problems)}")
         return data
 
+    def revisions(self, service: str) -> list[RevisionState]:
+        """Every revision of the service (revisions.list, page by page through the page guard)."""
+        parent = f"{self.parent}/services/{service}"
+        what = f"the revisions of Cloud Run service {service}"
+
+        def fetch_page(token: str | None) -> Page:
+            params = {"pageSize": LIST_PAGE_SIZE, **({"pageToken": token} if token else {})}
+
+            def fetch() -> object:
+                response = raise_for_status(self._session.get(f"{self.endpoint}/v2/{parent}/revisions", params=params,
+                                                              timeout=self.policy.attempt_timeout))
+                return json.loads(response.content.decode("utf-8"))
+
+            data = call(what, fetch, policy=self.policy, permission="run.revisions.list", counter=self.calls,
+                        method="revisions.list", api=API)
+            if not isinstance(data, dict) or not isinstance(data.get("revisions", []), list):
+                raise ObservationError(what, f"{API} revisions.list answered something that is not a listing")
+            items = []
+            for item in data.get("revisions", []):
+                problems = revision_shape_problems(item)
+                if problems:
+                    raise ObservationError(what, f"{API} revisions.list listed a revision the checks cannot trust: "
+                                                 f"{'; '.join(problems)}")
+                items.append(parse_revision(item))
+            return Page(items, data.get("nextPageToken"))
+
+        pages = guarded_pages(f"{what} ({API} revisions.list)", fetch_page, max_pages=MAX_LIST_PAGES)
+        return list({revision.name: revision for page in pages for revision in page.items}.values())
+
     def revision(self, service: str, revision: str) -> RevisionState:
         return parse_revision(self.revision_json(service, revision))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 
@@ -34,6 +35,9 @@ class Finding:
     evidence: dict = field(default_factory=dict)
     remediation: str | None = None
     waiver: dict | None = None  # the waiver that matched (deploycheck.waivers), in force or expired
+    # What is wrong, as a short slug ("stale-image"): with check and resource it names the finding
+    # across nights, whatever its wording or numbers say tonight. Empty means the check's id.
+    cause: str = ""
 
     def __post_init__(self) -> None:
         # Whatever a server echoed into a summary or evidence, no credential leaves in a finding.
@@ -45,10 +49,16 @@ class Finding:
     def failed(self) -> bool:
         return self.outcome in (Outcome.FAIL, Outcome.ERROR)
 
+    @property
+    def id(self) -> str:
+        return finding_id(self.check, self.resource, self.cause or self.check)
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["severity"] = self.severity.value
         data["outcome"] = self.outcome.value
+        data["cause"] = self.cause or self.check
+        data["id"] = self.id
         return data
 
     @classmethod
@@ -62,6 +72,7 @@ class Finding:
             evidence=data.get("evidence") or {},
             remediation=data.get("remediation"),
             waiver=data.get("waiver"),
+            cause=data.get("cause") or "",
         )
 
     def one_line(self) -> str:
@@ -71,9 +82,16 @@ class Finding:
         return text
 
 
-def passed(check: str, resource: str, summary: str, severity: Severity = Severity.P3, **evidence) -> Finding:
-    return Finding(check, resource, severity, Outcome.PASS, summary, evidence)
+def finding_id(check: str, resource: str, cause: str) -> str:
+    """12 hex characters, the same every night for the same check, resource and cause."""
+    return hashlib.sha256(f"{check}|{resource}|{cause}".encode("utf-8")).hexdigest()[:12]
 
 
-def failed(check: str, resource: str, severity: Severity, summary: str, remediation: str | None, **evidence) -> Finding:
-    return Finding(check, resource, severity, Outcome.FAIL, summary, evidence, remediation)
+def passed(check: str, resource: str, summary: str, severity: Severity = Severity.P3, *, cause: str = "",
+           **evidence) -> Finding:
+    return Finding(check, resource, severity, Outcome.PASS, summary, evidence, cause=cause)
+
+
+def failed(check: str, resource: str, severity: Severity, summary: str, remediation: str | None, *, cause: str = "",
+           **evidence) -> Finding:
+    return Finding(check, resource, severity, Outcome.FAIL, summary, evidence, remediation, cause)

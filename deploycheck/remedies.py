@@ -38,3 +38,13 @@ def read_revision_errors(service: str, revision: str, project: str) -> str:
 
 def wait_for_rollout(service: str) -> str:
     return f"pytest -m postdeploy --service {service} --wait 600"
+
+
+def rollback_traffic(service: str, revision: str, region: str, project: str) -> str:
+    """Stop the bleeding first: all traffic back to a revision that was ready before."""
+    return f"gcloud run services update-traffic {service} --to-revisions={revision}=100 {_flags(region, project)}"
+
+
+def list_revisions(service: str, region: str, project: str) -> str:
+    return (f"gcloud run revisions list --service {service} {_flags(region, project)} "
+            "--sort-by=~metadata.creationTimestamp")

@@ -1,4 +1,4 @@
-"""report.md and report.html: every red finding with its fix, escaped, self-contained."""
+"""report.md (more in test_report_text.py) and report.html: every red finding with its fix, escaped, self-contained."""
 
 import re
 from datetime import datetime, timezone
@@ -7,11 +7,13 @@ from html.parser import HTMLParser
 from deploycheck.findings import Finding, Outcome, Severity
 from deploycheck.report.json_report import build_report
 from deploycheck.report.render import render
+from deploycheck.report.text import render_markdown
 
 FINDINGS = [
     Finding("digest", "nba-phase2-raw-processors", Severity.P1, Outcome.FAIL,
             "serving revision runs sha256:0 but :latest points to sha256:1 <script>alert(1)</script>",
-            {"tag": "x"}, "gcloud run deploy nba-phase2-raw-processors --image x@sha256:1 --region us-west2"),
+            {"tag": "x"}, "gcloud run deploy nba-phase2-raw-processors --image x@sha256:1 --region us-west2",
+            "tag-not-rolled-out"),
     Finding("iam", "prediction-worker", Severity.P2, Outcome.ERROR, "cannot verify: granted to group:a|b", {}, None),
     Finding("traffic", "nba-scrapers", Severity.P3, Outcome.PASS, "100% of traffic on nba-scrapers-00041", {}),
 ]
@@ -42,9 +44,10 @@ def test_html_is_self_contained_escaped_and_lists_every_red_finding_with_its_fix
     assert re.search(r"<b>1</b>P1", html) and re.search(r"<b>1</b>passed", html)
 
 
-def test_markdown_has_one_row_per_red_finding_and_keeps_the_table_intact():
-    markdown = render(REPORT, "report.md.j2")
-    rows = [line for line in markdown.splitlines() if line.startswith("| P")]
-    assert len(rows) == 2
-    assert any("group:a\\|b" in row for row in rows)  # a pipe in a summary does not split the table
+def test_markdown_lists_every_red_finding_with_its_fix_and_escapes_what_would_be_markup():
+    markdown = render_markdown(REPORT)
     assert markdown.splitlines()[0] == "## deploycheck: sandbox:incident — 1 failed, 1 unobserved, 1 passed"
+    assert "#### P1 FAIL · digest · tag-not-rolled-out · nba-phase2-raw-processors" in markdown
+    assert "#### P2 ERROR · iam · iam · prediction-worker" in markdown
+    assert "granted to group:a\\|b" in markdown  # a pipe stays a pipe, not a table cell
+    assert "\\<script\\>" in markdown

@@ -25,7 +25,9 @@ def test_incident_phase2_gate_is_red_with_the_cause_and_the_fix(suite):
     assert result.ret == 1, result.stdout.str()
     report = json.loads((reports / "report.json").read_text())
     html, markdown = (reports / "report.html").read_text(), (reports / "report.md").read_text()
-    assert f"gcloud run deploy {PHASE2} --image" in html and f"| digest | {PHASE2} |" in markdown
+    assert f"gcloud run deploy {PHASE2} --image" in html
+    assert f"P1 FAIL · digest · tag-not-rolled-out · {PHASE2}" in markdown
+    assert f"gcloud run deploy {PHASE2} --image" in markdown
     digest = findings_for(report, "digest", PHASE2)
     assert [f["outcome"] for f in digest] == ["fail"]
     assert "the tag moved and was never rolled out" in digest[0]["summary"]

@@ -24,7 +24,9 @@ def test_incident_each_seeded_log_fault_is_red(suite):
                        ("heartbeat-log", PHASE2), ("log-visibility", "prediction-coordinator")}
     [phase3] = findings_for(report, "boot", "nba-phase3-analytics-processors")
     assert phase3["severity"] == "P0" and "cannot import name 'firestore' from 'google.cloud'" in phase3["summary"]
-    assert phase3["remediation"].startswith("gcloud logging read 'resource.type=\"cloud_run_revision\"")
+    rollback, why = phase3["remediation"].splitlines()  # stop the bleeding first, then see why
+    assert rollback.startswith("gcloud run services update-traffic nba-phase3-analytics-processors --to-revisions=")
+    assert why.startswith("gcloud logging read 'resource.type=\"cloud_run_revision\"")
     [heartbeats] = findings_for(report, "heartbeat-log", PHASE2)
     assert "NbacTeamBoxscoreProcessor_None_a7ac21c9" in heartbeats["summary"]
     [blackout] = findings_for(report, "log-visibility", "prediction-coordinator")

@@ -10,25 +10,43 @@ from pathlib import Path
 
 from ..findings import Finding, Outcome
 from ..redact import redact_data
+from .groups import group_findings
+from .memory import PreviousReport, classify, history_entry
 
-REPORT_FIELDS = ("check", "resource", "severity", "outcome", "summary", "remediation", "evidence")
+REPORT_FIELDS = ("id", "check", "resource", "cause", "severity", "outcome", "summary", "remediation", "evidence")
 
 
 def build_report(findings: list[Finding], *, target: str, inventory: str, started: datetime,
                  exit_status: int | None, selection: dict, project: str | None = None, region: str | None = None,
-                 waivers: list[dict] | None = None, heartbeat_band: dict | None = None) -> dict:
+                 waivers: list[dict] | None = None, heartbeat_band: dict | None = None,
+                 previous: PreviousReport | None = None, compare: bool = False,
+                 history: list[dict] | None = None, history_keep: int = 30) -> dict:
+    """`compare`: --previous was given (`previous` is None on a first night: everything is new).
+    `history`: earlier nights' entries, oldest first; tonight's is appended and the list bounded."""
+    report = _base_report(findings, target=target, inventory=inventory, started=started,
+                          exit_status=exit_status, selection=selection)
+    report["project"], report["region"] = project, region
+    report["waivers"], report["heartbeat_band"] = waivers or [], heartbeat_band
+    report["changes"], report["fixed"] = None, []
+    if compare:
+        report["changes"], report["fixed"] = classify(report["findings"], previous, report["summary"]["started"])
+    report["groups"] = group_findings(report["findings"])
+    report["history"] = []
+    if history is not None:
+        report["history"] = [*history, history_entry(report)][-history_keep:]
+    return report
+
+
+def _base_report(findings: list[Finding], *, target: str, inventory: str, started: datetime,
+                 exit_status: int | None, selection: dict) -> dict:
     outcomes = Counter(f.outcome.value for f in findings)
     by_check: dict[str, Counter] = {}
     for finding in findings:
         by_check.setdefault(finding.check, Counter())[finding.outcome.value] += 1
     worst = sorted((f for f in findings if f.failed), key=lambda f: (f.severity.value, f.check, f.resource))
     return {
-        "project": project,
-        "region": region,
         "findings": [{key: finding.to_dict()[key] for key in REPORT_FIELDS}
                      | ({"waiver": finding.waiver} if finding.waiver else {}) for finding in findings],
-        "waivers": waivers or [],
-        "heartbeat_band": heartbeat_band,
         "summary": {
             "target": target,
             "inventory": inventory,
@@ -47,10 +65,20 @@ def build_report(findings: list[Finding], *, target: str, inventory: str, starte
     }
 
 
-def write_report(report: dict, directory: Path) -> Path:
+def write_report(report: dict, directory: Path, name: str = "report.json") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "report.json"
-    tmp = path.with_name(f".report.json.{os.getpid()}")
+    path = directory / name
+    tmp = path.with_name(f".{name}.{os.getpid()}")
     tmp.write_text(json.dumps(redact_data(report), indent=2, default=str) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def cannot_start_report(error: str, *, target: str, inventory: str, started: datetime, project: str | None = None,
+                        region: str | None = None) -> dict:
+    """What a run that stopped before any check writes, so last night's report cannot pose as tonight's."""
+    report = build_report([], target=target, inventory=inventory, started=started, exit_status=4, selection={},
+                          project=project, region=region)
+    report["error"] = error
+    report["started"] = started.isoformat()
+    return report

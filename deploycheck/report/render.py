@@ -1,6 +1,6 @@
-"""report.md (a PR comment or a chat message) and report.html (one self-contained page: inline
-CSS and SVG, a few lines of inline script for the filters, no external request) from the same
-report dict report.json holds."""
+"""report.html (one self-contained page: inline CSS and SVG, a few lines of inline script for the
+filters, no external request), report.md (a PR comment) and report.txt (chat) from the same report
+dict report.json holds."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import jinja2
 from ..findings import Outcome, Severity
 from ..redact import redact
 from .html_view import html_view
+from .text import render_markdown, render_text
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("deploycheck.report", "templates"),
@@ -40,11 +41,17 @@ def render(report: dict, template: str) -> str:
 
 
 def write_rendered(report: dict, directory: Path) -> list[Path]:
+    renderers = {"report.md": render_markdown, "report.txt": render_text}
+    if report.get("error"):
+        # A run that could not start has no page to draw; a stale one must not pose as tonight's.
+        (directory / "report.html").unlink(missing_ok=True)
+    else:
+        renderers["report.html"] = lambda data: render(data, "report.html.j2")
     written = []
-    for template, name in (("report.md.j2", "report.md"), ("report.html.j2", "report.html")):
+    for name, renderer in renderers.items():
         path = directory / name
         tmp = path.with_name(f".{name}.{os.getpid()}")
-        tmp.write_text(redact(render(report, template)), encoding="utf-8")
+        tmp.write_text(redact(renderer(report)), encoding="utf-8")
         tmp.replace(path)
         written.append(path)
     return written

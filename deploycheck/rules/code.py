@@ -29,11 +29,13 @@ def evaluate_pattern(resource: str, pattern: CodePattern, file: FileRead, image:
     """A forbidden match or a missing required text is a FAIL. When the file was read only in part,
     what the part proves still counts (a forbidden match in it, a required text found in it), but
     neither an absence nor a "not found" is proven: that is an ERROR, never a pass."""
+    cause = f"pattern-{pattern.name}"
     evidence = {"image": image, "path": pattern.path, "pattern": pattern.name, "resolved_path": file.resolved_path,
                 "layer_index": file.layer_index, "layer_size": file.layer_size, "note": file.note}
     if not file.found:
         why = f" ({file.note})" if file.note else ""
-        return failed(CHECK, resource, Severity.P1, f"{pattern.path} is not in the running image{why}", None, **evidence)
+        return failed(CHECK, resource, Severity.P1, f"{pattern.path} is not in the running image{why}", None, cause=cause,
+                      **evidence)
     text = (file.data or b"").decode("utf-8", errors="replace")
     problems: list[str] = []
     unmatched_forbidden: list[str] = []
@@ -55,17 +57,17 @@ def evaluate_pattern(resource: str, pattern: CodePattern, file: FileRead, image:
         head = "absence not proven" if unmatched_forbidden else "presence not proven"
         summary = f"{head}: {read}; " + "; ".join(details)
         return Finding(CHECK, resource, Severity.P1, Outcome.ERROR, f"{summary} (raise --max-file-bytes)",
-                       evidence, None)
+                       evidence, None, cause)
     problems.extend(f"{pattern.path} does not contain /{regex}/" for regex in missing
                     if not file.truncated)
     if problems:
         if file.truncated:
             problems.append(f"only the first {len(file.data or b''):,} of {file.size:,} bytes were read")
-        return failed(CHECK, resource, Severity.P1, "; ".join(problems), None, **evidence)
+        return failed(CHECK, resource, Severity.P1, "; ".join(problems), None, cause=cause, **evidence)
     where = [f"line {number} `{line}`" for number, line in (_line_of(text, m.start()) for m in found.values())]
     cost = f"; {file.note}" if file.note else ""
     summary = f"{pattern.path}: " + (", ".join(where) if where else "no forbidden pattern") + cost
-    return passed(CHECK, resource, summary, **evidence)
+    return passed(CHECK, resource, summary, cause=cause, **evidence)
 
 
 def evaluate_code(resource: str, patterns: list[CodePattern], running: ImageReadResult, *,

@@ -54,7 +54,7 @@ def evaluate_commit(service: str, *, evidence: CommitEvidence, label: str, env: 
             f"the running image carries no {label} label (nor annotation{', nor env ' + env if env else ''}): "
             f"no one can tell which commit is live" + (f", so {expect_commit} cannot be proven" if expect_commit else ""),
             f"rebuild with `docker build --label {label}=$(git rev-parse HEAD) ...`, then "
-            + remedies.deploy_image(service, tag_image, region, project), **facts))
+            + remedies.deploy_image(service, tag_image, region, project), cause="no-commit-label", **facts))
     elif expect_commit and not same_commit(commit, expect_commit):
         if tag_commit and same_commit(tag_commit, expect_commit):
             fix = remedies.deploy_image(service, pinned_tag_image, region, project)
@@ -64,7 +64,8 @@ def evaluate_commit(service: str, *, evidence: CommitEvidence, label: str, env: 
                 service, tag_image, region, project)
             where = f"; {tag_image} is at {tag_commit or 'an unlabelled commit'} too"
         findings.append(failed(CHECK, service, Severity.P1,
-                               f"running commit {commit[:12]} ({source}), expected {expect_commit}{where}", fix, **facts))
+                               f"running commit {commit[:12]} ({source}), expected {expect_commit}{where}", fix,
+                               cause="unexpected-commit", **facts))
 
     for key in claim_labels:
         claimed = service_labels.get(key)
@@ -73,7 +74,8 @@ def evaluate_commit(service: str, *, evidence: CommitEvidence, label: str, env: 
                 CHECK, service, Severity.P3,
                 f"service label {key}={claimed} claims a commit, but the running image is {commit[:12]}: "
                 "the label misleads whoever reads it",
-                remedies.update_service_labels(service, {key: commit[:8]}, region, project), **facts))
+                remedies.update_service_labels(service, {key: commit[:8]}, region, project),
+                cause=f"stale-label-{key}", **facts))
 
     if not findings:
         what = f"expected {expect_commit}" if expect_commit else "no --expect-commit given"

@@ -21,13 +21,14 @@ def evaluate_digest(service: str, expected: ImageRef, tag_digest: str, serving: 
         item = foreign[0]
         return failed(CHECK, service, Severity.P1,
                       f"serving revision {item.revision.name} runs {item.repository_image}, "
-                      f"not an image of {expected.repository}", fix, **evidence)
+                      f"not an image of {expected.repository}", fix, cause="foreign-image", **evidence)
     stale = [item for item in serving if item.digest != tag_digest]
     if stale:
         item = stale[0]
         return failed(CHECK, service, Severity.P1,
                       f"serving revision {item.revision.name} runs {_short(item.digest)} but :{expected.tag} now points "
-                      f"to {_short(tag_digest)}: the tag moved and was never rolled out", fix, **evidence)
+                      f"to {_short(tag_digest)}: the tag moved and was never rolled out", fix,
+                      cause="tag-not-rolled-out", **evidence)
     names = ", ".join(item.revision.name for item in serving)
     return passed(CHECK, service, f"{names} runs {_short(tag_digest)}, the digest :{expected.tag} points to", **evidence)
 

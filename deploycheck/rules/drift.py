@@ -42,7 +42,10 @@ def evaluate_stale_job(job: JobState, *, image: ImageRef, digest: str, created: 
     if digest != expected_digest:
         built = f"built {age} days ago" if age is not None else "build time unknown"
         problems.append(f"runs {digest[:19]}… ({built}), not {expected}'s {expected_digest[:19]}…")
-    return [failed("stale-jobs", job.name, Severity.P2, "; ".join([*problems, when]) + unused, fix, **evidence)]
+    # One cause per remedy: a new digest fixes both, so a stale image on gcr.io is a stale image.
+    cause = "stale-image" if digest != expected_digest else "legacy-registry"
+    return [failed("stale-jobs", job.name, Severity.P2, "; ".join([*problems, when]) + unused, fix, cause=cause,
+                   **evidence)]
 
 
 def evaluate_orphans(scope: str, *, deployed_services: list[str], deployed_jobs: list[str],
@@ -57,18 +60,21 @@ def evaluate_orphans(scope: str, *, deployed_services: list[str], deployed_jobs:
             delete = (f"gcloud run {plural} delete {unknown[0]} --region {region} --project {project}")
             findings.append(failed("orphans", scope, Severity.P3,
                                    f"{len(unknown)} deployed {plural} nobody declared: {', '.join(unknown)}",
-                                   f"declare them in services.yaml, or delete: {delete}", unknown=unknown))
+                                   f"declare them in services.yaml, or delete: {delete}", cause=f"undeclared-{plural}",
+                                   unknown=unknown))
         if missing and not deployed:
             # Nothing at all is rarer than drift: say so, an empty answer or the wrong project looks just like it.
             findings.append(failed("orphans", scope, Severity.P2,
                                    f"{plural}.list answered an empty list for {project}/{region}, yet the inventory "
                                    f"declares {len(missing)} {plural}: {', '.join(missing)} (wrong project or region, "
                                    "or all of them deleted?)",
-                                   f"gcloud run {plural} list --region {region} --project {project}", missing=missing))
+                                   f"gcloud run {plural} list --region {region} --project {project}",
+                                   cause=f"empty-{plural}-listing", missing=missing))
         elif missing:
             findings.append(failed("orphans", scope, Severity.P2,
                                    f"{len(missing)} declared {plural} not deployed in {region}: {', '.join(missing)}",
-                                   "remove them from services.yaml, or deploy them", missing=missing))
+                                   "remove them from services.yaml, or deploy them", cause=f"missing-{plural}",
+                                   missing=missing))
     if not findings:
         findings.append(passed("orphans", scope, f"{len(deployed_services)} services and {len(deployed_jobs)} jobs "
                                                  "deployed, exactly the inventory's"))

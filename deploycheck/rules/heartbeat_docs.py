@@ -52,16 +52,17 @@ def evaluate_heartbeat_docs(collection: str, docs: list[HeartbeatDoc], spec: Hea
     range_text = f"expected {spec.expected_min}-{spec.expected_max}"
     if total > spec.p0_above:
         findings.append(failed(CHECK, collection, Severity.P0, f"{total:,} documents ({range_text}; over "
-                               f"{spec.p0_above} is P0): something writes a new document per run", CLEANUP, **counts))
+                               f"{spec.p0_above} is P0): something writes a new document per run", CLEANUP, cause="too-many-docs",
+                               **counts))
     elif total > spec.p1_above:
         findings.append(failed(CHECK, collection, Severity.P1, f"{total:,} documents ({range_text}; over "
-                               f"{spec.p1_above} is P1): the collection is growing", CLEANUP, **counts))
+                               f"{spec.p1_above} is P1): the collection is growing", CLEANUP, cause="too-many-docs", **counts))
     elif total > spec.expected_max:
         findings.append(failed(CHECK, collection, Severity.P3, f"{total:,} documents, above the {range_text}",
-                               CLEANUP, **counts))
+                               CLEANUP, cause="too-many-docs", **counts))
     elif total < spec.expected_min:
         findings.append(failed(CHECK, collection, Severity.P2, f"only {total:,} documents ({range_text}): "
-                               "processors stopped writing heartbeats", None, **counts))
+                               "processors stopped writing heartbeats", None, cause="too-few-docs", **counts))
 
     if bad:
         groups = "; ".join(
@@ -71,7 +72,7 @@ def evaluate_heartbeat_docs(collection: str, docs: list[HeartbeatDoc], spec: Hea
         top = ", ".join(f"{name} {count:,}" for name, count in writers.most_common(EXAMPLES))
         findings.append(failed(CHECK, collection, Severity.P2,
                                f"{bad_count:,} of {total:,} document ids are in an old format: {groups}; "
-                               f"most written by {top}", CLEANUP, **counts,
+                               f"most written by {top}", CLEANUP, cause="old-id-format", **counts,
                                bad_by_reason={reason: len(group) for reason, group in bad.items()},
                                writers=dict(writers.most_common(20))))
 
@@ -85,22 +86,23 @@ def evaluate_heartbeat_docs(collection: str, docs: list[HeartbeatDoc], spec: Hea
         findings.append(failed(CHECK, collection, Severity.P1,
                                f"no heartbeat document for {len(missing)} declared processor(s): "
                                + ", ".join(f"{name} ({expected[name]})" for name in missing),
-                               _logs_hint(missing, expected), **counts, missing=missing))
+                               _logs_hint(missing, expected), cause="missing-heartbeats", **counts, missing=missing))
     if stale:
         findings.append(failed(CHECK, collection, Severity.P1,
                                f"heartbeats older than {spec.max_age_hours:g}h: {', '.join(stale)}",
-                               _logs_hint([s.split(" ")[0] for s in stale], expected), **counts))
+                               _logs_hint([s.split(" ")[0] for s in stale], expected), cause="stale-heartbeats",
+                               **counts))
     if unreadable:
         findings.append(failed(CHECK, collection, Severity.P2,
                                f"heartbeat documents with unusable fields: {', '.join(unreadable)}",
-                               None, **counts))
+                               None, cause="unusable-docs", **counts))
     undeclared = sorted(name for name in good if name not in expected)
     if undeclared:
         findings.append(failed(CHECK, collection, Severity.P3,
                                f"{len(undeclared)} document(s) for processors no service declares: "
                                f"{', '.join(undeclared[:10])}{' ...' if len(undeclared) > 10 else ''}",
                                "add them to `processors:` of their service in services.yaml, or delete the documents",
-                               **counts, undeclared=undeclared))
+                               cause="undeclared-processors", **counts, undeclared=undeclared))
     if not findings:
         findings.append(passed(CHECK, collection, f"{total} documents, all ids good, every declared processor "
                                f"fresher than {spec.max_age_hours:g}h", **counts))

@@ -32,20 +32,21 @@ def evaluate_iam(service: str, *, running_as: str, expected_account: str | None,
     evidence = {"service_account": running_as, "required_roles": required_roles}
     if not running_as:
         return [Finding(CHECK, service, Severity.P1, Outcome.ERROR,
-                        "the serving revision reports no service account: its roles cannot be checked", evidence)]
+                        "the serving revision reports no service account: its roles cannot be checked", evidence,
+                        cause="no-account")]
     findings: list[Finding] = []
     if expected_account and expected_account != running_as:
         findings.append(failed(CHECK, service, Severity.P1,
                                f"runs as {running_as}, the inventory expects {expected_account}",
                                f"gcloud run services update {service} --service-account {expected_account} "
-                               f"--region {region} --project {project}", **evidence))
+                               f"--region {region} --project {project}", cause="wrong-account", **evidence))
     held, sources = _held_permissions(hierarchy, roles, running_as)
     met = []
     for required in required_roles:
         needed = roles[required].permissions
         if not needed:
             findings.append(_unverifiable(service, f"the required role {required} grants no permission "
-                                                   "(deleted or disabled)", evidence))
+                                                   "(deleted or disabled)", evidence, cause=f"role-{required}"))
             continue
         missing = needed - held
         if not missing:
@@ -93,7 +94,7 @@ def _missing(service: str, required: str, missing: frozenset[str], hierarchy: Po
     certainly_missing = missing - could_supply
     if not certainly_missing:
         return _unverifiable(service, f"{account} lacks {len(missing)} permission(s) of {required} unless "
-                                      + "; or ".join(uncertain), evidence)
+                                      + "; or ".join(uncertain), evidence, cause=f"role-{required}")
     # The required role's own service first: datastore.entities.create says more than appengine.applications.get.
     own = required.rsplit("/", 1)[-1].split(".")[0] + "."
     shown = ", ".join(sorted(certainly_missing, key=lambda p: (not p.startswith(own), p))[:SHOWN_PERMISSIONS])
@@ -102,9 +103,9 @@ def _missing(service: str, required: str, missing: frozenset[str], hierarchy: Po
     return failed(CHECK, service, Severity.P1,
                   f"{account} lacks {required} on project {hierarchy.project}: no grant gives it "
                   f"{shown}{more} (what it needs fails, often silently: seed 000's heartbeats)",
-                  _grant(hierarchy.project, account, required), **evidence)
+                  _grant(hierarchy.project, account, required), cause=f"role-{required}", **evidence)
 
 
-def _unverifiable(service: str, why: str, evidence: dict) -> Finding:
+def _unverifiable(service: str, why: str, evidence: dict, *, cause: str) -> Finding:
     # Guessing would be a false green or a false red; say what could not be seen instead.
-    return Finding(CHECK, service, Severity.P2, Outcome.ERROR, f"cannot verify: {why}", evidence)
+    return Finding(CHECK, service, Severity.P2, Outcome.ERROR, f"cannot verify: {why}", evidence, cause=cause)

@@ -14,6 +14,7 @@ from .. import re2
 from ..findings import Finding, Outcome, Severity, failed, passed
 from ..inventory import HeartbeatLogSpec
 from ..logs import BOOT_ERROR_PATTERNS, BootLogs, HeartbeatLogs, Listing, LogLine, pattern_filter
+from .rollback import RevisionListing, rollback_first
 
 __all__ = ["BOOT_ERROR_PATTERNS", "evaluate_boot", "evaluate_heartbeat_log", "evaluate_log_visibility", "reproduce"]
 
@@ -41,12 +42,13 @@ def _matching(lines: list[LogLine], patterns: list[str]) -> list[LogLine]:
     return [line for line in lines if any(p.search(line.text) for p in compiled)]
 
 
-def _cannot_tell(check: str, service: str, why: str, **evidence) -> Finding:
-    return Finding(check, service, Severity.P1, Outcome.ERROR, f"cannot tell: {why}", evidence)
+def _cannot_tell(check: str, service: str, why: str, *, cause: str, **evidence) -> Finding:
+    return Finding(check, service, Severity.P1, Outcome.ERROR, f"cannot tell: {why}", evidence, cause=cause)
 
 
 def evaluate_boot(service: str, logs: BootLogs, *, serving: list[str], newest: str, since: datetime,
-                  project: str, scope: str) -> Finding:
+                  project: str, scope: str, revisions: RevisionListing | None = None, region: str = "") -> Finding:
+    """With `revisions`, a serving revision that fails at boot is fixed by a rollback first."""
     errors = _matching(logs.errors.lines, BOOT_ERROR_PATTERNS)
     silent = [revision for revision in serving if logs.latest.get(revision) is None]
     evidence = {"since": since.isoformat(), "serving": serving, "newest": newest, "matches": len(errors),
@@ -55,21 +57,26 @@ def evaluate_boot(service: str, logs: BootLogs, *, serving: list[str], newest: s
     in_serving = [line for line in errors if line.revision in serving]
     in_newest = [line for line in errors if line.revision == newest and newest not in serving]
     if in_serving:
+        failing = list(dict.fromkeys(line.revision for line in in_serving))
+        if revisions is not None:
+            how = rollback_first(service, revisions, failing, how, region=region, project=project)
         return failed("boot", service, Severity.P0, f"boot errors in the serving revision "
                       f"({_count(in_serving, logs.errors)} lines, newest first): {_quote_lines(in_serving)}",
-                      how, **evidence)
+                      how, cause="boot-error", **evidence)
     if not logs.errors.complete:
         return _cannot_tell("boot", service, f"more than {logs.errors.limit:,} boot-error lines of "
                             f"{', '.join(dict.fromkeys([*serving, newest]))} since {since:%Y-%m-%d %H:%M}Z and "
-                            f"none of the newest from the serving revision: {logs.errors.cut_note()}", **evidence)
+                            f"none of the newest from the serving revision: {logs.errors.cut_note()}",
+                            cause="boot-logs-cut", **evidence)
     if in_newest:
         return failed("boot", service, Severity.P1,
                       f"the newest revision {newest} fails at boot (traffic stays elsewhere): {_quote_lines(in_newest)}",
-                      how, **evidence)
+                      how, cause="newest-boot-error", **evidence)
     if silent:
         return _cannot_tell("boot", service, f"no log entry at all from {', '.join(silent)} since "
                             f"{since:%Y-%m-%d %H:%M}Z, so the absence of boot errors proves nothing: its logs do "
-                            "not reach Cloud Logging (exclusion, sink, or a revision that never ran)", **evidence)
+                            "not reach Cloud Logging (exclusion, sink, or a revision that never ran)",
+                            cause="no-logs", **evidence)
     latest = "; ".join(f"{revision} last logged at {line.timestamp:%Y-%m-%d %H:%M:%S}Z"
                        for revision, line in logs.latest.items() if line is not None)
     return passed("boot", service, f"no boot error in {', '.join(dict.fromkeys([*serving, newest]))} "
@@ -88,12 +95,14 @@ def evaluate_heartbeat_log(service: str, spec: HeartbeatLogSpec, logs: Heartbeat
     if bad:
         return failed("heartbeat-log", service, Severity.P1,
                       f"old heartbeat format in the serving revision ({_count(bad, logs.forbidden)} lines, newest "
-                      f"first): {_quote_lines(bad)}", reproduce(project, scope, spec.forbidden), **evidence)
+                      f"first): {_quote_lines(bad)}", reproduce(project, scope, spec.forbidden), cause="old-heartbeat-format",
+                      **evidence)
     if good is None:
         return failed("heartbeat-log", service, Severity.P2,
                       f"no line matching /{spec.expected}/ from the serving revision since {since:%Y-%m-%d %H:%M}Z: "
                       "its processors did not run, or do not log heartbeats",
-                      reproduce(project, scope, [spec.expected, *spec.forbidden]), **evidence)
+                      reproduce(project, scope, [spec.expected, *spec.forbidden]), cause="no-heartbeat",
+                      **evidence)
     return passed("heartbeat-log", service, f"no old-format heartbeat line; latest heartbeat: {good.quoted()}",
                   **evidence)
 
@@ -107,5 +116,5 @@ def evaluate_log_visibility(service: str, info_line: LogLine | None, *, serving:
                       "request logs and warnings at most: logger.info() output is being swallowed (seed 003's "
                       "gunicorn blackout)",
                       f"gcloud run services update {service} --update-env-vars GUNICORN_CMD_ARGS=--log-level=info "
-                      f"--region {region} --project {project}", **evidence)
+                      f"--region {region} --project {project}", cause="info-swallowed", **evidence)
     return passed("log-visibility", service, f"INFO lines get out, e.g. {info_line.quoted()}", **evidence)

@@ -35,14 +35,16 @@ def evaluate_rollout(service: ServiceState, newest: RevisionState, *, waited_s: 
             return failed(CHECK, name, Severity.P1,
                           f"newest revision {newest.name} is ready but the service's Ready condition failed: "
                           f"{service.terminal_message or 'no message'}",
-                          remedies.read_revision_errors(name, newest.name, project), **evidence)
+                          remedies.read_revision_errors(name, newest.name, project), cause="update-refused",
+                          **evidence)
         return passed(CHECK, name, f"newest revision {newest.name} is ready", **evidence)
     if newest.ready_state == FAILED:
         return failed(CHECK, name, Severity.P0,
                       f"newest revision {newest.name} failed to become ready: {newest.ready_message or 'no message'}",
-                      remedies.read_revision_errors(name, newest.name, project), **evidence)
+                      remedies.read_revision_errors(name, newest.name, project), cause="revision-failed",
+                      **evidence)
     waited = f" after waiting {waited_s:.0f}s" if waited_s else ""
     return failed(CHECK, name, Severity.P1,
                   f"rollout of {newest.name} has not finished{waited} (state {newest.ready_state}, "
                   f"reconciling={service.reconciling})",
-                  remedies.wait_for_rollout(name), **evidence)
+                  remedies.wait_for_rollout(name), cause="rollout-unfinished", **evidence)
