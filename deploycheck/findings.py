@@ -34,12 +34,14 @@ class Finding:
     summary: str
     evidence: dict = field(default_factory=dict)
     remediation: str | None = None
-    waiver: dict | None = None  # the waiver that matched (deploycheck.waivers), in force or expired
     # What is wrong, as a short slug ("stale-image"): with check and resource it names the finding
     # across nights, whatever its wording or numbers say tonight. Empty means the check's id.
     cause: str = ""
+    waiver: dict | None = None  # the waiver that matched (deploycheck.waivers), in force or expired
 
     def __post_init__(self) -> None:
+        if not self.cause:
+            object.__setattr__(self, "cause", self.check)
         # Whatever a server echoed into a summary or evidence, no credential leaves in a finding.
         object.__setattr__(self, "summary", redact(self.summary))
         object.__setattr__(self, "remediation", redact(self.remediation) if self.remediation else self.remediation)
@@ -51,13 +53,12 @@ class Finding:
 
     @property
     def id(self) -> str:
-        return finding_id(self.check, self.resource, self.cause or self.check)
+        return finding_id(self.check, self.resource, self.cause)
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["severity"] = self.severity.value
         data["outcome"] = self.outcome.value
-        data["cause"] = self.cause or self.check
         data["id"] = self.id
         return data
 

@@ -52,7 +52,7 @@ def test_incident_then_healthy_shows_what_was_fixed_and_the_reverse_shows_it_new
     assert all(f["change"] == "new" and f["since"] == relapse["summary"]["started"] for f in failing(relapse))
     assert f"**{len(broken)} new**, 0 still failing, **0 fixed**" in (suite.path / "C" / "report.md").read_text()
 
-    still = nightly(suite, "incident", "D", "--previous", "A/report.json")
+    nightly(suite, "incident", "D", "--previous", "A/report.json")
     assert {f["change"] for f in failing(suite.report("D"))} == {"still"}
     assert {f["since"] for f in failing(suite.report("D"))} == {incident["summary"]["started"]}
 
