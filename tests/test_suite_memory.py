@@ -39,6 +39,9 @@ def test_incident_then_healthy_shows_what_was_fixed_and_the_reverse_shows_it_new
     markdown = (suite.path / "B" / "report.md").read_text()
     assert f"**0 new**, 0 still failing, **{len(broken)} fixed**" in markdown
     assert "- fixed: stale-jobs (stale-image) on bdl-active-players-processor-backfill, " in markdown
+    page = (suite.path / "B" / "report.html").read_text()
+    assert f"<b>0</b> new · <b>0</b> still failing · <b>{len(broken)}</b> fixed" in page
+    assert f"{len(broken)} fixed since then" in page and 'class="tag new"' not in page
     text = (suite.path / "B" / "report.txt").read_text()
     assert f"0 new, 0 still failing, {len(broken)} fixed" in text
     assert f"0 new, 0 still failing, {len(broken)} fixed" in healed.stdout.str()
@@ -51,6 +54,9 @@ def test_incident_then_healthy_shows_what_was_fixed_and_the_reverse_shows_it_new
                                   "previous_started": healthy["summary"]["started"]}
     assert all(f["change"] == "new" and f["since"] == relapse["summary"]["started"] for f in failing(relapse))
     assert f"**{len(broken)} new**, 0 still failing, **0 fixed**" in (suite.path / "C" / "report.md").read_text()
+    page = (suite.path / "C" / "report.html").read_text()
+    assert f"<b>{len(broken)}</b> new · <b>0</b> still failing · <b>0</b> fixed" in page
+    assert 'class="tag new"' in page
 
     nightly(suite, "incident", "D", "--previous", "A/report.json")
     assert {f["change"] for f in failing(suite.report("D"))} == {"still"}
