@@ -1,14 +1,20 @@
 """deploycheck's command-line options, registered through the pytest11 entry point.
 
-Only options live here. pytest reads entry-point plugins before it decides the rootdir, so
-`--cache-dir /var/cache/dc` is parsed as an option value, not as a path to collect; a
-conftest-defined option would not be known yet. Everything else is in the repository's
-conftest.py and fixtures/, and is inert where that conftest is not loaded.
+Options live here, not in a conftest, so they are known before any conftest is looked for.
+pytest decides its rootdir even earlier, before entry-point plugins load: `--report-dir
+/srv/reports` (an existing directory, written with a space) is then taken for a test path, the
+rootdir moves to /srv/reports and the project's pytest.ini is lost (no markers, no testpaths, the
+suite's own tests collected). `pytest_load_initial_conftests` below decides again, once the
+option values are known. Everything else is in the repository's conftest.py and fixtures/.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
+
 import pytest
+from _pytest.config.findpaths import determine_setup
 
 from deploycheck.images import ImageLimits
 
@@ -76,3 +82,35 @@ def _at_least_one(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """Choose the rootdir and ini file again, now that option values are not mistaken for paths.
+
+    Nothing changes when pytest's first choice stands (no option value was an existing path).
+    Otherwise the ini file pytest would have found is applied as pytest applies it: its addopts
+    are put before the command line (and `-p no:NAME` in them unloads NAME), and conftests are
+    looked for below it."""
+    namespace = early_config.known_args_namespace
+    wanted = {"inifile": namespace.inifilename, "args": namespace.file_or_dir,
+              "rootdir_cmd_arg": namespace.rootdir or None, "invocation_dir": early_config.invocation_params.dir}
+    if "override_ini" in inspect.signature(determine_setup).parameters:
+        wanted["override_ini"] = namespace.override_ini
+    rootpath, inipath, inicfg, *_ = determine_setup(**wanted)
+    if (rootpath, inipath) == (early_config.rootpath, early_config.inipath):
+        return
+    # pytest keeps these privately; there is no public way to correct them after the fact.
+    early_config._rootpath, early_config._inipath = rootpath, inipath
+    setattr(early_config, "_inicfg" if hasattr(early_config, "_inicfg") else "inicfg", inicfg)
+    early_config._inicache.clear()
+    early_config._parser.extra_info.update(rootdir=str(rootpath), inifile=str(inipath))
+    addopts = list(early_config.getini("addopts"))
+    args[:0] = addopts
+    for option, value in zip(addopts, addopts[1:]):
+        if option == "-p" and value.startswith("no:"):
+            early_config.pluginmanager.consider_pluginarg(value)  # as pytest does (cacheprovider takes stepwise)
+    early_config.known_args_namespace = early_config._parser.parse_known_args(
+        args, namespace=copy.copy(early_config.option))
+    if "--confcutdir" not in " ".join(args):
+        early_config.known_args_namespace.confcutdir = str(inipath.parent if inipath else rootpath)
