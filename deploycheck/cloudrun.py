@@ -276,13 +276,7 @@ class CloudRunReader:
         name = f"{self.parent}/services/{service}/revisions/{revision}"
         what = f"Cloud Run revision {revision}"
 
-        def fetch() -> object:
-            response = raise_for_status(self._session.get(f"{self.endpoint}/v2/{name}",
-                                                          timeout=self.policy.attempt_timeout))
-            # Strict UTF-8: a corrupted byte must not become U+FFFD inside an image name.
-            return json.loads(response.content.decode("utf-8"))
-
-        data = call(what, fetch, policy=self.policy, permission="run.revisions.get", counter=self.calls,
+        data = call(what, lambda: self._get_json(name), policy=self.policy, permission="run.revisions.get", counter=self.calls,
                     method="revisions.get", api=API)
         problems = revision_shape_problems(data, revision)
         if problems:
@@ -297,13 +291,7 @@ class CloudRunReader:
 
         def fetch_page(token: str | None) -> Page:
             params = {"pageSize": LIST_PAGE_SIZE, **({"pageToken": token} if token else {})}
-
-            def fetch() -> object:
-                response = raise_for_status(self._session.get(f"{self.endpoint}/v2/{parent}/revisions", params=params,
-                                                              timeout=self.policy.attempt_timeout))
-                return json.loads(response.content.decode("utf-8"))
-
-            data = call(what, fetch, policy=self.policy, permission="run.revisions.list", counter=self.calls,
+            data = call(what, lambda: self._get_json(f"{parent}/revisions", params), policy=self.policy, permission="run.revisions.list", counter=self.calls,
                         method="revisions.list", api=API)
             if not isinstance(data, dict) or not isinstance(data.get("revisions", []), list):
                 raise ObservationError(what, f"{API} revisions.list answered something that is not a listing")
@@ -318,6 +306,13 @@ class CloudRunReader:
 
         pages = guarded_pages(f"{what} ({API} revisions.list)", fetch_page, max_pages=MAX_LIST_PAGES)
         return list({revision.name: revision for page in pages for revision in page.items}.values())
+
+    def _get_json(self, resource: str, params: dict | None = None) -> object:
+        """GET /v2/RESOURCE as raw JSON (the gapic messages drop containerStatuses, see DESIGN)."""
+        response = raise_for_status(self._session.get(f"{self.endpoint}/v2/{resource}", params=params,
+                                                      timeout=self.policy.attempt_timeout))
+        # Strict UTF-8: a corrupted byte must not become U+FFFD inside an image name.
+        return json.loads(response.content.decode("utf-8"))
 
     def revision(self, service: str, revision: str) -> RevisionState:
         return parse_revision(self.revision_json(service, revision))

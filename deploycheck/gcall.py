@@ -120,10 +120,11 @@ def call(what: str, fn: Callable[[], T], *, policy: CallPolicy, permission: str 
         attempt += 1
         if counter is not None:
             counter[method or what] += 1
+        bound = min(policy.attempt_timeout, remaining)
         try:
-            return within(min(policy.attempt_timeout, remaining), fn)
+            return within(bound, fn)
         except AttemptTimedOut as exc:
-            failures.append(f"gave no complete answer within {min(policy.attempt_timeout, remaining):.1f}s")
+            failures.append(f"gave no complete answer within {bound:.1f}s")
             last = exc
         except api_exceptions.GoogleAPICallError as exc:
             if not _retryable(exc):
@@ -139,8 +140,6 @@ def call(what: str, fn: Callable[[], T], *, policy: CallPolicy, permission: str 
             raise ObservationError(what, f"credentials could not be refreshed ({_message(exc)})", hint=AUTH_HINT) from exc
         except requests.RequestException as exc:
             raise ObservationError(what, f"{name} failed ({type(exc).__name__}: {_message(exc)})") from exc
-        except ObservationError:
-            raise
         except MALFORMED as exc:
             raise ObservationError(what, f"{name} answered a malformed payload "
                                          f"({type(exc).__name__}: {_message(exc)})") from exc

@@ -9,7 +9,6 @@ only for 429/500/503/504, and every failure becomes an ObservationError naming w
 from __future__ import annotations
 
 import json
-import random
 import re
 import time
 from contextlib import contextmanager
@@ -23,13 +22,12 @@ import httpx
 
 from deploycheck import __version__
 from deploycheck.errors import NotFoundError, ObservationError, PermissionDeniedError
-from deploycheck.gcall import AttemptTimedOut, tally, within
+from deploycheck.gcall import AttemptTimedOut, CallPolicy, tally, within
 from deploycheck.imageref import ImageRef
 
 _RETRYABLE_STATUSES = frozenset({429, 500, 503, 504})
 _MAX_ATTEMPTS = 3
-_BACKOFF_BASE = 0.5
-_BACKOFF_CAP = 4.0
+_BACKOFF = CallPolicy(initial=0.5, maximum=4.0, multiplier=2.0)  # the pauses only: the bounds are the request's
 _MAX_ERROR_BODY = 64 * 1024
 _ANSWER_BY = "deploycheck.answer_by"  # response extension: the instant the whole body is due
 _MAX_TOKEN_RESPONSE = 1024 * 1024
@@ -203,7 +201,7 @@ class RegistryTransport:
                 if len(failures) == _MAX_ATTEMPTS:
                     return response
                 self.close_response(response)
-            pause = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (len(failures) - 1)))
+            pause = _BACKOFF.backoff(len(failures))
             if len(failures) == _MAX_ATTEMPTS or answer_by - time.monotonic() - pause <= 0:
                 raise ObservationError(what, f"registry {method} {request.url} {tally(failures)} over "
                                              f"{time.monotonic() - began:.1f}s; gave up within --deadline "
