@@ -83,10 +83,11 @@ class Target:
         return cls(spec, info.project, info.region, AnonymousCredentials(), api_endpoint=info.api_url,
                    registry_mirror=info.registry_url, firestore_emulator=info.firestore_host)
 
-    def cloudrun(self):
+    def cloudrun(self, region: str | None = None):
+        """A Cloud Run reader of the project in `region` (default: the target's region)."""
         from .cloudrun import CloudRunReader
 
-        return CloudRunReader(self.project, self.region, self.credentials, endpoint=self.api_endpoint,
+        return CloudRunReader(self.project, region or self.region, self.credentials, endpoint=self.api_endpoint,
                               policy=self.call_policy())
 
     def iam(self):
@@ -126,3 +127,22 @@ class Target:
             return ref
         host = self.registry_mirror.split("://", 1)[-1].rstrip("/")
         return ImageRef(host=host, path=f"{ref.host}/{ref.path}", tag=ref.tag, digest=ref.digest)
+
+
+class RegionalReaders:
+    """One reader per region, each made on first use: an inventory entry may run outside the
+    inventory's region, and a run that checks one region opens one reader."""
+
+    def __init__(self, make):
+        self._make = make
+        self._readers: dict[str, object] = {}
+
+    def __call__(self, region: str):
+        if region not in self._readers:
+            self._readers[region] = self._make(region)
+        return self._readers[region]
+
+    def close(self) -> None:
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()

@@ -33,7 +33,7 @@ MARKERS = (
     "drift: configuration drift between the inventory and the project (stale jobs, orphans)",
 )
 # Given any of these, the run is about a deployment even without a services.yaml in the rootdir.
-ACTIVATING_OPTIONS = ("inventory", "target", "service", "job", "expect_commit")
+ACTIVATING_OPTIONS = ("inventory", "target", "service", "job", "expect_commit", "project", "region")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,6 +43,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--service", action="append", default=[], metavar="NAME",
                     help="check only this service (repeatable); with no --service/--job everything is checked")
     group.addoption("--job", action="append", default=[], metavar="NAME", help="check only this job (repeatable)")
+    group.addoption("--project", default=None, metavar="PROJECT",
+                    help="the Google Cloud project to check instead of the inventory's `project`")
+    group.addoption("--region", default=None, metavar="REGION",
+                    help="the region of every entry that names none, instead of the inventory's `region`")
     group.addoption("--target", default="gcp", metavar="gcp|sandbox[:SCENARIO]",
                     help="gcp (Application Default Credentials; default) or the local stand-in, e.g. sandbox:incident")
     group.addoption("--expect-commit", default=None, metavar="SHA",
@@ -137,7 +141,8 @@ def is_deploycheck_run(config: pytest.Config) -> bool:
     """A run is deploycheck's when it names a deploycheck option, selects one of its markers,
     or its rootdir holds a services.yaml. Otherwise (another project's tests in the same venv,
     this repository's own tests) only the options and markers are registered."""
-    defaults = {"inventory": "services.yaml", "target": "gcp", "service": [], "job": [], "expect_commit": None}
+    defaults = {"inventory": "services.yaml", "target": "gcp", "service": [], "job": [], "expect_commit": None,
+                "project": None, "region": None}
     if any(getattr(config.option, name, default) != default for name, default in defaults.items()):
         return True
     markexpr = config.option.markexpr or ""

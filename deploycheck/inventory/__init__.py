@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from .configured import unconfigured_reason
 from .messages import schema_issue
 from .resolve import Parts, Resolver
 from .schema import InventoryFile, inventory_json_schema
@@ -34,7 +35,7 @@ from .yamlread import MAX_DEPTH, MAX_EXPANDED_NODES, Loc, YamlReader, field_path
 
 __all__ = ["CodePattern", "HeartbeatLogSpec", "HeartbeatSpec", "Inventory", "InventoryError", "InventoryFile",
            "InventoryIssue", "JobSpec", "MAX_DEPTH", "MAX_EXPANDED_NODES", "MAX_INVENTORY_BYTES", "ServiceSpec",
-           "WAIVABLE_CHECKS", "WaiverSpec", "inventory_json_schema", "load_inventory"]
+           "WAIVABLE_CHECKS", "WaiverSpec", "inventory_json_schema", "load_inventory", "unconfigured_reason"]
 
 
 def load_inventory(path: str | Path) -> Inventory:
