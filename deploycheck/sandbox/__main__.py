@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-file", type=Path, default=DEFAULT_STATE_FILE)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start a sandbox and leave it running")
-    up.add_argument("scenario", nargs="?", default="incident", help="built-in scenario name or a directory")
+    up.add_argument("scenario", nargs="?", default="incident",
+                    help="built-in scenario name, a directory, or auto (generated from --inventory)")
     up.add_argument("--inventory", type=Path, default=Path("services.yaml"))
     sub.add_parser("down", help="stop the sandbox recorded in the state file")
     sub.add_parser("status", help="print the recorded sandbox and whether it answers")
@@ -44,8 +45,17 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"sandbox:{existing.scenario} already running (api {existing.api_url}); "
                           f"run `python -m deploycheck.sandbox down` first", file=sys.stderr)
                     return 1
-            project, region = _project_region(args.inventory)
-            info = Sandbox(args.scenario, project=project, region=region, progress=print).start()
+            if args.scenario == "auto":
+                # Generated from the inventory, as `pytest --target sandbox:auto` would; that run reuses it
+                # while the inventory is unchanged.
+                from ..inventory import load_inventory
+                from .auto import auto_sandbox
+
+                sandbox = auto_sandbox(load_inventory(args.inventory), progress=print)
+            else:
+                project, region = _project_region(args.inventory)
+                sandbox = Sandbox(args.scenario, project=project, region=region, progress=print)
+            info = sandbox.start()
             info.save(args.state_file)
             print(f"state: {args.state_file}")
             return 0
