@@ -15,7 +15,7 @@ AUTH_HELP = """--target gcp needs Application Default Credentials, and none were
   or in CI:       set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or use workload identity
   The identity needs read access: roles/run.viewer, roles/logging.viewer, roles/datastore.viewer,
   roles/artifactregistry.reader, and on the organisation roles/iam.securityReviewer and roles/browser.
-  No cloud account? Run against the local stand-in: --target sandbox:incident"""
+  No cloud account? See your checks against a stand-in generated from your inventory: --target sandbox:auto"""
 
 
 @dataclass(frozen=True)
