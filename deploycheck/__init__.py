@@ -5,4 +5,5 @@ functions from observed state to findings, and the pytest layer (the package dep
 plugin, fixtures, built-in checks) only wires them together.
 """
 
-__version__ = "0.1.0"
+# The one place the version is written: pyproject.toml reads it, `deploycheck --version` prints it.
+__version__ = "0.2.0"
