@@ -10,6 +10,7 @@ into fresh venvs outside it (no --system-site-packages), driven from a project o
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -144,25 +145,49 @@ def test_without_extras_the_version_no_docker_sdk_and_no_credentials_exit_4(bare
     assert "--image-source docker needs the docker SDK: pip install 'deploycheck[docker]'" in docker_reader.stderr
 
 
+def _report(directory: Path) -> dict:
+    return json.loads((directory / "report.json").read_text())
+
+
+def _checked(report: dict) -> dict[str, set[str]]:
+    by_resource: dict[str, set[str]] = {}
+    for finding in report["findings"]:
+        by_resource.setdefault(finding["resource"], set()).add(finding["check"])
+    return by_resource
+
+
 def test_a_new_team_goes_green_against_sandbox_auto_with_gate_and_with_pytest(with_sandbox, team_project, tmp_path):
     env = _clean_env(tmp_path)
     gate = _run([str(with_sandbox / "deploycheck"), "gate", "storefront", "--target", "sandbox:auto",
-                 "--expect-commit", "4f2a9c1e7b", "--report-dir", str(tmp_path / "gate-report")],
-                cwd=team_project, env=env)
-    gate_output = gate.stdout + gate.stderr
-    assert gate.returncode == 0, gate_output
-    assert "failed" not in gate.stdout.splitlines()[-1] and " passed" in gate.stdout.splitlines()[-1]
+                 "--expect-commit", "4f2a9c1e7b", "--report-dir", str(tmp_path / "gate")], cwd=team_project, env=env)
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    assert "warnings summary" not in gate.stdout  # e.g. pytest's about modules imported before it ran
+    report = _report(tmp_path / "gate")
+    assert report["summary"]["selection"]["services"] == ["storefront"]
+    assert {finding["outcome"] for finding in report["findings"]} == {"pass"}
+    # What the inventory configures for storefront is checked: its code pattern, roles, commit.
+    assert _checked(report)["storefront"] >= {"traffic", "rollout", "digest", "commit", "code", "iam", "boot"}
 
     plain = _run([str(with_sandbox / "pytest"), "-m", "postdeploy", "--target", "sandbox:auto",
-                  "--report-dir", str(tmp_path / "report")], cwd=team_project, env=env)
+                  "--report-dir", str(tmp_path / "postdeploy")], cwd=team_project, env=env)
     output = plain.stdout + plain.stderr
     assert plain.returncode == 0, output
-    assert "checks/test_cloudrun.py::" in _run([str(with_sandbox / "pytest"), "-m", "postdeploy", "--target",
-                                                "sandbox:auto", "--collect-only", "-q"], cwd=team_project,
-                                               env=env).stdout
-    # Every service and the job were checked, and what the inventory does not configure is listed, not passed.
-    assert "not configured" in output
-    for name in ("storefront", "checkout-api"):
-        assert f"[{name}]" in output or name in output
-    assert "heartbeat-log" in output  # neither service declares heartbeat lines
+    assert "checks/test_cloudrun.py " in plain.stdout  # the built-in checks, collected from the installed package
+    report = _report(tmp_path / "postdeploy")
+    assert report["summary"]["fail"] == report["summary"]["error"] == 0 and report["summary"]["pass"] > 0
+    assert {finding["outcome"] for finding in report["findings"]} == {"pass"}
+    assert _checked(report)["checkout-api"] >= {"traffic", "rollout", "digest", "boot"}
+    # What it does not configure is listed with the reason, in the terminal and the report, and never passed.
+    not_configured = {(entry["check"], entry["resource"]) for entry in report["not_configured"]}
+    assert {("heartbeat-log", "storefront"), ("heartbeat-log", "checkout-api"), ("iam", "checkout-api"),
+            ("code", "checkout-api"), ("code", "invoice-export")} <= not_configured
+    assert not not_configured & {(f["check"], f["resource"]) for f in report["findings"]}
+    assert "not configured" in plain.stdout
     assert "Traceback" not in output and "INTERNALERROR" not in output
+
+    nightly = _run([str(with_sandbox / "deploycheck"), "nightly", "--target", "sandbox:auto", "--report-dir",
+                    str(tmp_path / "nightly")], cwd=team_project, env=env)
+    assert nightly.returncode == 0, nightly.stdout + nightly.stderr
+    report = _report(tmp_path / "nightly")
+    assert {finding["outcome"] for finding in report["findings"]} == {"pass"}
+    assert "heartbeat-docs" in {entry["check"] for entry in report["not_configured"]}  # no heartbeats section
