@@ -34,8 +34,11 @@ def build_wheel(workdir: Path) -> Path:
             shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy2(REPO / name, source / name)
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(workdir / "dist"), str(source)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(workdir / "dist"), str(source)],
+        check=True,
+        capture_output=True,
+    )
     [wheel] = (workdir / "dist").glob("deploycheck-*.whl")
     return wheel
 
@@ -47,16 +50,25 @@ def bytes_under(directory: Path) -> int:
 def install(wheel: Path, extra: str, root: Path, *, cache: bool) -> dict:
     venv.EnvBuilder(with_pip=True).create(root)
     python = root / "bin" / "python"
-    site_packages = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                                        check=True, capture_output=True, text=True).stdout.strip())
+    site_packages = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     before = bytes_under(site_packages)  # pip itself, which every venv has
     command = [str(python), "-m", "pip", "install", "--quiet", f"deploycheck{extra} @ {wheel.as_uri()}"]
     began = time.monotonic()
     subprocess.run(command + ([] if cache else ["--no-cache-dir"]), check=True, capture_output=True)
     seconds = time.monotonic() - began
     distributions = len(list(site_packages.glob("*.dist-info")))
-    return {"install_s": round(seconds, 1), "site_packages_bytes": bytes_under(site_packages) - before,
-            "distributions": distributions - 1}  # not counting pip
+    return {
+        "install_s": round(seconds, 1),
+        "site_packages_bytes": bytes_under(site_packages) - before,
+        "distributions": distributions - 1,
+    }  # not counting pip
 
 
 def main() -> None:
@@ -69,8 +81,10 @@ def main() -> None:
         figures: dict = {"wheel_bytes": wheel.stat().st_size, "cache": not args.no_cache}
         for name, extra in VARIANTS.items():
             figures[name] = install(wheel, extra, workdir / f"venv-{name}", cache=not args.no_cache)
-            print(f"{name}: {figures[name]['site_packages_bytes'] / 1e6:.1f} MB in site-packages, "
-                  f"{figures[name]['distributions']} distributions, installed in {figures[name]['install_s']} s")
+            print(
+                f"{name}: {figures[name]['site_packages_bytes'] / 1e6:.1f} MB in site-packages, "
+                f"{figures[name]['distributions']} distributions, installed in {figures[name]['install_s']} s"
+            )
         print(json.dumps(figures))
 
 

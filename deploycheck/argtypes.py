@@ -14,7 +14,8 @@ def commit_sha(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError(
             "is empty: give the commit the deploy was built from (in CI the variable holding it, "
-            "e.g. $GITHUB_SHA or $COMMIT_SHA, is probably unset); leave the option out to check no commit")
+            "e.g. $GITHUB_SHA or $COMMIT_SHA, is probably unset); leave the option out to check no commit"
+        )
     if text != text.strip() or any(char.isspace() for char in text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a commit: it contains whitespace")
     return text

@@ -29,8 +29,14 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "deploycheck"
 
 
 def deploycheck_command(*args: str, cwd: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CONSOLE_SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [str(CONSOLE_SCRIPT), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env},
+    )
 
 
 def outcomes(output: str) -> dict[str, int]:
@@ -55,16 +61,19 @@ def test_the_version_is_written_once_and_shown(tmp_path):
         assert (done.returncode, done.stdout) == (0, f"deploycheck {deploycheck.__version__}\n")
 
 
-@pytest.mark.parametrize("args, message", [
-    ((), "usage: deploycheck"),
-    (("frobnicate",), "invalid choice: 'frobnicate'"),
-    (("gate",), "the following arguments are required: SERVICE"),
-    (("gate", "svc", "--wait", "soon"), "argument --wait: expected a number of seconds, got 'soon'"),
-    (("gate", "svc", "--fail-on", "P5"), "argument --fail-on: 'P5': expected one of P0, P1, P2, P3"),
-    (("inventory",), "the following arguments are required: COMMAND"),
-    (("inventory", "check", "--", "-x"), "takes no arguments after `--`"),
-    (("sandbox", "up", "incidnet"), "unknown sandbox scenario 'incidnet': not a directory and not one of"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((), "usage: deploycheck"),
+        (("frobnicate",), "invalid choice: 'frobnicate'"),
+        (("gate",), "the following arguments are required: SERVICE"),
+        (("gate", "svc", "--wait", "soon"), "argument --wait: expected a number of seconds, got 'soon'"),
+        (("gate", "svc", "--fail-on", "P5"), "argument --fail-on: 'P5': expected one of P0, P1, P2, P3"),
+        (("inventory",), "the following arguments are required: COMMAND"),
+        (("inventory", "check", "--", "-x"), "takes no arguments after `--`"),
+        (("sandbox", "up", "incidnet"), "unknown sandbox scenario 'incidnet': not a directory and not one of"),
+    ],
+)
 def test_bad_usage_is_exit_4_with_the_reason_and_no_traceback(tmp_path, args, message):
     done = deploycheck_command(*args, cwd=tmp_path)
     assert done.returncode == 4, done.stderr
@@ -74,16 +83,60 @@ def test_bad_usage_is_exit_4_with_the_reason_and_no_traceback(tmp_path, args, me
 
 def test_gate_and_nightly_pass_every_named_option_to_pytest_as_one_argument():
     parser = build_parser()
-    args = parser.parse_args(["gate", "svc-a", "svc-b", "--expect-commit", "ce269d67", "--wait", "600",
-                              "--inventory", "/srv/inv.yaml", "--target", "sandbox:auto", "--report-dir", "/srv/out",
-                              "--previous", "/srv/last", "--history", "/srv/history", "--fail-on", "p1",
-                              "--project", "p", "--region", "r", "--shard", "2/4", "-n", "2"])
+    args = parser.parse_args(
+        [
+            "gate",
+            "svc-a",
+            "svc-b",
+            "--expect-commit",
+            "ce269d67",
+            "--wait",
+            "600",
+            "--inventory",
+            "/srv/inv.yaml",
+            "--target",
+            "sandbox:auto",
+            "--report-dir",
+            "/srv/out",
+            "--previous",
+            "/srv/last",
+            "--history",
+            "/srv/history",
+            "--fail-on",
+            "p1",
+            "--project",
+            "p",
+            "--region",
+            "r",
+            "--shard",
+            "2/4",
+            "-n",
+            "2",
+        ]
+    )
     args.pytest_args = ["-k", "traffic"]
     assert gate_arguments(args) == [
-        "-m", "postdeploy", "--service=svc-a", "--service=svc-b", "-p", "xdist", "--numprocesses=2",
-        "--expect-commit=ce269d67", "--wait=600.0", "--inventory=/srv/inv.yaml", "--target=sandbox:auto",
-        "--report-dir=/srv/out", "--previous=/srv/last", "--history=/srv/history", "--fail-on=P1",
-        "--project=p", "--region=r", "--shard=2/4", "-k", "traffic"]
+        "-m",
+        "postdeploy",
+        "--service=svc-a",
+        "--service=svc-b",
+        "-p",
+        "xdist",
+        "--numprocesses=2",
+        "--expect-commit=ce269d67",
+        "--wait=600.0",
+        "--inventory=/srv/inv.yaml",
+        "--target=sandbox:auto",
+        "--report-dir=/srv/out",
+        "--previous=/srv/last",
+        "--history=/srv/history",
+        "--fail-on=P1",
+        "--project=p",
+        "--region=r",
+        "--shard=2/4",
+        "-k",
+        "traffic",
+    ]
     args = parser.parse_args(["nightly", "--report-dir", "/srv/out"])
     args.pytest_args = []
     assert nightly_arguments(args) == ["-m", "nightly", "--report-dir=/srv/out"]
@@ -96,13 +149,16 @@ def test_gate_is_pytest_m_postdeploy_for_the_service(suite, tmp_path):
     suite.reuse_sandbox("incident")
     reports = tmp_path / "reports"
     reports.mkdir()  # an existing absolute directory, written with a space
-    gate = deploycheck_command("gate", PHASE2, "--target", "sandbox:incident", "--report-dir", str(reports),
-                               cwd=suite.path)
+    gate = deploycheck_command(
+        "gate", PHASE2, "--target", "sandbox:incident", "--report-dir", str(reports), cwd=suite.path
+    )
     plain = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:incident", "--report-dir", "out")
     assert gate.returncode == plain.ret == 1, gate.stdout
     assert outcomes(gate.stdout) == outcomes(plain.stdout.str())
     assert outcomes(gate.stdout)["failed"] >= 1
-    found = {(f["check"], f["resource"], f["outcome"]) for f in json.loads((reports / "report.json").read_text())["findings"]}
+    found = {
+        (f["check"], f["resource"], f["outcome"]) for f in json.loads((reports / "report.json").read_text())["findings"]
+    }
     assert found == {(f["check"], f["resource"], f["outcome"]) for f in suite.report()["findings"]}
     assert {resource for _, resource, _ in found} == {PHASE2}
 
@@ -135,8 +191,9 @@ def test_an_empty_expect_commit_is_refused_not_passed(suite, form):
 
 def test_a_gate_that_selects_nothing_is_an_error_with_a_hint(suite):
     suite.reuse_sandbox("healthy")
-    gate = deploycheck_command("gate", PHASE2, "--target", "sandbox:healthy", "--", "-k", "no_such_check",
-                               cwd=suite.path)
+    gate = deploycheck_command(
+        "gate", PHASE2, "--target", "sandbox:healthy", "--", "-k", "no_such_check", cwd=suite.path
+    )
     assert gate.returncode == pytest.ExitCode.NO_TESTS_COLLECTED
     assert f"`deploycheck gate {PHASE2}` selected no check, so it proves nothing" in gate.stderr
     assert f"deploycheck gate {PHASE2} -- --collect-only -q" in gate.stderr
@@ -154,8 +211,19 @@ def test_nightly_twice_into_an_existing_report_dir_gives_the_same_answer(suite, 
     suite.reuse_sandbox("healthy")
     reports = tmp_path / "srv" / "reports"
     reports.mkdir(parents=True)
-    runs = [deploycheck_command("nightly", "--target", "sandbox:healthy", "--report-dir", str(reports),
-                                "--previous", str(reports), cwd=suite.path) for _ in range(2)]
+    runs = [
+        deploycheck_command(
+            "nightly",
+            "--target",
+            "sandbox:healthy",
+            "--report-dir",
+            str(reports),
+            "--previous",
+            str(reports),
+            cwd=suite.path,
+        )
+        for _ in range(2)
+    ]
     assert [run.returncode for run in runs] == [0, 0], runs[-1].stdout + runs[-1].stderr
     assert outcomes(runs[0].stdout) == outcomes(runs[1].stdout)
     assert outcomes(runs[0].stdout)["passed"] >= 1
@@ -181,8 +249,13 @@ def test_inventory_check_and_pytest_agree_on_a_bad_file(suite, name):
 def test_inventory_check_of_a_good_file_and_the_old_command_name(suite):
     check = deploycheck_command("inventory", "check", cwd=suite.path)
     assert (check.returncode, check.stdout) == (0, "services.yaml: 6 services, 21 jobs, OK\n")
-    old = subprocess.run([sys.executable, "-m", "deploycheck", "check-inventory"], cwd=suite.path,
-                         capture_output=True, text=True, timeout=60)
+    old = subprocess.run(
+        [sys.executable, "-m", "deploycheck", "check-inventory"],
+        cwd=suite.path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert (old.returncode, old.stdout) == (0, check.stdout)
 
 

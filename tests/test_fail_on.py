@@ -22,7 +22,7 @@ def _failing(report: dict) -> list[dict]:
 def test_only_an_observed_failure_less_severe_than_the_threshold_is_below_it(outcome, severity, fail_on):
     finding = Finding("traffic", "svc", severity, outcome, "summary")
     order = list(Severity)
-    expected = (fail_on is not None and outcome is Outcome.FAIL and order.index(severity) > order.index(fail_on))
+    expected = fail_on is not None and outcome is Outcome.FAIL and order.index(severity) > order.index(fail_on)
     assert below_fail_on(finding, fail_on) is expected
 
 
@@ -61,7 +61,7 @@ def test_a_failure_at_the_threshold_fails_the_run_and_the_rest_are_counted_apart
     assert suite.report()["summary"]["exit_status"] == 1
 
 
-CUSTOM_CHECKS = '''
+CUSTOM_CHECKS = """
 import pytest
 from deploycheck.findings import Finding, Outcome, Severity, passed
 
@@ -75,7 +75,7 @@ def test_unobservable(verdict):
 def test_broke_after_its_verdict(verdict):
     verdict(passed("broke-after-verdict", "the-fact", "looked fine"))
     raise AssertionError("then the check itself broke")
-'''
+"""
 
 
 @pytest.mark.parametrize("check", ["unobservable", "broke_after_its_verdict"])

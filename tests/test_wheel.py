@@ -52,7 +52,9 @@ jobs:
 """
 
 
-def _run(command: list[str], *, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+def _run(
+    command: list[str], *, cwd: Path, timeout: float = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -65,8 +67,11 @@ def wheel(tmp_path_factory) -> Path:
         else:
             shutil.copy2(REPO / name, source / name)
     dist = tmp_path_factory.mktemp("dist")
-    built = _run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(source)], cwd=source,
-                 timeout=INSTALL_TIMEOUT)
+    built = _run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(source)],
+        cwd=source,
+        timeout=INSTALL_TIMEOUT,
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     [path] = dist.glob("deploycheck-*.whl")
     return path
@@ -76,8 +81,11 @@ def _venv_with(tmp_path_factory, name: str, requirement: str) -> Path:
     """bin/ of a fresh venv (its own site-packages only) with `requirement` installed by pip."""
     root = tmp_path_factory.mktemp(name) / "venv"
     venv.EnvBuilder(with_pip=True, system_site_packages=False).create(root)
-    installed = _run([str(root / "bin" / "python"), "-m", "pip", "install", "--quiet", requirement], cwd=root,
-                     timeout=INSTALL_TIMEOUT)
+    installed = _run(
+        [str(root / "bin" / "python"), "-m", "pip", "install", "--quiet", requirement],
+        cwd=root,
+        timeout=INSTALL_TIMEOUT,
+    )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     return root / "bin"
 
@@ -102,9 +110,20 @@ def team_project(tmp_path) -> Path:
 
 def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """No credentials of any kind, and nothing of this repository's environment."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("GOOGLE_APPLICATION_CREDENTIALS", "DEPLOYCHECK_SANDBOX_STATE", "FIRESTORE_EMULATOR_HOST",
-                          "PYTHONPATH", "VIRTUAL_ENV", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key
+        not in (
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "DEPLOYCHECK_SANDBOX_STATE",
+            "FIRESTORE_EMULATOR_HOST",
+            "PYTHONPATH",
+            "VIRTUAL_ENV",
+            "PYTEST_ADDOPTS",
+            "PYTEST_XDIST_WORKER",
+        )
+    }
     for name in ("home", "gcloud-config"):
         (tmp_path / name).mkdir(exist_ok=True)
     return {**env, "HOME": str(tmp_path / "home"), "CLOUDSDK_CONFIG": str(tmp_path / "gcloud-config"), **extra}
@@ -112,12 +131,20 @@ def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def test_the_wheel_holds_the_checks_fixtures_and_the_sandbox_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    in_repo = {path.relative_to(REPO).as_posix() for package in ("deploycheck", "deploycheck_pytest")
-               for path in (REPO / package).rglob("*") if path.is_file() and "__pycache__" not in path.parts}
+    in_repo = {
+        path.relative_to(REPO).as_posix()
+        for package in ("deploycheck", "deploycheck_pytest")
+        for path in (REPO / package).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
     assert in_repo <= names, sorted(in_repo - names)
-    for expected in ("deploycheck_pytest/checks/test_cloudrun.py", "deploycheck_pytest/fixtures/reporting.py",
-                     "deploycheck/sandbox/scenarios/incident/scenario.yaml", "deploycheck/report/templates/report.html.j2",
-                     "deploycheck/sandbox/iam_roles/datastore.user.json"):
+    for expected in (
+        "deploycheck_pytest/checks/test_cloudrun.py",
+        "deploycheck_pytest/fixtures/reporting.py",
+        "deploycheck/sandbox/scenarios/incident/scenario.yaml",
+        "deploycheck/report/templates/report.html.j2",
+        "deploycheck/sandbox/iam_roles/datastore.user.json",
+    ):
         assert expected in names
     assert not any(name.startswith(("tests/", "checks/", "fixtures/", "bench/", "conftest")) for name in names)
     entry_points = zipfile.ZipFile(wheel).read(f"deploycheck-{deploycheck.__version__}.dist-info/entry_points.txt")
@@ -128,8 +155,10 @@ def test_the_wheel_holds_the_checks_fixtures_and_the_sandbox_data(wheel):
 def test_without_extras_the_version_no_docker_sdk_and_no_credentials_exit_4(bare, team_project, tmp_path):
     version = _run([str(bare / "deploycheck"), "--version"], cwd=team_project)
     assert (version.returncode, version.stdout) == (0, f"deploycheck {deploycheck.__version__}\n")
-    docker = _run([str(bare / "python"), "-c", "import importlib.util; print(importlib.util.find_spec('docker'))"],
-                  cwd=team_project)
+    docker = _run(
+        [str(bare / "python"), "-c", "import importlib.util; print(importlib.util.find_spec('docker'))"],
+        cwd=team_project,
+    )
     assert docker.stdout.strip() == "None"  # the docker SDK is the [docker] extra
 
     env = _clean_env(tmp_path)
@@ -139,8 +168,9 @@ def test_without_extras_the_version_no_docker_sdk_and_no_credentials_exit_4(bare
     assert "gcloud auth application-default login" in output
     assert "Traceback" not in output and "INTERNALERROR" not in output
 
-    docker_reader = _run([str(bare / "deploycheck"), "gate", "storefront", "--", "--image-source", "docker"],
-                         cwd=team_project, env=env)
+    docker_reader = _run(
+        [str(bare / "deploycheck"), "gate", "storefront", "--", "--image-source", "docker"], cwd=team_project, env=env
+    )
     assert docker_reader.returncode == 4
     assert "--image-source docker needs the docker SDK: pip install 'deploycheck[docker]'" in docker_reader.stderr
 
@@ -158,8 +188,21 @@ def _checked(report: dict) -> dict[str, set[str]]:
 
 def test_a_new_team_goes_green_against_sandbox_auto_with_gate_and_with_pytest(with_sandbox, team_project, tmp_path):
     env = _clean_env(tmp_path)
-    gate = _run([str(with_sandbox / "deploycheck"), "gate", "storefront", "--target", "sandbox:auto",
-                 "--expect-commit", "4f2a9c1e7b", "--report-dir", str(tmp_path / "gate")], cwd=team_project, env=env)
+    gate = _run(
+        [
+            str(with_sandbox / "deploycheck"),
+            "gate",
+            "storefront",
+            "--target",
+            "sandbox:auto",
+            "--expect-commit",
+            "4f2a9c1e7b",
+            "--report-dir",
+            str(tmp_path / "gate"),
+        ],
+        cwd=team_project,
+        env=env,
+    )
     assert gate.returncode == 0, gate.stdout + gate.stderr
     assert "warnings summary" not in gate.stdout  # e.g. pytest's about modules imported before it ran
     report = _report(tmp_path / "gate")
@@ -168,8 +211,19 @@ def test_a_new_team_goes_green_against_sandbox_auto_with_gate_and_with_pytest(wi
     # What the inventory configures for storefront is checked: its code pattern, roles, commit.
     assert _checked(report)["storefront"] >= {"traffic", "rollout", "digest", "commit", "code", "iam", "boot"}
 
-    plain = _run([str(with_sandbox / "pytest"), "-m", "postdeploy", "--target", "sandbox:auto",
-                  "--report-dir", str(tmp_path / "postdeploy")], cwd=team_project, env=env)
+    plain = _run(
+        [
+            str(with_sandbox / "pytest"),
+            "-m",
+            "postdeploy",
+            "--target",
+            "sandbox:auto",
+            "--report-dir",
+            str(tmp_path / "postdeploy"),
+        ],
+        cwd=team_project,
+        env=env,
+    )
     output = plain.stdout + plain.stderr
     assert plain.returncode == 0, output
     assert "checks/test_cloudrun.py " in plain.stdout  # the built-in checks, collected from the installed package
@@ -179,14 +233,29 @@ def test_a_new_team_goes_green_against_sandbox_auto_with_gate_and_with_pytest(wi
     assert _checked(report)["checkout-api"] >= {"traffic", "rollout", "digest", "boot"}
     # What it does not configure is listed with the reason, in the terminal and the report, and never passed.
     not_configured = {(entry["check"], entry["resource"]) for entry in report["not_configured"]}
-    assert {("heartbeat-log", "storefront"), ("heartbeat-log", "checkout-api"), ("iam", "checkout-api"),
-            ("code", "checkout-api"), ("code", "invoice-export")} <= not_configured
+    assert {
+        ("heartbeat-log", "storefront"),
+        ("heartbeat-log", "checkout-api"),
+        ("iam", "checkout-api"),
+        ("code", "checkout-api"),
+        ("code", "invoice-export"),
+    } <= not_configured
     assert not not_configured & {(f["check"], f["resource"]) for f in report["findings"]}
     assert "not configured" in plain.stdout
     assert "Traceback" not in output and "INTERNALERROR" not in output
 
-    nightly = _run([str(with_sandbox / "deploycheck"), "nightly", "--target", "sandbox:auto", "--report-dir",
-                    str(tmp_path / "nightly")], cwd=team_project, env=env)
+    nightly = _run(
+        [
+            str(with_sandbox / "deploycheck"),
+            "nightly",
+            "--target",
+            "sandbox:auto",
+            "--report-dir",
+            str(tmp_path / "nightly"),
+        ],
+        cwd=team_project,
+        env=env,
+    )
     assert nightly.returncode == 0, nightly.stdout + nightly.stderr
     report = _report(tmp_path / "nightly")
     assert {finding["outcome"] for finding in report["findings"]} == {"pass"}

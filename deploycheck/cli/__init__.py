@@ -21,13 +21,16 @@ from . import checks, inventory, sandbox
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliParser, split_passthrough
 
 COMMANDS = (checks, inventory, sandbox)
-DESCRIPTION = ("Verify that what runs on Google Cloud Run is what the team thinks runs there: a deploy gate and a "
-               "nightly drift report over the services and jobs of services.yaml, run with pytest.")
+DESCRIPTION = (
+    "Verify that what runs on Google Cloud Run is what the team thinks runs there: a deploy gate and a "
+    "nightly drift report over the services and jobs of services.yaml, run with pytest."
+)
 
 
 def build_parser() -> CliParser:
-    parser = CliParser(prog="deploycheck", description=DESCRIPTION,
-                       epilog="`deploycheck COMMAND --help` for each command's options")
+    parser = CliParser(
+        prog="deploycheck", description=DESCRIPTION, epilog="`deploycheck COMMAND --help` for each command's options"
+    )
     parser.add_argument("--version", action="version", version=f"deploycheck {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CliParser)
     for module in COMMANDS:
@@ -44,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     if passthrough is not None and not getattr(args, "takes_pytest_args", False):
-        parser.error(f"`deploycheck {args.command}` takes no arguments after `--` (gate and nightly pass them to pytest)")
+        parser.error(
+            f"`deploycheck {args.command}` takes no arguments after `--` (gate and nightly pass them to pytest)"
+        )
     args.pytest_args = passthrough or []
     run: Callable[[argparse.Namespace], int] = args.run
     try:

@@ -27,7 +27,7 @@ def split_passthrough(argv: list[str]) -> tuple[list[str], list[str] | None]:
     if "--" not in argv:
         return argv, None
     at = argv.index("--")
-    return argv[:at], argv[at + 1:]
+    return argv[:at], argv[at + 1 :]
 
 
 def error(message: str, code: int = EXIT_USAGE) -> int:

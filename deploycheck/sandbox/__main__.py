@@ -34,8 +34,10 @@ def up(scenario: str, *, inventory: Path, state_file: Path, down_command: str) -
     if state_file.exists():
         existing = SandboxInfo.load(state_file)
         if existing.is_healthy():
-            print(f"sandbox:{existing.scenario} already running (api {existing.api_url}); "
-                  f"run `{down_command}` first", file=sys.stderr)
+            print(
+                f"sandbox:{existing.scenario} already running (api {existing.api_url}); run `{down_command}` first",
+                file=sys.stderr,
+            )
             return 1
     project, region = _project_region(inventory)
     try:
@@ -66,8 +68,10 @@ def status(state_file: Path) -> int:
         return 1
     info = SandboxInfo.load(state_file)
     healthy = info.is_healthy()
-    print(f"sandbox:{info.scenario} api {info.api_url} registry {info.registry_url} "
-          f"{'healthy' if healthy else 'NOT answering'} (workdir {info.workdir})")
+    print(
+        f"sandbox:{info.scenario} api {info.api_url} registry {info.registry_url} "
+        f"{'healthy' if healthy else 'NOT answering'} (workdir {info.workdir})"
+    )
     return 0 if healthy else 1
 
 
@@ -92,8 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="print the recorded sandbox and whether it answers")
     args = parser.parse_args(argv)
     if args.command == "up":
-        return guarded(up, args.scenario, inventory=args.inventory, state_file=args.state_file,
-                       down_command="python -m deploycheck.sandbox down")
+        return guarded(
+            up,
+            args.scenario,
+            inventory=args.inventory,
+            state_file=args.state_file,
+            down_command="python -m deploycheck.sandbox down",
+        )
     return guarded(down if args.command == "down" else status, args.state_file)
 
 

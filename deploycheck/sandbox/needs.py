@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from ..errors import CannotStartError
 
-INSTALL = ("the local sandbox needs `pip install 'deploycheck[sandbox]'` and, from Debian, the CNCF registry "
-           "(apt-get install docker-registry) and, for scenarios with Firestore documents, Java and gcloud's "
-           "Firestore emulator (apt-get install openjdk-17-jre-headless google-cloud-cli-firestore-emulator)")
+INSTALL = (
+    "the local sandbox needs `pip install 'deploycheck[sandbox]'` and, from Debian, the CNCF registry "
+    "(apt-get install docker-registry) and, for scenarios with Firestore documents, Java and gcloud's "
+    "Firestore emulator (apt-get install openjdk-17-jre-headless google-cloud-cli-firestore-emulator)"
+)
 
 
 class SandboxUnavailable(CannotStartError):
