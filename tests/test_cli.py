@@ -281,8 +281,11 @@ def test_sandbox_up_then_gate_reuses_it_then_down(suite):
         assert gate.returncode == 0, gate.stdout
         assert "reusing sandbox:healthy" in gate.stdout + gate.stderr
         assert httpx.get(f"{info.api_url}/_sandbox/calls").json()["calls"]
+        other = deploycheck_command("sandbox", "down", "incident", cwd=suite.path)
+        assert other.returncode == 1 and "is sandbox:healthy, not incident; nothing stopped" in other.stderr
+        assert info.is_healthy()
     finally:
-        down = deploycheck_command("sandbox", "down", cwd=suite.path)
+        down = deploycheck_command("sandbox", "down", "healthy", cwd=suite.path)
     assert down.returncode == 0 and "stopped" in down.stdout
     assert not (suite.path / ".deploycheck" / "sandbox.json").exists()
     assert deploycheck_command("sandbox", "status", cwd=suite.path).returncode == 1
@@ -304,3 +307,16 @@ def test_a_missing_sandbox_program_says_what_to_install(suite, tmp_path):
         assert "pip install 'deploycheck[sandbox]'" in output and "apt-get install docker-registry" in output
     no_traceback(up)
     no_traceback(gate)
+
+
+@pytest.mark.parametrize("content", ["{truncated", "[1, 2]", '{"scenario": "healthy"}'])
+def test_an_unreadable_sandbox_state_file_is_named_not_a_traceback(suite, content):
+    state = suite.path / ".deploycheck" / "sandbox.json"
+    state.parent.mkdir()
+    state.write_text(content)
+    for command in (("sandbox", "status"), ("sandbox", "down"), ("gate", PHASE2, "--target", "sandbox:healthy")):
+        done = deploycheck_command(*command, cwd=suite.path)
+        assert done.returncode == 4, (command, done.stdout, done.stderr)
+        assert "sandbox.json: not a sandbox state file this deploycheck can read" in done.stdout + done.stderr
+        assert "delete it and start the sandbox again" in done.stdout + done.stderr
+        no_traceback(done)

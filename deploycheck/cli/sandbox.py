@@ -25,7 +25,9 @@ def _guarded(args: argparse.Namespace) -> int:
             state_file=args.state_file,
             down_command="deploycheck sandbox down",
         )
-    return control.guarded(control.down if args.sandbox_command == "down" else control.status, args.state_file)
+    if args.sandbox_command == "down":
+        return control.guarded(control.down, args.state_file, args.scenario)
+    return control.guarded(control.status, args.state_file)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -61,6 +63,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="the inventory whose project and region the sandbox takes (default: ./services.yaml)",
     )
-    sandbox_commands.add_parser("down", help="stop the recorded sandbox")
+    stop = sandbox_commands.add_parser("down", help="stop the recorded sandbox")
+    stop.add_argument("scenario", nargs="?", metavar="SCENARIO", help="stop it only if it is this scenario")
     sandbox_commands.add_parser("status", help="say whether the recorded sandbox answers")
     group.set_defaults(run=_guarded)

@@ -51,11 +51,19 @@ def up(scenario: str, *, inventory: Path, state_file: Path, down_command: str) -
     return 0
 
 
-def down(state_file: Path) -> int:
+def down(state_file: Path, scenario: str | None = None) -> int:
+    """Stop the recorded sandbox; with `scenario`, only if it is that one (a script that started
+    `up incident` must not stop someone's `healthy`)."""
     if not state_file.exists():
         print(f"no sandbox recorded in {state_file}", file=sys.stderr)
         return 0
     info = SandboxInfo.load(state_file)
+    if scenario is not None and scenario != info.scenario:
+        print(
+            f"the sandbox recorded in {state_file} is sandbox:{info.scenario}, not {scenario}; nothing stopped",
+            file=sys.stderr,
+        )
+        return 1
     stop_recorded(info)
     state_file.unlink()
     print(f"sandbox:{info.scenario} stopped")
