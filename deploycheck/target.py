@@ -8,6 +8,8 @@ from pathlib import Path
 from .errors import CredentialsError, InputError, ObservationError
 
 SANDBOX_STATE_ENV = "DEPLOYCHECK_SANDBOX_STATE"
+# Where `deploycheck sandbox up` records the sandbox it leaves running (relative to the project).
+SANDBOX_STATE_FILE = Path(".deploycheck/sandbox.json")
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 AUTH_HELP = """--target gcp needs Application Default Credentials, and none were found ({reason}).

@@ -1,4 +1,4 @@
-"""`deploycheck inventory import` (python -m deploycheck inventory-import): a valid inventory drafted
+"""`deploycheck inventory import` (also `python -m deploycheck inventory import`): a valid inventory drafted
 from what is deployed, read-only, one list call per resource type; the round trip: imported from
 sandbox:healthy, the whole suite on it is green; imported from sandbox:incident, the stale jobs and
 the orphan still show, because the draft states the platform's conventions rather than copying drift
@@ -30,7 +30,7 @@ def import_from(sandboxes, scenario: str, output, monkeypatch, *extra: str) -> t
     info = sandboxes.info(scenario)
     monkeypatch.setenv("DEPLOYCHECK_SANDBOX_STATE", str(sandboxes.state_file(scenario)))
     httpx.delete(f"{info.api_url}/_sandbox/calls")
-    code = main(["inventory-import", "--project", PROJECT, "--region", REGION, "--target", f"sandbox:{scenario}",
+    code = main(["inventory", "import", "--project", PROJECT, "--region", REGION, "--target", f"sandbox:{scenario}",
                  "-o", str(output), *extra])
     return code, httpx.get(f"{info.api_url}/_sandbox/calls").json()
 
@@ -105,7 +105,7 @@ def test_an_existing_output_is_kept_unless_forced(sandboxes, tmp_path, monkeypat
 
 def test_without_output_the_draft_is_printed(sandboxes, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("DEPLOYCHECK_SANDBOX_STATE", str(sandboxes.state_file("healthy")))
-    assert main(["inventory-import", "--project", PROJECT, "--region", REGION, "--target", "sandbox:healthy"]) == 0
+    assert main(["inventory", "import", "--project", PROJECT, "--region", REGION, "--target", "sandbox:healthy"]) == 0
     printed = capsys.readouterr().out
     (tmp_path / "printed.yaml").write_text(printed)
     assert load_inventory(tmp_path / "printed.yaml").service_names()[0] == "nba-phase2-raw-processors"
@@ -116,7 +116,7 @@ def test_without_output_the_draft_is_printed(sandboxes, monkeypatch, capsys, tmp
     (["--project", PROJECT, "--region", REGION, "--target", "sandbox:auto"], "sandbox:auto is generated from an inventory"),
 ])
 def test_bad_arguments_are_bad_usage(args, message, capsys):
-    assert main(["inventory-import", *args]) == 4
+    assert main(["inventory", "import", *args]) == 4
     assert message in capsys.readouterr().err
 
 
