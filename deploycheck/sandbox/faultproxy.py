@@ -3,7 +3,8 @@
 It forwards HTTP/1.1 (the API stand-in, the registry) or gRPC (the Firestore emulator, see
 faultproxy_grpc.py) to the real backend and breaks the requests its rules match (faultrules.py):
 error statuses, hangs, trickled or truncated or corrupted bodies, `{}` answers, page tokens that
-never end, duplicated list items, a backend gone mid-run. A request no rule matches, and every
+never end, duplicated list items, a backend gone mid-run; or it only delays them (a network round
+trip, so benchmarks on loopback pay what a call to Google costs). A request no rule matches, and every
 `/_sandbox/` control request of the API stand-in, passes through byte for byte.
 
 The rules are read from a file at start and replaced live through a control server on its own
@@ -65,6 +66,9 @@ class _ProxyServer(ThreadingHTTPServer):
 
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, and the head leaves with the body's first chunk: with Nagle on, a body written
+    # after its head waits for the client's delayed ACK, ~40 ms on every call of a kept-alive connection.
+    disable_nagle_algorithm = True
     server: _ProxyServer
 
     def log_message(self, fmt: str, *args) -> None:
@@ -101,6 +105,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if kind == "status":
             payload = json.dumps(error_envelope(rule.status, rule.message)).encode()
             return self._answer(rule.status, [("Content-Type", "application/json; charset=UTF-8")], payload, method)
+        if kind == "delay" and self.server.stopping.wait(rule.delay_s):
+            return self._close_quietly()
         target, body, incoming_token = _strip_fault_token(split, body)
         headers = [(name, value) for name, value in self.headers.items() if name.lower() not in _HOP_BY_HOP]
         try:
@@ -136,37 +142,45 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         else:
             chunks = response.iter_raw(_COPY_CHUNK)
         total = int(length)
-        self._start(response.status_code, headers, total)
         if kind == "trickle":
+            self._start(response.status_code, headers, total)
             return self._trickle(chunks, rule.interval)
         limit = total // 2 if kind == "truncate" else total
         flips = _flip_positions(total) if kind == "corrupt" else set()
-        sent = 0
+        sent, started = 0, False
         for chunk in chunks:
             chunk = chunk[:limit - sent]
             if flips:
                 chunk = bytes(byte ^ 0xFF if sent + index in flips else byte for index, byte in enumerate(chunk))
-            self.wfile.write(chunk)
+            if started:
+                self.wfile.write(chunk)
+            else:
+                self._start(response.status_code, headers, total, first=chunk)
+                started = True
             sent += len(chunk)
             if sent >= limit:
                 break
+        if not started:
+            self._start(response.status_code, headers, total)
         if kind == "truncate":
             self.wfile.flush()
             self._close_quietly()
 
-    def _start(self, status: int, headers: list[tuple[str, str]], length: int | str | None) -> None:
+    def _start(self, status: int, headers: list[tuple[str, str]], length: int | str | None,
+               first: bytes = b"") -> None:
+        """The status line and headers, and `first` bytes of the body in the same write."""
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
         if length is not None:
             self.send_header("Content-Length", str(length))
-        self.end_headers()
+        self._headers_buffer.extend((b"\r\n", first))
+        self.flush_headers()
 
     def _answer(self, status: int, headers: list[tuple[str, str]], payload: bytes, method: str,
                 length: str | None = None) -> None:
-        self._start(status, headers, length if method == "HEAD" and length is not None else len(payload))
-        if method != "HEAD":
-            self.wfile.write(payload)
+        self._start(status, headers, length if method == "HEAD" and length is not None else len(payload),
+                    first=payload if method != "HEAD" else b"")
 
     def _trickle(self, chunks, interval: float) -> None:
         for chunk in chunks:

@@ -13,6 +13,7 @@ faultrules.py; on gRPC they mean:
   empty      a stream with no messages (a unary answer: the empty message), status OK
   duplicate  every stream message twice
   down       forward to a port nobody listens on: the channel's own connection failure
+  delay      wait `ms` milliseconds, then forward the call untouched (once per call, not per message)
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class _Forwarder(grpc.GenericRpcHandler):
             return self._hang(context)
         if kind == "reset":
             context.abort(grpc.StatusCode.UNAVAILABLE, _RESET_DETAILS)
+        if kind == "delay" and self.stopping.wait(rule.delay_s):
+            context.abort(grpc.StatusCode.UNAVAILABLE, _RESET_DETAILS)  # the proxy is stopping
         channel = self.dead_channel if kind == "down" else self.channel
         call = channel.unary_stream(method)(request, metadata=_forwarded_metadata(context),
                                             timeout=context.time_remaining())
@@ -108,6 +111,8 @@ class _Forwarder(grpc.GenericRpcHandler):
             self._hang(context)
             return b""
         if kind in ("reset", "truncate"):
+            context.abort(grpc.StatusCode.UNAVAILABLE, _RESET_DETAILS)
+        if kind == "delay" and self.stopping.wait(rule.delay_s):
             context.abort(grpc.StatusCode.UNAVAILABLE, _RESET_DETAILS)
         channel = self.dead_channel if kind == "down" else self.channel
         try:
