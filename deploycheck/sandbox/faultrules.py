@@ -14,6 +14,8 @@ A rule is a mapping (from a scenario's `faults:` section or the proxy's control 
   ms        milliseconds `fault: delay` holds each matching exchange before forwarding it
 
 The first rule that matches a request decides; a request no rule matches is forwarded as it is.
+`fault: delay` rules are the exception: they stand for the network, not for a broken backend, so
+every matching one adds its delay and the request then goes on to the other rules.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ FAULT_KINDS = {
     "page_token_cycle": "list pages hand out tokens A, B, A, B, ... forever",
     "empty_pages": "after the first page, endless empty pages, each with a new nextPageToken",
     "down": "the backend is gone: reset every connection (gRPC: forward to a port nobody listens on)",
-    "delay": "forward the exchange after `ms` milliseconds, untouched (a network round trip, for benchmarks)",
+    "delay": "hold the exchange `ms` milliseconds, then forward it or apply the rule that decides (a network "
+             "round trip, for benchmarks)",
 }
 DEFAULT_TRICKLE_INTERVAL = 0.5
 
@@ -147,7 +150,7 @@ class FaultBook:
         with self._lock:
             self.requests += 1
             for rule in self.rules:
-                if not rule.matches(method, path):
+                if rule.fault == "delay" or not rule.matches(method, path):
                     continue
                 rule.seen += 1
                 if rule.seen <= rule.after:
@@ -157,6 +160,20 @@ class FaultBook:
                 rule.hits += 1
                 return rule
         return None
+
+    def delay(self, method: str, path: str) -> float:
+        """Seconds the matching `delay` rules hold this request (before `take` decides the rest)."""
+        total = 0.0
+        with self._lock:
+            for rule in self.rules:
+                if rule.fault != "delay" or not rule.matches(method, path):
+                    continue
+                rule.seen += 1
+                if rule.seen <= rule.after or (rule.times is not None and rule.hits >= rule.times):
+                    continue
+                rule.hits += 1
+                total += rule.delay_s
+        return total
 
     def describe(self) -> dict:
         with self._lock:

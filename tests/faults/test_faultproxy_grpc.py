@@ -103,3 +103,11 @@ def test_delay_holds_each_call_and_forwards_it_untouched(proxy):
         assert _call(proxy) == MESSAGES
         assert time.monotonic() - began >= 0.2  # at least the delay, every call
     assert proxy[1].status()["faults"][0]["hits"] == 2
+
+
+def test_traffic_counts_calls_and_message_bytes(proxy):
+    proxy[1].clear()
+    proxy[1].reset_traffic()
+    _call(proxy)
+    assert proxy[1].traffic() == {"requests": {f"POST {METHOD}": 1}, "total_requests": 1,
+                                  "bytes": sum(len(message) for message in MESSAGES)}
