@@ -67,6 +67,18 @@ class ApiState:
         self.write_attempts: list[str] = []
         self.faults: list[dict] = []
         self.started = time.monotonic()
+        self._collections: dict[str, list[str]] = {}  # "PARENT/COLLECTION/" -> names, sorted
+
+    def names_under(self, prefix: str) -> list[str]:
+        """Sorted names of a collection's members (`-` as a parent id matches any); the resources
+        never change, so each collection is found once, and its list pages cost only the page."""
+        names = self._collections.get(prefix)
+        if names is None:
+            pattern = re.compile("^" + "/".join("[^/]+" if seg == "-" else re.escape(seg) for seg in prefix.split("/"))
+                                 + "[^/]+$")
+            names = sorted(name for name in self.resources if pattern.match(name))
+            self._collections[prefix] = names
+        return names
 
     def current(self, resource: dict) -> dict:
         """The resource as it is now: a scheduled later state replaces it once its time has come."""
@@ -99,7 +111,7 @@ class ApiState:
         return None
 
 
-def _page(items: list[dict], query: dict[str, list[str]]) -> tuple[list[dict], str]:
+def _page(items: list, query: dict[str, list[str]]) -> tuple[list, str]:
     size = int((query.get("pageSize") or ["0"])[0] or 0) or 100
     start = int((query.get("pageToken") or ["0"])[0] or 0)
     chunk = items[start:start + size]
@@ -213,13 +225,9 @@ def _get_resource(handler: Handler, match: re.Match, query: dict, body: dict) ->
 
 def _list_resources(handler: Handler, match: re.Match, query: dict, body: dict) -> None:
     parent, collection = match.group("parent"), match.group("collection")
-    prefix = f"{parent}/{collection}/"
     # "-" as a parent id is the API's wildcard (e.g. all services' revisions).
-    pattern = re.compile("^" + "/".join("[^/]+" if seg == "-" else re.escape(seg) for seg in prefix.split("/")) + "[^/]+$")
-    items = sorted((handler.state.current(r) for n, r in handler.state.resources.items() if pattern.match(n)),
-                   key=lambda r: r["name"])
-    chunk, next_token = _page(items, query)
-    response: dict = {collection: chunk}
+    names, next_token = _page(handler.state.names_under(f"{parent}/{collection}/"), query)
+    response: dict = {collection: [handler.state.current(handler.state.resources[name]) for name in names]}
     if next_token:
         response["nextPageToken"] = next_token
     handler._send_json(200, response)
