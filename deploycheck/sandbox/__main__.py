@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         info = SandboxInfo.load(args.state_file)
         if args.command == "down":
             stop_recorded(info)
-            args.state_file.unlink()
+            args.state_file.unlink(missing_ok=True)  # stop_recorded removed it if it was in the workdir
             print(f"sandbox:{info.scenario} stopped")
             return 0
         healthy = info.is_healthy()

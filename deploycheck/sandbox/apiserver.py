@@ -323,19 +323,28 @@ def make_server(state: ApiState, port: int, host: str = "127.0.0.1") -> Threadin
     return server
 
 
-def _exit_when_parent_dies(parent_pid: int, also_kill: list[int]) -> None:
+def _exit_when_parent_dies(parent_pid: int, also_kill: list[int], also_kill_file: str | None = None) -> None:
     """A sandbox started for one pytest session must not outlive it, even after kill -9."""
     while True:
         try:
             os.kill(parent_pid, 0)
         except ProcessLookupError:
-            for pid in also_kill:
+            for pid in also_kill + _pids_in(also_kill_file):
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
             os._exit(0)
         time.sleep(0.5)
+
+
+def _pids_in(path: str | None) -> list[int]:
+    """The process groups the sandbox recorded (its children start while this server does)."""
+    try:
+        text = Path(path).read_text(encoding="ascii") if path else ""
+    except OSError:
+        return []
+    return [int(line) for line in text.split() if line.isdigit()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -345,10 +354,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     parser.add_argument("--also-kill", type=int, action="append", default=[],
                         help="process group to kill when the parent is gone (the sandbox registry)")
+    parser.add_argument("--also-kill-file", help="file of process group ids (one per line) to kill with them")
     args = parser.parse_args(argv)
     server = make_server(ApiState.from_file(args.state), args.port)
     if args.parent_pid:
-        threading.Thread(target=_exit_when_parent_dies, args=(args.parent_pid, args.also_kill), daemon=True).start()
+        threading.Thread(target=_exit_when_parent_dies, args=(args.parent_pid, args.also_kill, args.also_kill_file), daemon=True).start()
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
