@@ -64,6 +64,9 @@ class ApiState:
         self.logs = logstore.LogStore(self.log_entries)
         self.lock = threading.Lock()
         self.calls: Counter[str] = Counter()
+        # Per list route: calls, calls that began a listing (no page token), items served, page sizes
+        # asked for; benchmarks tell from these whether every list call brought a page of results.
+        self.lists: dict[str, dict] = {}
         self.write_attempts: list[str] = []
         self.faults: list[dict] = []
         self.started = time.monotonic()
@@ -79,6 +82,15 @@ class ApiState:
             names = sorted(name for name in self.resources if pattern.match(name))
             self._collections[prefix] = names
         return names
+
+    def record_list(self, route: str, *, began: bool, items: int, page_size: int) -> None:
+        with self.lock:
+            entry = self.lists.setdefault(route, {"calls": 0, "listings": 0, "items": 0, "page_sizes": []})
+            entry["calls"] += 1
+            entry["listings"] += began
+            entry["items"] += items
+            if page_size not in entry["page_sizes"]:
+                entry["page_sizes"].append(page_size)
 
     def current(self, resource: dict) -> dict:
         """The resource as it is now: a scheduled later state replaces it once its time has come."""
@@ -111,8 +123,12 @@ class ApiState:
         return None
 
 
+def _page_size(query: dict[str, list[str]]) -> int:
+    return int((query.get("pageSize") or ["0"])[0] or 0) or 100
+
+
 def _page(items: list, query: dict[str, list[str]]) -> tuple[list, str]:
-    size = int((query.get("pageSize") or ["0"])[0] or 0) or 100
+    size = _page_size(query)
     start = int((query.get("pageToken") or ["0"])[0] or 0)
     chunk = items[start:start + size]
     next_token = str(start + size) if start + size < len(items) else ""
@@ -193,10 +209,11 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_sandbox/health":
             return self._send_json(200, {"ok": True, "resources": len(self.state.resources)})
         if path == "/_sandbox/calls" and method == "GET":
-            return self._send_json(200, {"calls": dict(self.state.calls),
+            return self._send_json(200, {"calls": dict(self.state.calls), "lists": self.state.lists,
                                          "write_attempts": self.state.write_attempts})
         if path == "/_sandbox/calls" and method == "DELETE":
             self.state.calls.clear()
+            self.state.lists.clear()
             self.state.write_attempts.clear()
             return self._send_json(200, {})
         if path == "/_sandbox/faults" and method == "POST":
@@ -209,7 +226,7 @@ class Handler(BaseHTTPRequestHandler):
 def _route_key(path: str) -> str:
     """Collapse resource ids so call counters group by API method, not by resource."""
     segments = path.split("/")
-    return "/".join(seg if i % 2 == 0 or seg in ("v1", "v2") else "*" for i, seg in enumerate(segments))
+    return "/".join(seg if i % 2 == 0 or seg in ("v1", "v2", "v3") else "*" for i, seg in enumerate(segments))
 
 
 # --- Cloud Run admin v2 ----------------------------------------------------------------------
@@ -227,6 +244,8 @@ def _list_resources(handler: Handler, match: re.Match, query: dict, body: dict) 
     parent, collection = match.group("parent"), match.group("collection")
     # "-" as a parent id is the API's wildcard (e.g. all services' revisions).
     names, next_token = _page(handler.state.names_under(f"{parent}/{collection}/"), query)
+    handler.state.record_list(f"GET {_route_key(urlsplit(handler.path).path)}", began=not query.get("pageToken"),
+                              items=len(names), page_size=_page_size(query))
     response: dict = {collection: [handler.state.current(handler.state.resources[name]) for name in names]}
     if next_token:
         response["nextPageToken"] = next_token
