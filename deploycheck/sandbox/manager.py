@@ -181,7 +181,11 @@ class Sandbox:
                                  f"{backend} (its scenario seeds no Firestore documents)")
             kind, upstream = upstreams[backend]
             self.proxies[backend] = FaultProxy(self.workdir, backend=backend, kind=kind, upstream=upstream,
-                                               faults=scenario.faults.get(backend), parent_pid=self.parent_pid).start()
+                                               faults=scenario.faults.get(backend), parent_pid=self.parent_pid)
+        if self.proxies:  # each a Python process to start: side by side (stop() stops any that started)
+            with ThreadPoolExecutor(max_workers=len(self.proxies), thread_name_prefix="sandbox-proxies") as pool:
+                for started in [pool.submit(proxy.start) for proxy in self.proxies.values()]:
+                    started.result()
 
     @property
     def state_path(self) -> Path:
