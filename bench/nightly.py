@@ -9,10 +9,10 @@ resources), so the report has real findings. The last stdout line is JSON:
   results   [{resources, seconds, api_calls, list_calls, registry_requests, bytes, peak_rss_mb, ...}]
             seconds: the pytest run, wall clock (sandbox start-up apart: sandbox_start_s);
             api_calls: every Google API call the sandbox served (Firestore RPCs included);
-            list_calls: Cloud Run list pages; list_pages_needed: the pages those listings take at
-            the page size the run asked for; bytes: registry bytes answered (heads included)
+            list_calls: Cloud Run list pages; list_pages_needed: the pages that list each collection
+            the run listed once, whole (one per page of results); bytes: registry bytes answered
   growth    per-resource cost at the largest size over the smallest (1.0: grows with the fleet)
-  list_calls_one_per_page   every Cloud Run list call brought a page of results, none repeated
+  list_calls_one_per_page   list_calls == list_pages_needed at every size
 
     .venv/bin/python bench/nightly.py [--sizes 25,250,1000] [--latency-ms 50] [--mbit 200] [-n N]
 """
