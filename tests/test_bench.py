@@ -19,3 +19,34 @@ def test_image_read_bench_reads_under_one_percent_and_nothing_when_warm():
     assert figures["ratio"] <= 0.01
     assert figures["warm_bytes_read"] == 0 and figures["requests_warm"] == 0
     assert figures["layers_opened"] == 1 < figures["layers_total"]
+
+
+def _bench(name: str, *args: str) -> dict:
+    run = subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+RESULT_KEYS = {"resources", "seconds", "api_calls", "list_calls", "registry_requests", "bytes", "peak_rss_mb"}
+
+
+def test_nightly_bench_measures_each_fleet_at_the_sandbox_side():
+    figures = _bench("nightly.py", "--sizes", "4,8", "--latency-ms", "5")
+    assert figures["latency_ms"] == 5 and [r["resources"] for r in figures["results"]] == [4, 8]
+    for result in figures["results"]:
+        assert set(result) >= RESULT_KEYS
+        assert result["seconds"] > 0 and result["peak_rss_mb"] > 20
+        # Every resource was read: calls and registry bytes grow with the fleet, never zero.
+        assert result["api_calls"] >= result["resources"] and result["registry_requests"] >= result["resources"] // 2
+        assert result["bytes"] > 0 and result["list_calls"] >= 2  # services and jobs listed at least
+        assert result["failures_as_seeded"], result["outcomes"]  # the seeded failures, and only they, failed
+    assert set(figures["growth"]) >= {"seconds", "api_calls", "list_calls", "registry_requests", "bytes"}
+    assert isinstance(figures["list_calls_one_per_page"], bool)
+
+
+def test_xdist_bench_compares_one_and_two_workers_on_one_fleet():
+    figures = _bench("xdist.py", "--resources", "6", "--latency-ms", "5")
+    assert figures["identical_findings"] is True and figures["failing"] == 3
+    assert figures["speedup"] > 0
+    assert [run["workers"] for run in figures["runs"]] == [1, 2]
+    assert all(set(run) >= RESULT_KEYS for run in figures["runs"])

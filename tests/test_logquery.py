@@ -500,6 +500,8 @@ STORE_FILTERS = [
     f'NOT resource.labels.service_name="{SERVICE}"',
     f'{OF_SERVICE} AND (textPayload=~"^Traceback" OR textPayload=~"worker" OR jsonPayload.message=~"ok$")',
     f'resource.labels.service_name="{SERVICE}" AND resource.labels.service_name="prediction-worker"',
+    f'resource.labels.service_name=("{SERVICE}" OR "prediction-worker") AND severity>=INFO',
+    f'resource.labels.revision_name=("{SERVICE}-00042-abc" OR "prediction-worker-00014-xvg")',
 ]
 
 
@@ -565,3 +567,30 @@ def test_a_bad_log_volume_is_refused_naming_the_field(tmp_path, item, message):
     with pytest.raises(InputError) as caught:
         expand_log_volume(scenario)
     assert "scenario.yaml: " in str(caught.value) and message in str(caught.value)
+
+
+def test_a_query_costs_what_it_names_not_the_store_size():
+    """1,000 revisions of 1,000 services, 20 entries each: a query reads only its revisions' entries."""
+    start = instant("2026-01-01T00:00:00Z")
+    entries = [{"logName": f"projects/{PROJECT}/logs/run.googleapis.com%2Fstdout", "insertId": f"{s}-{n}",
+                "timestamp": rfc3339(datetime.fromtimestamp((start + n * 10**9) / 10**9, timezone.utc)),
+                "severity": "INFO", "textPayload": f"line {n}",
+                "resource": {"type": "cloud_run_revision", "labels": {
+                    "service_name": f"svc-{s:04d}", "revision_name": f"svc-{s:04d}-00001-aaa"}}}
+               for s in range(1000) for n in range(20)]
+    store = LogStore(entries)
+    names = [f"projects/{PROJECT}"]
+
+    def read(filter_: str) -> tuple[int, int]:
+        before = store.visited
+        page, _ = store.page(names, parse(filter_), descending=True, after=None, page_size=1000)
+        return len(page), store.visited - before
+
+    assert read('resource.labels.service_name="svc-0007" AND resource.labels.revision_name="svc-0007-00001-aaa"') \
+        == (20, 20)
+    # Revisions of several services in one query (a batched read): their entries, nothing else.
+    assert read('resource.labels.revision_name=("svc-0001-00001-aaa" OR "svc-0500-00001-aaa" OR '
+                '"svc-0999-00001-aaa") AND textPayload=~"line 1[0-9]"') == (30, 60)
+    assert read('resource.labels.service_name=("svc-0002" OR "svc-0003")') == (40, 40)
+    assert read('resource.labels.service_name="svc-0004" AND timestamp>="2026-01-01T00:00:15Z"') == (5, 5)
+    assert read('resource.labels.revision_name="nobody"') == (0, 0)

@@ -74,7 +74,7 @@ def down(state_file: Path, scenario: str | None = None) -> int:
         )
         return 1
     stop_recorded(info)
-    state_file.unlink()
+    state_file.unlink(missing_ok=True)  # stop_recorded removed it if it was in the workdir
     print(f"sandbox:{info.scenario} stopped")
     return 0
 

@@ -64,9 +64,33 @@ class ApiState:
         self.logs = logstore.LogStore(self.log_entries)
         self.lock = threading.Lock()
         self.calls: Counter[str] = Counter()
+        # Per list route: calls, calls that began a listing (no page token), items served, page sizes
+        # asked for; benchmarks tell from these whether every list call brought a page of results.
+        self.lists: dict[str, dict] = {}
         self.write_attempts: list[str] = []
         self.faults: list[dict] = []
         self.started = time.monotonic()
+        self._collections: dict[str, list[str]] = {}  # "PARENT/COLLECTION/" -> names, sorted
+
+    def names_under(self, prefix: str) -> list[str]:
+        """Sorted names of a collection's members (`-` as a parent id matches any); the resources
+        never change, so each collection is found once, and its list pages cost only the page."""
+        names = self._collections.get(prefix)
+        if names is None:
+            pattern = re.compile("^" + "/".join("[^/]+" if seg == "-" else re.escape(seg) for seg in prefix.split("/"))
+                                 + "[^/]+$")
+            names = sorted(name for name in self.resources if pattern.match(name))
+            self._collections[prefix] = names
+        return names
+
+    def record_list(self, route: str, *, began: bool, items: int, page_size: int) -> None:
+        with self.lock:
+            entry = self.lists.setdefault(route, {"calls": 0, "listings": 0, "items": 0, "page_sizes": []})
+            entry["calls"] += 1
+            entry["listings"] += began
+            entry["items"] += items
+            if page_size not in entry["page_sizes"]:
+                entry["page_sizes"].append(page_size)
 
     def current(self, resource: dict) -> dict:
         """The resource as it is now: a scheduled later state replaces it once its time has come."""
@@ -99,8 +123,12 @@ class ApiState:
         return None
 
 
-def _page(items: list[dict], query: dict[str, list[str]]) -> tuple[list[dict], str]:
-    size = int((query.get("pageSize") or ["0"])[0] or 0) or 100
+def _page_size(query: dict[str, list[str]]) -> int:
+    return int((query.get("pageSize") or ["0"])[0] or 0) or 100
+
+
+def _page(items: list, query: dict[str, list[str]]) -> tuple[list, str]:
+    size = _page_size(query)
     start = int((query.get("pageToken") or ["0"])[0] or 0)
     chunk = items[start:start + size]
     next_token = str(start + size) if start + size < len(items) else ""
@@ -181,10 +209,11 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_sandbox/health":
             return self._send_json(200, {"ok": True, "resources": len(self.state.resources)})
         if path == "/_sandbox/calls" and method == "GET":
-            return self._send_json(200, {"calls": dict(self.state.calls),
+            return self._send_json(200, {"calls": dict(self.state.calls), "lists": self.state.lists,
                                          "write_attempts": self.state.write_attempts})
         if path == "/_sandbox/calls" and method == "DELETE":
             self.state.calls.clear()
+            self.state.lists.clear()
             self.state.write_attempts.clear()
             return self._send_json(200, {})
         if path == "/_sandbox/faults" and method == "POST":
@@ -197,7 +226,7 @@ class Handler(BaseHTTPRequestHandler):
 def _route_key(path: str) -> str:
     """Collapse resource ids so call counters group by API method, not by resource."""
     segments = path.split("/")
-    return "/".join(seg if i % 2 == 0 or seg in ("v1", "v2") else "*" for i, seg in enumerate(segments))
+    return "/".join(seg if i % 2 == 0 or seg in ("v1", "v2", "v3") else "*" for i, seg in enumerate(segments))
 
 
 # --- Cloud Run admin v2 ----------------------------------------------------------------------
@@ -213,13 +242,11 @@ def _get_resource(handler: Handler, match: re.Match, query: dict, body: dict) ->
 
 def _list_resources(handler: Handler, match: re.Match, query: dict, body: dict) -> None:
     parent, collection = match.group("parent"), match.group("collection")
-    prefix = f"{parent}/{collection}/"
     # "-" as a parent id is the API's wildcard (e.g. all services' revisions).
-    pattern = re.compile("^" + "/".join("[^/]+" if seg == "-" else re.escape(seg) for seg in prefix.split("/")) + "[^/]+$")
-    items = sorted((handler.state.current(r) for n, r in handler.state.resources.items() if pattern.match(n)),
-                   key=lambda r: r["name"])
-    chunk, next_token = _page(items, query)
-    response: dict = {collection: chunk}
+    names, next_token = _page(handler.state.names_under(f"{parent}/{collection}/"), query)
+    handler.state.record_list(f"GET {_route_key(urlsplit(handler.path).path)}", began=not query.get("pageToken"),
+                              items=len(names), page_size=_page_size(query))
+    response: dict = {collection: [handler.state.current(handler.state.resources[name]) for name in names]}
     if next_token:
         response["nextPageToken"] = next_token
     handler._send_json(200, response)
@@ -315,19 +342,28 @@ def make_server(state: ApiState, port: int, host: str = "127.0.0.1") -> Threadin
     return server
 
 
-def _exit_when_parent_dies(parent_pid: int, also_kill: list[int]) -> None:
+def _exit_when_parent_dies(parent_pid: int, also_kill: list[int], also_kill_file: str | None = None) -> None:
     """A sandbox started for one pytest session must not outlive it, even after kill -9."""
     while True:
         try:
             os.kill(parent_pid, 0)
         except ProcessLookupError:
-            for pid in also_kill:
+            for pid in also_kill + _pids_in(also_kill_file):
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
             os._exit(0)
         time.sleep(0.5)
+
+
+def _pids_in(path: str | None) -> list[int]:
+    """The process groups the sandbox recorded (its children start while this server does)."""
+    try:
+        text = Path(path).read_text(encoding="ascii") if path else ""
+    except OSError:
+        return []
+    return [int(line) for line in text.split() if line.isdigit()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,10 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     parser.add_argument("--also-kill", type=int, action="append", default=[],
                         help="process group to kill when the parent is gone (the sandbox registry)")
+    parser.add_argument("--also-kill-file", help="file of process group ids (one per line) to kill with them")
     args = parser.parse_args(argv)
     server = make_server(ApiState.from_file(args.state), args.port)
     if args.parent_pid:
-        threading.Thread(target=_exit_when_parent_dies, args=(args.parent_pid, args.also_kill), daemon=True).start()
+        threading.Thread(target=_exit_when_parent_dies, args=(args.parent_pid, args.also_kill, args.also_kill_file), daemon=True).start()
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -3,7 +3,8 @@
 It forwards HTTP/1.1 (the API stand-in, the registry) or gRPC (the Firestore emulator, see
 faultproxy_grpc.py) to the real backend and breaks the requests its rules match (faultrules.py):
 error statuses, hangs, trickled or truncated or corrupted bodies, `{}` answers, page tokens that
-never end, duplicated list items, a backend gone mid-run. A request no rule matches, and every
+never end, duplicated list items, a backend gone mid-run; or it only delays them (a network round
+trip, so benchmarks on loopback pay what a call to Google costs). A request no rule matches, and every
 `/_sandbox/` control request of the API stand-in, passes through byte for byte.
 
 The rules are read from a file at start and replaced live through a control server on its own
@@ -36,6 +37,7 @@ from ..errors import InputError
 from ..netutil import free_port, http_probe
 from .faultrules import FaultBook, FaultRule, error_envelope
 from .local_server import LocalServer
+from .traffic import CountingWriter, Traffic
 
 CONTROL_PREFIX = "/_faultproxy"
 PASSTHROUGH_PREFIX = "/_sandbox/"  # the API stand-in's own control endpoints are never faulted
@@ -50,9 +52,11 @@ _UPSTREAM_TIMEOUT = 60.0
 class _ProxyServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, upstream: str, book: FaultBook, stopping: threading.Event):
+    def __init__(self, port: int, upstream: str, book: FaultBook, stopping: threading.Event,
+                 traffic: Traffic | None = None):
         self.upstream = upstream.rstrip("/")
         self.book = book
+        self.traffic = traffic or Traffic()
         self.stopping = stopping
         self.client = httpx.Client(base_url=self.upstream, timeout=_UPSTREAM_TIMEOUT)
         super().__init__(("127.0.0.1", port), _ProxyHandler)
@@ -65,10 +69,17 @@ class _ProxyServer(ThreadingHTTPServer):
 
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, and the head leaves with the body's first chunk: with Nagle on, a body written
+    # after its head waits for the client's delayed ACK, ~40 ms on every call of a kept-alive connection.
+    disable_nagle_algorithm = True
     server: _ProxyServer
 
     def log_message(self, fmt: str, *args) -> None:
         sys.stderr.write("%s %s\n" % (self.log_date_time_string(), fmt % args))
+
+    def setup(self) -> None:
+        super().setup()
+        self.wfile = CountingWriter(self.wfile, self.server.traffic)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         self._proxy("GET")
@@ -91,7 +102,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _proxy(self, method: str) -> None:
         body = self._read_request_body()
         split = urlsplit(self.path)
-        rule = None if split.path.startswith(PASSTHROUGH_PREFIX) else self.server.book.take(method, split.path)
+        passthrough = split.path.startswith(PASSTHROUGH_PREFIX)
+        if not passthrough:
+            self.server.traffic.request(method, split.path)
+        delay_s = 0.0 if passthrough else self.server.book.delay(method, split.path)
+        if delay_s and self.server.stopping.wait(delay_s):
+            return self._close_quietly()
+        rule = None if passthrough else self.server.book.take(method, split.path)
         kind = rule.fault if rule else None
         self.log_message("%s %s -> %s", method, split.path, kind or "forward")
         if kind in ("reset", "down"):
@@ -136,37 +153,45 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         else:
             chunks = response.iter_raw(_COPY_CHUNK)
         total = int(length)
-        self._start(response.status_code, headers, total)
         if kind == "trickle":
+            self._start(response.status_code, headers, total)
             return self._trickle(chunks, rule.interval)
         limit = total // 2 if kind == "truncate" else total
         flips = _flip_positions(total) if kind == "corrupt" else set()
-        sent = 0
+        sent, started = 0, False
         for chunk in chunks:
             chunk = chunk[:limit - sent]
             if flips:
                 chunk = bytes(byte ^ 0xFF if sent + index in flips else byte for index, byte in enumerate(chunk))
-            self.wfile.write(chunk)
+            if started:
+                self.wfile.write(chunk)
+            else:
+                self._start(response.status_code, headers, total, first=chunk)
+                started = True
             sent += len(chunk)
             if sent >= limit:
                 break
+        if not started:
+            self._start(response.status_code, headers, total)
         if kind == "truncate":
             self.wfile.flush()
             self._close_quietly()
 
-    def _start(self, status: int, headers: list[tuple[str, str]], length: int | str | None) -> None:
+    def _start(self, status: int, headers: list[tuple[str, str]], length: int | str | None,
+               first: bytes = b"") -> None:
+        """The status line and headers, and `first` bytes of the body in the same write."""
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
         if length is not None:
             self.send_header("Content-Length", str(length))
-        self.end_headers()
+        self._headers_buffer.extend((b"\r\n", first))
+        self.flush_headers()
 
     def _answer(self, status: int, headers: list[tuple[str, str]], payload: bytes, method: str,
                 length: str | None = None) -> None:
-        self._start(status, headers, length if method == "HEAD" and length is not None else len(payload))
-        if method != "HEAD":
-            self.wfile.write(payload)
+        self._start(status, headers, length if method == "HEAD" and length is not None else len(payload),
+                    first=payload if method != "HEAD" else b"")
 
     def _trickle(self, chunks, interval: float) -> None:
         for chunk in chunks:
@@ -285,6 +310,7 @@ def _flip_positions(length: int) -> set[int]:
 class _ControlHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     book: FaultBook
+    traffic: Traffic
 
     def log_message(self, fmt: str, *args) -> None:
         sys.stderr.write("control: %s\n" % (fmt % args))
@@ -302,7 +328,15 @@ class _ControlHandler(BaseHTTPRequestHandler):
             return self._send(200, {"ok": True})
         if self.path == f"{CONTROL_PREFIX}/faults":
             return self._send(200, self.book.describe())
+        if self.path == f"{CONTROL_PREFIX}/traffic":
+            return self._send(200, self.traffic.describe())
         return self._send(404, {"error": f"no control endpoint GET {self.path}"})
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        if self.path != f"{CONTROL_PREFIX}/traffic":
+            return self._send(404, {"error": f"no control endpoint DELETE {self.path}"})
+        self.traffic.reset()
+        return self._send(200, self.traffic.describe())
 
     def do_PUT(self) -> None:  # noqa: N802
         if self.path != f"{CONTROL_PREFIX}/faults":
@@ -322,6 +356,7 @@ class FaultControl:
 
     def __init__(self, control_url: str):
         self.url = f"{control_url.rstrip('/')}{CONTROL_PREFIX}/faults"
+        self.traffic_url = f"{control_url.rstrip('/')}{CONTROL_PREFIX}/traffic"
 
     def set(self, faults: list[dict]) -> dict:
         response = httpx.put(self.url, json={"faults": faults}, timeout=10)
@@ -334,6 +369,13 @@ class FaultControl:
 
     def status(self) -> dict:
         return httpx.get(self.url, timeout=10).raise_for_status().json()
+
+    def traffic(self) -> dict:
+        """{requests: {"METHOD endpoint": n}, total_requests, bytes}: what the proxy forwarded."""
+        return httpx.get(self.traffic_url, timeout=10).raise_for_status().json()
+
+    def reset_traffic(self) -> None:
+        httpx.delete(self.traffic_url, timeout=10).raise_for_status()
 
 
 # --- the process -------------------------------------------------------------------------------
@@ -395,14 +437,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     book = FaultBook(json.loads(Path(args.faults).read_text(encoding="utf-8")) if args.faults else [])
     stopping = threading.Event()
+    traffic = Traffic()
     if args.kind == "http":
-        proxy = _ProxyServer(args.port, args.upstream, book, stopping)
+        proxy = _ProxyServer(args.port, args.upstream, book, stopping, traffic)
         threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     else:
         from .faultproxy_grpc import serve_grpc
 
-        proxy = serve_grpc(args.port, args.upstream, book, stopping)  # kept: a collected server stops
-    control = ThreadingHTTPServer(("127.0.0.1", args.control_port), type("Control", (_ControlHandler,), {"book": book}))
+        proxy = serve_grpc(args.port, args.upstream, book, stopping, traffic)  # kept: a collected server stops
+    control = ThreadingHTTPServer(("127.0.0.1", args.control_port), type("Control", (_ControlHandler,), {"book": book, "traffic": traffic}))
     control.daemon_threads = True
     if args.parent_pid:
         threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()

@@ -11,8 +11,11 @@ A rule is a mapping (from a scenario's `faults:` section or the proxy's control 
   status    the HTTP status of `fault: status` (429, 500, 503, 504, 403, ...); on gRPC it becomes
             the matching canonical code (UNAVAILABLE for 503, ...)
   interval  seconds between the bytes (HTTP) or messages (gRPC) of `fault: trickle` (default 0.5)
+  ms        milliseconds `fault: delay` holds each matching exchange before forwarding it
 
 The first rule that matches a request decides; a request no rule matches is forwarded as it is.
+`fault: delay` rules are the exception: they stand for the network, not for a broken backend, so
+every matching one adds its delay and the request then goes on to the other rules.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ FAULT_KINDS = {
     "page_token_cycle": "list pages hand out tokens A, B, A, B, ... forever",
     "empty_pages": "after the first page, endless empty pages, each with a new nextPageToken",
     "down": "the backend is gone: reset every connection (gRPC: forward to a port nobody listens on)",
+    "delay": "hold the exchange `ms` milliseconds, then forward it or apply the rule that decides (a network "
+             "round trip, for benchmarks)",
 }
 DEFAULT_TRICKLE_INTERVAL = 0.5
 
@@ -68,6 +73,7 @@ class FaultRule:
     status: int = 503
     interval: float = DEFAULT_TRICKLE_INTERVAL
     message: str | None = None  # a status fault's error text instead of the service's usual one
+    delay_s: float = 0.0  # `fault: delay`: seconds each matching exchange waits
     hits: int = 0  # requests this rule broke
     seen: int = 0  # matching requests, including the ones `after` let through
     spec: dict = field(default_factory=dict)
@@ -76,7 +82,7 @@ class FaultRule:
     def parse(cls, spec: object, where: str = "fault rule") -> "FaultRule":
         if not isinstance(spec, dict):
             raise InputError(f"{where}: expected a mapping with a `fault` key, got {type(spec).__name__}")
-        unknown = set(spec) - {"fault", "path", "method", "times", "after", "status", "interval", "message"}
+        unknown = set(spec) - {"fault", "path", "method", "times", "after", "status", "interval", "message"} - {"ms"}
         if unknown:
             raise InputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         kind = spec.get("fault")
@@ -98,7 +104,7 @@ class FaultRule:
             raise InputError(f"{where}: message must be a string, not {message!r}")
         return cls(fault=kind, path=path, method=(spec.get("method") or "").upper() or None, times=times,
                    after=spec.get("after", 0), status=spec.get("status", 503), interval=float(interval),
-                   message=message, spec=dict(spec))
+                   message=message, delay_s=_delay_seconds(spec, kind, where), spec=dict(spec))
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method != method:
@@ -109,6 +115,17 @@ class FaultRule:
 
     def describe(self) -> dict:
         return {**self.spec, "hits": self.hits, "seen": self.seen}
+
+
+def _delay_seconds(spec: dict, kind: str, where: str) -> float:
+    if kind != "delay":
+        if "ms" in spec:
+            raise InputError(f"{where}: ms applies to `fault: delay` only, not {kind!r}")
+        return 0.0
+    ms = spec.get("ms")
+    if not isinstance(ms, (int, float)) or isinstance(ms, bool) or ms <= 0:
+        raise InputError(f"{where}: fault delay needs ms, a positive number of milliseconds, not {ms!r}")
+    return ms / 1000
 
 
 class FaultBook:
@@ -133,7 +150,7 @@ class FaultBook:
         with self._lock:
             self.requests += 1
             for rule in self.rules:
-                if not rule.matches(method, path):
+                if rule.fault == "delay" or not rule.matches(method, path):
                     continue
                 rule.seen += 1
                 if rule.seen <= rule.after:
@@ -143,6 +160,20 @@ class FaultBook:
                 rule.hits += 1
                 return rule
         return None
+
+    def delay(self, method: str, path: str) -> float:
+        """Seconds the matching `delay` rules hold this request (before `take` decides the rest)."""
+        total = 0.0
+        with self._lock:
+            for rule in self.rules:
+                if rule.fault != "delay" or not rule.matches(method, path):
+                    continue
+                rule.seen += 1
+                if rule.seen <= rule.after or (rule.times is not None and rule.hits >= rule.times):
+                    continue
+                rule.hits += 1
+                total += rule.delay_s
+        return total
 
     def describe(self) -> dict:
         with self._lock:

@@ -523,8 +523,8 @@ def _merged_regexes(nodes: list[_Node]) -> list[_Node]:
 class IndexTerms:
     """What a query's top-level AND terms pin down, so the store visits only those entries."""
 
-    service: str | None = None
-    revisions: frozenset[str] | None = None
+    services: frozenset[str] | None = None  # None: any service
+    revisions: frozenset[str] | None = None  # None: any revision
     lower_ns: int | None = None  # inclusive bounds on timestamp
     upper_ns: int | None = None
 
@@ -534,23 +534,20 @@ _REVISION = ("resource", "labels", "revision_name")
 
 
 def index_terms(query: Query) -> IndexTerms:
-    terms = IndexTerms()
+    services = revisions = lower = upper = None
     root = query.root
     for node in (root.children if isinstance(root, _All) else (root,) if root is not None else ()):
-        if _is_equality(node, _SERVICE) and terms.service in (None, node.text):
-            terms = IndexTerms(node.text, terms.revisions, terms.lower_ns, terms.upper_ns)
-        elif (names := _revision_names(node)) is not None:
-            revisions = names if terms.revisions is None else terms.revisions & names
-            terms = IndexTerms(terms.service, revisions, terms.lower_ns, terms.upper_ns)
+        if (names := _names_of(node, _SERVICE)) is not None:
+            services = names if services is None else services & names
+        elif (names := _names_of(node, _REVISION)) is not None:
+            revisions = names if revisions is None else revisions & names
         elif isinstance(node, _InstantComparison) and node.path == ("timestamp",) and node.op in (">", ">="):
-            lower = node.nanos + (node.op == ">")
-            lower = lower if terms.lower_ns is None else max(lower, terms.lower_ns)
-            terms = IndexTerms(terms.service, terms.revisions, lower, terms.upper_ns)
+            bound = node.nanos + (node.op == ">")
+            lower = bound if lower is None else max(lower, bound)
         elif isinstance(node, _InstantComparison) and node.path == ("timestamp",) and node.op in ("<", "<="):
-            upper = node.nanos - (node.op == "<")
-            upper = upper if terms.upper_ns is None else min(upper, terms.upper_ns)
-            terms = IndexTerms(terms.service, terms.revisions, terms.lower_ns, upper)
-    return terms
+            bound = node.nanos - (node.op == "<")
+            upper = bound if upper is None else min(upper, bound)
+    return IndexTerms(services, revisions, lower, upper)
 
 
 def _is_equality(node: _Node, path: tuple[str, ...]) -> bool:
@@ -558,8 +555,9 @@ def _is_equality(node: _Node, path: tuple[str, ...]) -> bool:
     return isinstance(node, _ValueComparison) and node.path == path and node.op == "=" and node.number is None
 
 
-def _revision_names(node: _Node) -> frozenset[str] | None:
+def _names_of(node: _Node, path: tuple[str, ...]) -> frozenset[str] | None:
+    """The values `path` must equal for `node` to hold (`f="a"`, `f=("a" OR "b")`), or None."""
     alternatives = node.children if isinstance(node, _Any) else (node,)
-    if all(_is_equality(child, _REVISION) for child in alternatives):
+    if all(_is_equality(child, path) for child in alternatives):
         return frozenset(child.text for child in alternatives)
     return None

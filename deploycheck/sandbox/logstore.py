@@ -49,15 +49,27 @@ class LogStore:
             labels = (entry.get("resource") or {}).get("labels") or {}
             by_revision.setdefault((labels.get("service_name"), labels.get("revision_name")), []).append((key, entry))
         self._buckets: dict[tuple[str | None, str | None], _Bucket] = {}
+        # Buckets by revision and by service, so finding a query's buckets costs what it names.
+        self._of_revision: dict[str | None, list[tuple[str | None, str | None]]] = {}
+        self._of_service: dict[str | None, list[tuple[str | None, str | None]]] = {}
         for name, items in by_revision.items():
             items.sort(key=lambda item: item[0])
             self._buckets[name] = _Bucket([key for key, _ in items], [entry for _, entry in items])
+            self._of_service.setdefault(name[0], []).append(name)
+            self._of_revision.setdefault(name[1], []).append(name)
         self.size = len(entries)
+        self.visited = 0  # entries read by queries, for tests: a query must cost what it returns
 
     def _candidates(self, terms: logquery.IndexTerms) -> list[_Bucket]:
-        return [bucket for (service, revision), bucket in self._buckets.items()
-                if (terms.service is None or service == terms.service)
-                and (terms.revisions is None or revision in terms.revisions)]
+        if terms.revisions is not None:
+            names = [name for revision in terms.revisions for name in self._of_revision.get(revision, ())]
+        elif terms.services is not None:
+            names = [name for service in terms.services for name in self._of_service.get(service, ())]
+        else:
+            names = list(self._buckets)
+        return [self._buckets[name] for name in names
+                if (terms.services is None or name[0] in terms.services)
+                and (terms.revisions is None or name[1] in terms.revisions)]
 
     def page(self, resource_names: list[str], query: logquery.Query, *, descending: bool, after: Key | None,
              page_size: int) -> tuple[list[dict], Key | None]:
@@ -73,12 +85,18 @@ class LogStore:
         streams = [bucket.between(low, high, descending=descending) for bucket in self._candidates(terms)]
         ordered = heapq.merge(*streams, key=lambda item: item[0], reverse=descending)
         logs = tuple(f"{name}/logs/" for name in resource_names)
-        matching = ((key, entry) for key, entry in ordered
+        matching = ((key, entry) for key, entry in self._counted(ordered)
                     if entry.get("logName", "").startswith(logs) and query.matches(entry))
         taken = list(itertools.islice(matching, page_size + 1))
         page = taken[:page_size]
         more = len(taken) > page_size
         return [entry for _, entry in page], (page[-1][0] if more else None)
+
+
+    def _counted(self, items: Iterator[tuple[Key, dict]]) -> Iterator[tuple[Key, dict]]:
+        for item in items:
+            self.visited += 1
+            yield item
 
 
 def page_token(key: Key, listing: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -165,3 +166,50 @@ def test_bad_rules_are_refused_with_the_reason(proxy):
         control.set([{"fault": "explode"}])
     with pytest.raises(InputError, match="times must be a non-negative integer"):
         control.set([{"fault": "status", "times": "twice"}])
+
+
+def test_delay_holds_every_exchange_and_changes_nothing(proxy):
+    running, control = proxy
+    control.set([{"fault": "delay", "ms": 200, "path": "^/list"}])
+    with httpx.Client(base_url=running.address, timeout=5) as client:  # one kept-alive connection
+        for _ in range(3):
+            began = time.monotonic()
+            response = client.get("/list")
+            assert time.monotonic() - began >= 0.2  # at least the delay, every time
+            assert response.status_code == 200 and response.json() == LIST_BODY
+        assert client.get("/blob").content == BLOB  # the path did not match: forwarded at once
+    assert control.status()["faults"][0]["hits"] == 3
+
+
+def test_delay_composes_with_the_rule_that_decides(proxy):
+    running, control = proxy
+    control.set([{"fault": "delay", "ms": 200}, {"fault": "status", "status": 503, "times": 1}])
+    began = time.monotonic()
+    assert _get(running, "/list").status_code == 503
+    assert time.monotonic() - began >= 0.2
+    assert _get(running, "/list").json() == LIST_BODY
+    assert [rule["hits"] for rule in control.status()["faults"]] == [2, 1]
+
+
+def test_bad_delay_rules_are_refused(proxy):
+    _, control = proxy
+    with pytest.raises(InputError, match="delay needs ms"):
+        control.set([{"fault": "delay"}])
+    with pytest.raises(InputError, match="delay needs ms"):
+        control.set([{"fault": "delay", "ms": -5}])
+    with pytest.raises(InputError, match="ms applies to `fault: delay` only"):
+        control.set([{"fault": "status", "ms": 50}])
+
+
+def test_traffic_counts_requests_by_endpoint_and_bytes_answered(proxy):
+    running, control = proxy
+    control.clear()
+    control.reset_traffic()
+    _get(running, "/list")
+    _get(running, "/list")
+    blob = _get(running, "/blob")
+    traffic = control.traffic()
+    assert traffic["requests"] == {"GET /list": 2, "GET /blob": 1} and traffic["total_requests"] == 3
+    assert traffic["bytes"] > 2 * len(json.dumps(LIST_BODY)) + len(blob.content)  # bodies and heads
+    control.reset_traffic()
+    assert control.traffic() == {"requests": {}, "total_requests": 0, "bytes": 0}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent import futures
 
 import grpc
@@ -93,3 +94,20 @@ def test_hang_until_the_deadline_and_down(proxy):
     assert _code(proxy, timeout=0.5) == grpc.StatusCode.DEADLINE_EXCEEDED
     proxy[1].set([{"fault": "down"}])
     assert _code(proxy) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_delay_holds_each_call_and_forwards_it_untouched(proxy):
+    proxy[1].set([{"fault": "delay", "ms": 200}])
+    for _ in range(2):
+        began = time.monotonic()
+        assert _call(proxy) == MESSAGES
+        assert time.monotonic() - began >= 0.2  # at least the delay, every call
+    assert proxy[1].status()["faults"][0]["hits"] == 2
+
+
+def test_traffic_counts_calls_and_message_bytes(proxy):
+    proxy[1].clear()
+    proxy[1].reset_traffic()
+    _call(proxy)
+    assert proxy[1].traffic() == {"requests": {f"POST {METHOD}": 1}, "total_requests": 1,
+                                  "bytes": sum(len(message) for message in MESSAGES)}
