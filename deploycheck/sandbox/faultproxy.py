@@ -43,6 +43,7 @@ FAULT_TOKEN_PREFIX = "faultproxy-"
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
                          "transfer-encoding", "upgrade", "host", "content-length"})
 _COPY_CHUNK = 64 * 1024
+_THROTTLE_SLICE = 16 * 1024
 _UPSTREAM_TIMEOUT = 60.0
 
 
@@ -139,6 +140,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self._start(response.status_code, headers, total)
         if kind == "trickle":
             return self._trickle(chunks, rule.interval)
+        if kind == "throttle":
+            return self._throttle(chunks, rule.link)
         limit = total // 2 if kind == "truncate" else total
         flips = _flip_positions(total) if kind == "corrupt" else set()
         sent = 0
@@ -178,6 +181,20 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     self.wfile.flush()
                 except OSError:
                     return self._close_quietly()  # the client gave up, as it should
+
+    def _throttle(self, chunks, link) -> None:
+        """The body at the link's pace, in slices small enough that a client hanging up part way
+        costs the link at most one slice it never read."""
+        for chunk in chunks:
+            for start in range(0, len(chunk), _THROTTLE_SLICE):
+                piece = chunk[start:start + _THROTTLE_SLICE]
+                if not link.pace(len(piece), self.server.stopping):
+                    return self._close_quietly()
+                try:
+                    self.wfile.write(piece)
+                except OSError:
+                    return self._close_quietly()  # the client has what it wanted
+                link.sent(len(piece))
 
     def _hang(self) -> None:
         """Never answer; return once the client hangs up (or the proxy stops)."""
