@@ -137,11 +137,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         else:
             chunks = response.iter_raw(_COPY_CHUNK)
         total = int(length)
+        if kind == "throttle":
+            return self._throttle(response.status_code, headers, total, chunks, rule.link)
         self._start(response.status_code, headers, total)
         if kind == "trickle":
             return self._trickle(chunks, rule.interval)
-        if kind == "throttle":
-            return self._throttle(chunks, rule.link)
         limit = total // 2 if kind == "truncate" else total
         flips = _flip_positions(total) if kind == "corrupt" else set()
         sent = 0
@@ -182,9 +182,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 except OSError:
                     return self._close_quietly()  # the client gave up, as it should
 
-    def _throttle(self, chunks, link) -> None:
+    def _throttle(self, status: int, headers: list[tuple[str, str]], length: int, chunks, link) -> None:
         """The body at the link's pace, in slices small enough that a client hanging up part way
         costs the link at most one slice it never read."""
+        self._start(status, headers, length)
         for chunk in chunks:
             for start in range(0, len(chunk), _THROTTLE_SLICE):
                 piece = chunk[start:start + _THROTTLE_SLICE]
