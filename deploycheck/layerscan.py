@@ -74,7 +74,12 @@ class ReadBudget:
 
 
 class ChunkReader:
-    """A read()-able file over an iterator of blob chunks, checking the deadline as bytes arrive."""
+    """A read()-able raw file over an iterator of blob chunks, checking the deadline as bytes arrive.
+
+    read(n) returns what has arrived, up to n bytes, waiting only while nothing has (a short read,
+    as a socket gives): gzip asks for 128 KiB at a time, and a read that stops at the wanted file
+    must not pull bytes from the network only to fill that buffer.
+    """
 
     def __init__(self, chunks: Iterator[bytes], budget: ReadBudget):
         self._chunks = chunks
@@ -82,7 +87,7 @@ class ChunkReader:
         self._buffer = bytearray()
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
+        while size < 0 or not self._buffer:
             self._budget.check_deadline()
             chunk = next(self._chunks, None)
             if chunk is None:

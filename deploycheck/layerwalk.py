@@ -403,8 +403,8 @@ class LayerWalk:
                 notes.append(f"layer {layer.index} read in part ({read}), blob digest not verified "
                              "(--verify-layers reads it whole)")
             elif layer.integrity == "estargz":
-                how = f"read its TOC and the file's chunks ({read})" if layer.bytes_read else \
-                    "its TOC and the file's chunks came from the blob cache"
+                what = "its TOC and the file's chunks" if found is not None and layer is found.layer else "its TOC"
+                how = f"read {what} ({read})" if layer.bytes_read else f"{what} came from the blob cache"
                 notes.append(f"layer {layer.index} is eStargz: {how}, verified against the manifest's TOC digest")
         return notes
 
