@@ -28,6 +28,9 @@ Last stdout line, JSON:
                     decoder (zlib, fed that prefix) has produced the tar up to and including the
                     last byte of the wanted file's content
   bytes_ratio       registry_bytes / floor_bytes
+  client_bytes      the bytes the gate's image read says it received (code finding evidence): less than
+                    registry_bytes by what sat in socket buffers when the read stopped, and by the
+                    config blob when the commit check read it first
   gate_s, naive_s, speedup_vs_naive (naive_s / gate_s), gate_exit, naive_api_calls, image_bytes,
   latency_ms, mbit, delay_applied (false while the delay fault is missing from the sandbox)
 
@@ -155,10 +158,21 @@ def run_gate(info, scenario_dir: Path, work: Path) -> tuple[float, int, str]:
            "XDG_CACHE_HOME": str(work / "gate-cache")}  # a fresh runner: nothing cached
     env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
     command = [str(Path(sys.executable).parent / "pytest"), "-m", "postdeploy", "--service", SERVICE,
-               "--target", f"sandbox:{scenario_dir}"]
+               "--target", f"sandbox:{scenario_dir}", "--report-dir", str(work / "gate-report")]
     began = time.perf_counter()
     run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     return time.perf_counter() - began, run.returncode, run.stdout + run.stderr
+
+
+def client_bytes(work: Path) -> int | None:
+    """What the gate's image reader says it received (the code finding's evidence), for comparison
+    with what the proxy sent: the difference is what sat in socket buffers when the read stopped."""
+    try:
+        report = json.loads((work / "gate-report" / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return next((finding["evidence"].get("bytes_read") for finding in report.get("findings", [])
+                 if finding.get("check") == "code"), None)
 
 
 def run_naive(info, work: Path) -> tuple[float, int]:
@@ -263,6 +277,7 @@ def main() -> int:
         api_before, bytes_before = api.status()["requests"], _registry_bytes(registry)
         gate_s, gate_exit, gate_output = run_gate(info, scenario_dir, work)
         api_calls, registry_bytes = api.status()["requests"] - api_before, _registry_bytes(registry) - bytes_before
+        reader_bytes = client_bytes(work)
         if gate_exit != 0:
             print(gate_output, file=sys.stderr)
         naive_before = api.status()["requests"]
@@ -278,6 +293,7 @@ def main() -> int:
         "registry_bytes": registry_bytes,
         "floor_bytes": floor,
         "bytes_ratio": round(registry_bytes / floor, 4),
+        "client_bytes": reader_bytes,
         "gate_s": round(gate_s, 3),
         "naive_s": round(naive_s, 3),
         "speedup_vs_naive": round(naive_s / gate_s, 2),

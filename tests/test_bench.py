@@ -19,3 +19,17 @@ def test_image_read_bench_reads_under_one_percent_and_nothing_when_warm():
     assert figures["ratio"] <= 0.01
     assert figures["warm_bytes_read"] == 0 and figures["requests_warm"] == 0
     assert figures["layers_opened"] == 1 < figures["layers_total"]
+
+
+def test_gate_bench_reads_within_a_fifth_of_the_floor_and_prints_its_figures():
+    """A tiny configuration (the realistic image at 0.2 scale, a 100 Mbit/s registry that a busy
+    machine's reader still keeps up with): the keys, the gate green, the by-hand procedure's 13
+    calls, and the bytes ratio. Times are printed, not judged."""
+    run = subprocess.run([sys.executable, str(BENCH / "gate.py"), "--scale", "0.2", "--mbit", "100"],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr
+    figures = json.loads(run.stdout.strip().splitlines()[-1])
+    assert set(figures) >= {"api_calls", "registry_bytes", "floor_bytes", "gate_s", "naive_s", "speedup_vs_naive"}
+    assert figures["gate_exit"] == 0 and figures["naive_api_calls"] == 13 and figures["api_calls"] > 0
+    assert figures["floor_bytes"] <= figures["registry_bytes"] <= 1.2 * figures["floor_bytes"]
+    assert figures["registry_bytes"] < figures["image_bytes"] / 10
