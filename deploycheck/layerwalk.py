@@ -29,7 +29,7 @@ from deploycheck.estargz import (FOOTER_SIZE, Chunk, EStargzError, Toc, check_fi
 from deploycheck.imageref import ImageRef
 from deploycheck.imageview import (Integrity, LayerIndex, MergedView, Resolution, SymlinkLoop, describe_links,
                                    path_components, watched_paths)
-from deploycheck.layerscan import ReadBudget, counted, scan_tar
+from deploycheck.layerscan import GZIP_LAYERS, ReadBudget, counted, scan_tar
 from deploycheck.registry import Descriptor, RegistryClient
 
 if TYPE_CHECKING:
@@ -215,6 +215,8 @@ class LayerWalk:
     # --- eStargz -----------------------------------------------------------------------------
 
     def _estargz_toc_digest(self, layer: LayerIndex) -> str | None:
+        if layer.descriptor.media_type not in GZIP_LAYERS:
+            return None  # eStargz is gzip members; another compression with this annotation is read as a stream
         try:
             return toc_digest(layer.descriptor)
         except EStargzError as exc:

@@ -21,7 +21,7 @@ from deploycheck.imageref import ImageRef
 from deploycheck.registry import sha256_digest
 from deploycheck.sandbox.estargz_layer import estargz_layer_from_files
 from deploycheck.sandbox.oci_builder import Blob, FileEntry, build_image, random_layer
-from imagetools import MIB, StubRegistry, mirror_client, publish, publish_layers
+from imagetools import MIB, StubRegistry, mirror_client, publish, publish_layers, relabel_layers
 
 HEARTBEAT = "/app/shared/monitoring/processor_heartbeat.py"
 FIXED_CODE = b"    def processor_name(self):\n        return self.processor_name\n"
@@ -216,3 +216,12 @@ def test_decode_checks_the_member_holds_enough():
         decode_chunk(member, Chunk(0, len(member), 0, 0, 10, "sha256:" + hashlib.sha256(b"x").hexdigest()), "/a")
     with pytest.raises(EStargzError, match="is not gzip"):
         decode_chunk(zlib.compress(b"not gzip framing"), Chunk(0, 10, 0, 0, 5, "sha256:" + "0" * 64), "/a")
+
+
+def test_the_annotation_on_a_layer_that_is_not_gzip_does_not_make_it_estargz(registry, client):
+    layer = estargz_layer_from_files({HEARTBEAT: FIXED_CODE})
+    plain_tar = "application/vnd.oci.image.layer.v1.tar"
+    plain = Blob.of(gzip.decompress(layer.data), plain_tar, diff_id=layer.diff_id, annotations=layer.annotations)
+    ref = publish(registry.url, "estargz-plain-tar", relabel_layers(build_image([plain]), {0: plain_tar}))
+    heartbeat = read(client, ref, [HEARTBEAT])[HEARTBEAT]
+    assert heartbeat.data == FIXED_CODE and heartbeat.integrity == "sha256"
