@@ -44,6 +44,7 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "prox
                          "transfer-encoding", "upgrade", "host", "content-length"})
 _COPY_CHUNK = 64 * 1024
 _THROTTLE_SLICE = 16 * 1024
+_THROTTLE_SEND_BUFFER = 4 * _THROTTLE_SLICE
 _UPSTREAM_TIMEOUT = 60.0
 
 
@@ -184,7 +185,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _throttle(self, status: int, headers: list[tuple[str, str]], length: int, chunks, link) -> None:
         """The body at the link's pace, in slices small enough that a client hanging up part way
-        costs the link at most one slice it never read."""
+        costs the link at most one slice it never read. The socket's send buffer is kept to a few
+        slices: bytes are counted as sent when write() takes them, and a kernel buffer of megabytes
+        would count as carried what a client that stopped reading never got."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _THROTTLE_SEND_BUFFER)
         self._start(status, headers, length)
         for chunk in chunks:
             for start in range(0, len(chunk), _THROTTLE_SLICE):
