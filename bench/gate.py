@@ -32,9 +32,9 @@ Last stdout line, JSON:
                     registry_bytes by what sat in socket buffers when the read stopped, and by the
                     config blob when the commit check read it first
   gate_s, naive_s, speedup_vs_naive (naive_s / gate_s), gate_exit, naive_api_calls, image_bytes,
-  latency_ms, mbit, delay_applied (false while the delay fault is missing from the sandbox)
+  latency_ms, mbit, delay_applied (false while the delay fault is missing from the sandbox), verify_layers
 
-    .venv/bin/python bench/gate.py [--latency-ms 50] [--mbit 200] [--scale 1.0]
+    .venv/bin/python bench/gate.py [--latency-ms 50] [--mbit 200] [--scale 1.0] [--verify-layers]
 
 --scale shrinks every layer (the test runs a tiny configuration); --mbit 0 turns the cap off.
 """
@@ -153,12 +153,12 @@ def write_scenario(directory: Path, image, latency_ms: float, mbit: float, delay
     (directory / "scenario.yaml").write_text(textwrap.dedent(scenario))
 
 
-def run_gate(info, scenario_dir: Path, work: Path) -> tuple[float, int, str]:
+def run_gate(info, scenario_dir: Path, work: Path, extra: list[str]) -> tuple[float, int, str]:
     env = {**os.environ, "DEPLOYCHECK_SANDBOX_STATE": str(Path(info.workdir) / "sandbox.json"),
            "XDG_CACHE_HOME": str(work / "gate-cache")}  # a fresh runner: nothing cached
     env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
     command = [str(Path(sys.executable).parent / "pytest"), "-m", "postdeploy", "--service", SERVICE,
-               "--target", f"sandbox:{scenario_dir}", "--report-dir", str(work / "gate-report")]
+               "--target", f"sandbox:{scenario_dir}", "--report-dir", str(work / "gate-report"), *extra]
     began = time.perf_counter()
     run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     return time.perf_counter() - began, run.returncode, run.stdout + run.stderr
@@ -250,6 +250,8 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=50.0, help="delay per Google API exchange (default 50)")
     parser.add_argument("--mbit", type=float, default=200.0, help="registry bandwidth, Mbit/s (default 200; 0: none)")
     parser.add_argument("--scale", type=float, default=1.0, help="layer sizes relative to the realistic image")
+    parser.add_argument("--verify-layers", action="store_true",
+                        help="run the gate with --verify-layers (whole layers, sha256-verified) instead of the default")
     args = parser.parse_args()
     if shutil.which("skopeo") is None:
         print("skopeo not found: apt-get install skopeo (or run `make setup`)", file=sys.stderr)
@@ -275,7 +277,8 @@ def main() -> int:
     try:
         api, registry = FaultControl(info.fault_controls["api"]), FaultControl(info.fault_controls["registry"])
         api_before, bytes_before = api.status()["requests"], _registry_bytes(registry)
-        gate_s, gate_exit, gate_output = run_gate(info, scenario_dir, work)
+        gate_s, gate_exit, gate_output = run_gate(info, scenario_dir, work,
+                                                  ["--verify-layers"] if args.verify_layers else [])
         api_calls, registry_bytes = api.status()["requests"] - api_before, _registry_bytes(registry) - bytes_before
         reader_bytes = client_bytes(work)
         if gate_exit != 0:
@@ -303,6 +306,7 @@ def main() -> int:
         "latency_ms": args.latency_ms,
         "mbit": args.mbit,
         "delay_applied": bool(args.latency_ms and delay_supported),
+        "verify_layers": args.verify_layers,
     }
     print(f"gate: {gate_s:.2f}s, {api_calls} API calls, {registry_bytes:,} registry bytes "
           f"({figures['bytes_ratio']:.3f}x the {floor:,}-byte floor); by hand: {naive_s:.2f}s, "
