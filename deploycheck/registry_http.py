@@ -86,15 +86,20 @@ class RegistryTransport:
 
     @contextmanager
     def open(
-        self, ref: ImageRef, method: str, suffix: str, *, what: str, missing: str, accept: str | None = None
+        self, ref: ImageRef, method: str, suffix: str, *, what: str, missing: str, accept: str | None = None,
+        byte_range: tuple[int, int] | None = None,
     ) -> Iterator[httpx.Response]:
         """A successful streamed response for /v2/REPOSITORY/SUFFIX, else the matching ObservationError.
 
-        `missing` names what a 404 means is absent ("tag 'latest'", "blob sha256:...").
+        `missing` names what a 404 means is absent ("tag 'latest'", "blob sha256:..."). `byte_range`
+        (start, end), end exclusive, asks for part of a blob (the distribution spec's Range GET); the
+        registry may still answer 200 with all of it.
         """
         base_url, repository = self.router.endpoint(ref)
         url = f"{base_url}/v2/{repository}/{suffix}"
         headers = {"Accept": accept} if accept else {}
+        if byte_range is not None:
+            headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
         response = self._authorized_exchange(ref, (base_url, repository), method, url, headers, what)
         try:
             if not response.is_success:

@@ -95,6 +95,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help=f"refuse images with more layers (default {ImageLimits.max_layers})")
     images.addoption("--image-timeout", type=float, default=ImageLimits.max_seconds, metavar="SECONDS",
                      help=f"wall-clock budget of one image read (default {ImageLimits.max_seconds:g}s)")
+    images.addoption("--verify-layers", action="store_true", default=False,
+                     help="read every layer the file lookup opens to its end and verify its sha256 (by default a "
+                          "read stops at the wanted file and the evidence says the layer was read in part, its "
+                          "blob digest not verified; eStargz layers are read by their verified TOC and chunks)")
 
 
 def _at_least_one(text: str) -> int:

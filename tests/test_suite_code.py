@@ -259,3 +259,39 @@ def _blob_gets(registry_log: Path) -> int:
     """Blob downloads the real registry logged (its access log line per request)."""
     return sum(1 for line in registry_log.read_text().splitlines()
                if line.startswith("127.0.0.1 - - ") and '"GET /v2/' in line and "/blobs/sha256:" in line)
+
+
+def test_a_file_half_way_into_a_big_app_layer_reads_half_of_it_and_says_so(suite, tmp_path):
+    """The evidence says the layer was read in part and not verified; --verify-layers reads it whole."""
+    import os
+
+    from deploycheck.sandbox.oci_builder import build_image, layer_from_files, write_oci_layout
+
+    fixed = (BUILTIN_DIR / "_common" / "processor_heartbeat_fixed.py").read_bytes()
+    app = layer_from_files({"/app/assets/a.bin": os.urandom(1_000_000), HEARTBEAT: fixed,
+                            "/app/static/z.bin": os.urandom(1_000_000)}, compresslevel=1)
+    scenario = tmp_path / "scenario"
+    write_oci_layout(build_image([app]), scenario / "layout")
+    (scenario / "scenario.yaml").write_text(textwrap.dedent("""\
+        images:
+          big-app:
+            repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors
+            tags: [latest]
+            oci_layout: layout
+        services:
+          nba-phase2-raw-processors:
+            image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors:latest
+            revisions: [{suffix: 00001-big, image: big-app}]
+        """))
+    suite.reuse_sandbox(str(scenario))
+    evidence = {}
+    for mode, extra in (("default", ()), ("verify", ("--verify-layers",))):
+        result = suite.run("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", f"sandbox:{scenario}",
+                           "--report-dir", mode, "--cache-dir", str(tmp_path / f"cache-{mode}"), *extra)
+        assert result.ret == 0, result.stdout.str()
+        [finding] = findings_for(suite.report(mode), "code", PHASE2)
+        evidence[mode] = finding["evidence"]
+    assert 1_000_000 < evidence["default"]["bytes_read"] < 0.6 * app.size
+    assert "layer 0 read in part (" in evidence["default"]["note"]
+    assert f"of {app.size:,} bytes), blob digest not verified" in evidence["default"]["note"]
+    assert evidence["verify"]["bytes_read"] > app.size and evidence["verify"]["note"] == ""

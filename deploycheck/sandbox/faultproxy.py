@@ -45,6 +45,8 @@ FAULT_TOKEN_PREFIX = "faultproxy-"
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
                          "transfer-encoding", "upgrade", "host", "content-length"})
 _COPY_CHUNK = 64 * 1024
+_THROTTLE_SLICE = 16 * 1024
+_THROTTLE_SEND_BUFFER = 4 * _THROTTLE_SLICE
 _UPSTREAM_TIMEOUT = 60.0
 
 
@@ -153,6 +155,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         else:
             chunks = response.iter_raw(_COPY_CHUNK)
         total = int(length)
+        if kind == "throttle":
+            return self._throttle(response.status_code, headers, total, chunks, rule.link)
         if kind == "trickle":
             self._start(response.status_code, headers, total)
             return self._trickle(chunks, rule.interval)
@@ -203,6 +207,24 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     self.wfile.flush()
                 except OSError:
                     return self._close_quietly()  # the client gave up, as it should
+
+    def _throttle(self, status: int, headers: list[tuple[str, str]], length: int, chunks, link) -> None:
+        """The body at the link's pace, in slices small enough that a client hanging up part way
+        costs the link at most one slice it never read. The socket's send buffer is kept to a few
+        slices: bytes are counted as sent when write() takes them, and a kernel buffer of megabytes
+        would count as carried what a client that stopped reading never got."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _THROTTLE_SEND_BUFFER)
+        self._start(status, headers, length)
+        for chunk in chunks:
+            for start in range(0, len(chunk), _THROTTLE_SLICE):
+                piece = chunk[start:start + _THROTTLE_SLICE]
+                if not link.pace(len(piece), self.server.stopping):
+                    return self._close_quietly()
+                try:
+                    self.wfile.write(piece)
+                except OSError:
+                    return self._close_quietly()  # the client has what it wanted
+                link.sent(len(piece))
 
     def _hang(self) -> None:
         """Never answer; return once the client hangs up (or the proxy stops)."""

@@ -12,6 +12,8 @@ A rule is a mapping (from a scenario's `faults:` section or the proxy's control 
             the matching canonical code (UNAVAILABLE for 503, ...)
   interval  seconds between the bytes (HTTP) or messages (gRPC) of `fault: trickle` (default 0.5)
   ms        milliseconds `fault: delay` holds each matching exchange before forwarding it
+  mbit      `fault: throttle`: megabits per second that all the responses the rule matches share,
+            as one network link would (a CI runner pulls at about 200)
 
 The first rule that matches a request decides; a request no rule matches is forwarded as it is.
 `fault: delay` rules are the exception: they stand for the network, not for a broken backend, so
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 
 from ..errors import InputError
@@ -44,6 +47,7 @@ FAULT_KINDS = {
     "down": "the backend is gone: reset every connection (gRPC: forward to a port nobody listens on)",
     "delay": "hold the exchange `ms` milliseconds, then forward it or apply the rule that decides (a network "
              "round trip, for benchmarks)",
+    "throttle": "send response bodies at `mbit` megabits per second, shared by all matched responses (HTTP)",
 }
 DEFAULT_TRICKLE_INTERVAL = 0.5
 
@@ -77,12 +81,13 @@ class FaultRule:
     hits: int = 0  # requests this rule broke
     seen: int = 0  # matching requests, including the ones `after` let through
     spec: dict = field(default_factory=dict)
+    link: Link | None = None  # the shared bandwidth of a throttle rule
 
     @classmethod
     def parse(cls, spec: object, where: str = "fault rule") -> "FaultRule":
         if not isinstance(spec, dict):
             raise InputError(f"{where}: expected a mapping with a `fault` key, got {type(spec).__name__}")
-        unknown = set(spec) - {"fault", "path", "method", "times", "after", "status", "interval", "message"} - {"ms"}
+        unknown = set(spec) - {"fault", "path", "method", "times", "after", "status", "interval", "message", "ms", "mbit"}
         if unknown:
             raise InputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         kind = spec.get("fault")
@@ -102,9 +107,10 @@ class FaultRule:
         message = spec.get("message")
         if message is not None and not isinstance(message, str):
             raise InputError(f"{where}: message must be a string, not {message!r}")
+        link = Link.parse(spec.get("mbit"), where) if kind == "throttle" else None
         return cls(fault=kind, path=path, method=(spec.get("method") or "").upper() or None, times=times,
                    after=spec.get("after", 0), status=spec.get("status", 503), interval=float(interval),
-                   message=message, delay_s=_delay_seconds(spec, kind, where), spec=dict(spec))
+                   message=message, delay_s=_delay_seconds(spec, kind, where), spec=dict(spec), link=link)
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method != method:
@@ -114,7 +120,39 @@ class FaultRule:
         return not (self.fault in BODY_KINDS and method == "HEAD")
 
     def describe(self) -> dict:
-        return {**self.spec, "hits": self.hits, "seen": self.seen}
+        return {**self.spec, "hits": self.hits, "seen": self.seen,
+                **({"bytes_sent": self.link.bytes_sent} if self.link else {})}
+
+
+class Link:
+    """The bandwidth a throttle rule grants, shared by every response it matches at once.
+
+    A sender asks `pace(n)` before writing n bytes; it sleeps until the link has had time to
+    carry everything sent before. An idle link builds up no credit (no burst after a pause).
+    """
+
+    def __init__(self, mbit: float):
+        self.bytes_per_second = mbit * 1_000_000 / 8
+        self.bytes_sent = 0
+        self._free_at = 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def parse(cls, mbit: object, where: str) -> "Link":
+        if not isinstance(mbit, (int, float)) or isinstance(mbit, bool) or mbit <= 0:
+            raise InputError(f"{where}: throttle needs mbit, a positive number of megabits per second, not {mbit!r}")
+        return cls(float(mbit))
+
+    def pace(self, count: int, stopping: threading.Event) -> bool:
+        """Wait until `count` more bytes fit the link; False if the proxy stops meanwhile."""
+        with self._lock:
+            start = max(time.monotonic(), self._free_at)
+            self._free_at = start + count / self.bytes_per_second
+        return not stopping.wait(max(0.0, start - time.monotonic()))
+
+    def sent(self, count: int) -> None:
+        with self._lock:
+            self.bytes_sent += count
 
 
 def _delay_seconds(spec: dict, kind: str, where: str) -> float:

@@ -110,6 +110,25 @@ def test_trickle_sends_a_byte_at_a_time(proxy):
     assert len(chunks) > 10  # arrived in many pieces, not one
 
 
+def test_throttle_paces_bodies_over_one_shared_link_and_counts_what_it_sent(proxy):
+    running, control = proxy
+    control.set([{"fault": "throttle", "mbit": 0.08, "path": "^/blob"}])  # 10,000 bytes a second
+    started = time.monotonic()
+    bodies = [_get(running, "/blob").content for _ in range(3)]
+    assert bodies == [BLOB] * 3
+    # Each body waits for the link to carry the ones before it: 2 x 1,024 bytes at 10,000 B/s.
+    assert time.monotonic() - started >= 2 * len(BLOB) / 10_000
+    assert control.status()["faults"][0]["bytes_sent"] == 3 * len(BLOB)
+    assert _get(running, "/list").json() == LIST_BODY  # not matched: not throttled, not counted
+    assert control.status()["faults"][0]["bytes_sent"] == 3 * len(BLOB)
+
+
+def test_throttle_needs_a_rate(proxy):
+    _, control = proxy
+    with pytest.raises(InputError, match="throttle needs mbit, a positive number"):
+        control.set([{"fault": "throttle"}])
+
+
 def test_truncate_announces_all_sends_half(proxy):
     running, control = proxy
     control.set([{"fault": "truncate"}])
