@@ -78,7 +78,7 @@ def test_a_registry_whose_403_body_echoes_the_authorization_header_leaks_nothing
     with open(scenario / "scenario.yaml", "a") as handle:
         handle.write(f"faults:\n  registry:\n    - {json.dumps(rule)}\n")
     suite.reuse_sandbox(str(scenario))
-    result = suite.run("--service", PHASE2, "--target", f"sandbox:{scenario}", "checks/test_cloudrun.py", "-k",
+    result = suite.run("--service", PHASE2, "--target", f"sandbox:{scenario}", "--pyargs", "deploycheck_pytest.checks.test_cloudrun", "-k",
                        "commit", "--deadline", "2", "--report-dir", "out", "--junitxml", "out/junit.xml", "-rA")
     assert result.ret == 1
     outputs = {"stdout": result.stdout.str(), "stderr": result.stderr.str()}

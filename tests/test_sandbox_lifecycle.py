@@ -53,7 +53,7 @@ def test_up_then_pytest_reuses_it_then_down_stops_everything(suite):
         assert status.returncode == 0 and "healthy" in status.stdout
 
         result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy",
-                           "checks/test_cloudrun.py")
+                           "--pyargs", "deploycheck_pytest.checks.test_cloudrun")
         assert result.ret == 0
         assert "reusing sandbox:healthy" in result.stderr.str()
         assert "up in" not in result.stderr.str()  # it did not start a second one

@@ -21,7 +21,7 @@ def test_incident_phase2_gate_is_red_with_the_cause_and_the_fix(suite):
     suite.reuse_sandbox("incident")
     reports = suite.path.parent / f"{suite.path.name}-reports"  # outside the rootdir, given as a separate argument
     result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:incident", "--report-dir",
-                       str(reports), "checks/test_cloudrun.py")
+                       str(reports), "--pyargs", "deploycheck_pytest.checks.test_cloudrun")
     assert result.ret == 1, result.stdout.str()
     report = json.loads((reports / "report.json").read_text())
     html, markdown = (reports / "report.html").read_text(), (reports / "report.md").read_text()
@@ -44,7 +44,7 @@ def test_incident_phase2_gate_is_red_with_the_cause_and_the_fix(suite):
 def test_healthy_gate_passes_every_check_and_skips_none(suite):
     suite.reuse_sandbox("healthy")
     result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy", "--report-dir", "out",
-                       "checks/test_cloudrun.py", "-v")
+                       "--pyargs", "deploycheck_pytest.checks.test_cloudrun", "-v")
     assert result.ret == 0, result.stdout.str()
     result.assert_outcomes(passed=len(CLOUDRUN_CHECKS))
     for check in CLOUDRUN_CHECKS:
@@ -56,7 +56,7 @@ def test_healthy_gate_passes_every_check_and_skips_none(suite):
 def test_incident_whole_platform_each_seeded_fault_is_red(suite):
     suite.reuse_sandbox("incident")
     result = suite.run("-m", "postdeploy", "--target", "sandbox:incident", "--report-dir", "out",
-                       "checks/test_cloudrun.py", "-n", "2")
+                       "--pyargs", "deploycheck_pytest.checks.test_cloudrun", "-n", "2")
     assert result.ret == 1
     report = suite.report()
     failing = {(f["check"], f["resource"]) for f in report["findings"] if f["outcome"] == "fail"}
@@ -138,7 +138,7 @@ def test_unobservable_fact_is_an_error_naming_the_permission(suite, sandboxes):
     httpx.post(f"{info.api_url}/_sandbox/faults", json=faults).raise_for_status()
     try:
         result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy",
-                           "--report-dir", "out", "checks/test_cloudrun.py")
+                           "--report-dir", "out", "--pyargs", "deploycheck_pytest.checks.test_cloudrun")
     finally:
         httpx.post(f"{info.api_url}/_sandbox/faults", json={"faults": []}).raise_for_status()
     assert result.ret == 1
@@ -156,7 +156,7 @@ def test_api_that_keeps_failing_is_error_not_green(suite):
     httpx.post(f"{info.api_url}/_sandbox/faults", json=faults).raise_for_status()
     try:
         result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy",
-                           "--deadline", "2", "--report-dir", "out", "checks/test_cloudrun.py")
+                           "--deadline", "2", "--report-dir", "out", "--pyargs", "deploycheck_pytest.checks.test_cloudrun")
     finally:
         httpx.post(f"{info.api_url}/_sandbox/faults", json={"faults": []}).raise_for_status()
     assert result.ret == 1
@@ -169,7 +169,7 @@ def test_registry_down_is_error_not_green(suite, tmp_path):
     """The registry stopped: the checks that need it ERROR; those that do not still conclude."""
     with suite.sandbox_without("registry", tmp_path / "sb"):
         result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy",
-                           "--deadline", "3", "checks/test_cloudrun.py")
+                           "--deadline", "3", "--pyargs", "deploycheck_pytest.checks.test_cloudrun")
     assert result.ret == 1
     result.assert_outcomes(passed=2, errors=2)  # traffic, rollout | digest, commit
     assert "not answering; checks that need it will ERROR" in result.stderr.str()
@@ -206,7 +206,7 @@ def _sandbox_processes(marker: str) -> list[int]:
 
 def test_own_sandbox_with_xdist_leaves_no_process_behind(suite):
     result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy", "-n", "2",
-                       "checks/test_cloudrun.py")
+                       "--pyargs", "deploycheck_pytest.checks.test_cloudrun")
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     result.assert_outcomes(passed=len(CLOUDRUN_CHECKS))
     match = re.search(r"logs (/\S+deploycheck-sandbox-\w+)\)", result.stderr.str())
@@ -299,7 +299,7 @@ def test_commit_from_the_manifest_annotation_when_the_image_has_no_label(suite, 
 def test_spent_budget_turns_the_remaining_checks_into_errors(suite):
     suite.reuse_sandbox("healthy")
     result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy", "--budget", "0",
-                       "checks/test_cloudrun.py")
+                       "--pyargs", "deploycheck_pytest.checks.test_cloudrun")
     assert result.ret == 1
     result.assert_outcomes(errors=len(CLOUDRUN_CHECKS))
     assert "the run's --budget of 0s is spent" in result.stdout.str()

@@ -50,7 +50,7 @@ def test_backfill_job_on_an_old_gcr_image_is_red_with_the_jobs_update_command(su
     suite.reuse_sandbox("incident")
     job = "nbac-team-boxscore-processor-backfill"
     result = suite.run("-m", "postdeploy", "--job", job, "--target", "sandbox:incident", "--report-dir", "out",
-                       "checks/test_jobs.py")
+                       "--pyargs", "deploycheck_pytest.checks.test_jobs")
     assert result.ret == 1
     assert f"checks/test_jobs.py::test_code[{job}]" in result.stdout.str() or result.parseoutcomes()["failed"] == 1
     [finding] = findings_for(suite.report(), "code", job)
@@ -63,7 +63,7 @@ def test_backfill_job_on_an_old_gcr_image_is_red_with_the_jobs_update_command(su
 def test_healthy_jobs_pass(suite):
     suite.reuse_sandbox("healthy")
     result = suite.run("-m", "postdeploy", "--job", "nbac-schedule-processor-backfill", "--job",
-                       "odds-game-lines-processor-backfill", "--target", "sandbox:healthy", "checks/test_jobs.py")
+                       "odds-game-lines-processor-backfill", "--target", "sandbox:healthy", "--pyargs", "deploycheck_pytest.checks.test_jobs")
     assert result.ret == 0
     result.assert_outcomes(passed=2)
 
@@ -237,7 +237,7 @@ def test_decompression_limit_is_an_error_naming_the_flag(suite):
 def test_nightly_checks_every_job_and_reads_each_distinct_image_once(suite, tmp_path):
     suite.reuse_sandbox("incident")
     result = suite.run("-m", "nightly", "--target", "sandbox:incident", "--report-dir", "out", "-n", "2",
-                       "checks/test_jobs.py", "-k", "test_code")
+                       "--pyargs", "deploycheck_pytest.checks.test_jobs", "-k", "test_code")
     assert result.ret == 1
     jobs = [f for f in suite.report()["findings"] if f["check"] == "code"]
     assert len(jobs) == 21 and {f["outcome"] for f in jobs} == {"fail"}
@@ -246,7 +246,7 @@ def test_nightly_checks_every_job_and_reads_each_distinct_image_once(suite, tmp_
     registry_log = Path(info.workdir) / "registry" / "registry.log"
     before = _blob_gets(registry_log)
     result = suite.run("-m", "nightly", "--target", "sandbox:healthy", "--report-dir", "out",
-                       "--cache-dir", str(tmp_path / "empty-cache"), "checks/test_jobs.py", "-k", "test_code")
+                       "--cache-dir", str(tmp_path / "empty-cache"), "--pyargs", "deploycheck_pytest.checks.test_jobs", "-k", "test_code")
     assert result.ret == 0
     result.assert_outcomes(passed=21)
     images = {f["evidence"]["image"] for f in suite.report()["findings"]}

@@ -18,7 +18,7 @@ def test_failed_terminal_condition_with_all_traffic_on_the_latest_ready_is_red(s
       terminalCondition: {{state: CONDITION_FAILED, message: "{MESSAGE}"}}
 """)
     result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", f"sandbox:{scenario}",
-                       "--report-dir", "out", "-k", "traffic or rollout", "checks/test_cloudrun.py")
+                       "--report-dir", "out", "-k", "traffic or rollout", "--pyargs", "deploycheck_pytest.checks.test_cloudrun")
     assert result.ret == 1, result.stdout.str()
     report = suite.report()
     [traffic] = findings_for(report, "traffic", PHASE2)

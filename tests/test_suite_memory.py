@@ -131,7 +131,7 @@ def test_a_serving_revision_that_fails_at_boot_is_rolled_back_first(suite):
     suite.reuse_sandbox("incident")
     service = "nba-phase3-analytics-processors"
     result = suite.run("-m", "postdeploy", "--service", service, "--target", "sandbox:incident", "--report-dir", "out",
-                       "checks/test_logs.py", "-k", "boot")
+                       "--pyargs", "deploycheck_pytest.checks.test_logs", "-k", "boot")
     assert result.ret == 1
     [boot] = [f for f in suite.report()["findings"] if f["check"] == "boot"]
     assert boot["severity"] == "P0" and boot["cause"] == "boot-error"

@@ -28,7 +28,7 @@ WAIVABLE_CHECKS = {
     "heartbeat-log": "service", "log-visibility": "service", "iam": "service", "code": "service or job",
     "stale-jobs": "job", "heartbeat-docs": "heartbeat collection", "orphans": "project/region scope",
 }
-"""Every check id (tests/test_waivers.py keeps it equal to checks/) and what its findings are about."""
+"""Every check id (tests/test_waivers.py keeps it equal to the built-in checks) and what its findings are about."""
 
 
 def _valid(model: type[FileModel], raw: Any) -> Any:

@@ -5,18 +5,35 @@ pytest decides its rootdir even earlier, before entry-point plugins load: `--rep
 /srv/reports` (an existing directory, written with a space) is then taken for a test path, the
 rootdir moves to /srv/reports and the project's pytest.ini is lost (no markers, no testpaths, the
 suite's own tests collected). `pytest_load_initial_conftests` below decides again, once the
-option values are known. Everything else is in the repository's conftest.py and fixtures/.
+option values are known.
+
+The plugin is inert until a run is a deploycheck run (see `is_deploycheck_run`): then it
+registers the fixtures (deploycheck_pytest.fixtures) and, unless test paths were named on the
+command line, adds the built-in checks (deploycheck_pytest/checks) to what is collected, with
+node ids `checks/test_cloudrun.py::test_traffic[...]` wherever the package is installed.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
+from pathlib import Path
 
 import pytest
 from _pytest.config.findpaths import determine_setup
 
 from deploycheck.images import ImageLimits
+
+BUILTIN_CHECKS = Path(__file__).resolve().parent / "checks"
+FIXTURE_PLUGINS = ("deploycheck_pytest.fixtures.plugin", "deploycheck_pytest.fixtures.observe",
+                   "deploycheck_pytest.fixtures.images", "deploycheck_pytest.fixtures.reporting")
+MARKERS = (
+    "postdeploy: checks to gate a deploy, run minutes after it (traffic, rollout, digest, commit, code, logs, iam)",
+    "nightly: slower project-wide checks for the nightly drift report (heartbeat documents, stale jobs)",
+    "drift: configuration drift between the inventory and the project (stale jobs, orphans)",
+)
+# Given any of these, the run is about a deployment even without a services.yaml in the rootdir.
+ACTIVATING_OPTIONS = ("inventory", "target", "service", "job", "expect_commit")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -114,3 +131,45 @@ def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) 
         args, namespace=copy.copy(early_config.option))
     if "--confcutdir" not in " ".join(args):
         early_config.known_args_namespace.confcutdir = str(inipath.parent if inipath else rootpath)
+
+
+def is_deploycheck_run(config: pytest.Config) -> bool:
+    """A run is deploycheck's when it names a deploycheck option, selects one of its markers,
+    or its rootdir holds a services.yaml. Otherwise (another project's tests in the same venv,
+    this repository's own tests) only the options and markers are registered."""
+    defaults = {"inventory": "services.yaml", "target": "gcp", "service": [], "job": [], "expect_commit": None}
+    if any(getattr(config.option, name, default) != default for name, default in defaults.items()):
+        return True
+    markexpr = config.option.markexpr or ""
+    if any(marker.split(":")[0] in markexpr for marker in MARKERS):
+        return True
+    return (Path(config.rootpath) / "services.yaml").is_file()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    if not is_deploycheck_run(config):
+        return
+    for name in FIXTURE_PLUGINS:
+        config.pluginmanager.import_plugin(name)
+    if config.args_source != pytest.Config.ArgsSource.ARGS and str(BUILTIN_CHECKS.parent) not in config.args:
+        # Collected through the package directory so node ids read checks/test_*.py when the package
+        # is installed outside the rootdir; only its checks/ is collected (pytest_ignore_collect).
+        config.args.append(str(BUILTIN_CHECKS.parent))
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if collection_path.parent == BUILTIN_CHECKS.parent and collection_path != BUILTIN_CHECKS:
+        return True
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    """The built-in checks keep the ids the README documents (checks/test_cloudrun.py::...) also
+    when the package lies inside the rootdir (an editable install, this repository)."""
+    if module_path.parent != BUILTIN_CHECKS or not module_path.name.startswith("test_"):
+        return None
+    return pytest.Module.from_parent(parent, path=module_path, nodeid=f"checks/{module_path.name}")
