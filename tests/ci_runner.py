@@ -338,11 +338,15 @@ class GitHubJob:
                  store: ArtifactStore, run_id: int, sha: str, caller_repo: Path, base_env: dict[str, str],
                  inputs: dict[str, Any] | None = None, variables: dict[str, str] | None = None,
                  matrix: dict[str, Any] | None = None, strategy: dict[str, Any] | None = None,
-                 now: str = "2026-01-01T05:17:00Z", step_timeout: float = 900):
+                 now: str = "2026-01-01T05:17:00Z", step_timeout: float = 900, preinstalled: Path | None = None):
+        """`preinstalled`: a bin directory that the step named "install deploycheck" would have put
+        on GITHUB_PATH; the step is then not run but does just that (its recipe is run once and
+        tested on its own: every workflow has the same one)."""
         self.workflow = load_workflow(workflow_path)
         self.job = self.workflow["jobs"][job_id]
         self.workspace, self.runner_temp, self.store = workspace, runner_temp, store
         self.run_id, self.caller_repo, self.now, self.step_timeout = run_id, caller_repo, now, step_timeout
+        self.preinstalled = preinstalled
         self.base_env = dict(base_env)
         self.github = {"sha": sha, "workspace": str(workspace), "token": "stand-in-token",
                        "repository": "example-org/example-service", "run_id": str(run_id)}
@@ -393,7 +397,11 @@ class GitHubJob:
             step_env.update(self._env_block(step.get("env")))
             started = time.monotonic()
             try:
-                if "run" in step:
+                if self.preinstalled and step.get("name") == "install deploycheck":
+                    with self.path_file.open("a") as github_path:
+                        github_path.write(f"{self.preinstalled}\n")
+                    result = StepResult(name, "success", 0, f"preinstalled: {self.preinstalled}")
+                elif "run" in step:
                     result = self._run_script(name, step, step_env, summary)
                 else:
                     result = self._use_action(name, step)

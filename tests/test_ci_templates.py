@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ from ci_runner import (
     step_scripts,
     strip_expressions,
 )
-from conftest import PRODUCT_FILES, REPO
+from conftest import REPO
 
 CI = REPO / "ci"
 WORKFLOWS = sorted((CI / "github").glob("*.yml"))
@@ -109,26 +110,19 @@ os.execvp(sys.executable, [sys.executable, "-m", "pytest", *kept])
     return shim.parent
 
 
-def copy_product_until_checks_ship_in_package(repo: Path) -> None:
-    """Until the built-in checks are collected from the package, a team's repository needs the
-    product's conftest.py, checks/ and fixtures/ beside its services.yaml."""
-    if (REPO / "deploycheck" / "checks").is_dir():
-        return
-    for name in PRODUCT_FILES:
-        source, target = REPO / name, repo / name
-        if name == "services.yaml" or target.exists():
-            continue
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target)
-
-
-def cli_feature_missing(*options: str) -> str | None:
-    """Why a template step cannot run yet (the adapter is in place and lacks it), or None."""
-    if (Path(sys.prefix) / "bin" / "deploycheck").exists():
-        return None
-    return f"needs the deploycheck CLI ({', '.join(options)}): not on this branch yet"
+def sharding_missing(directory: Path) -> str | None:
+    """Why the sharded template cannot run on this branch yet, or None: it needs `--shard` in the
+    plugin and `deploycheck report merge` in the CLI, both being built as this is written."""
+    missing = []
+    help_text = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=directory, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False).stdout
+    if "--shard" not in help_text:
+        missing.append("the plugin's --shard")
+    cli = Path(sys.prefix) / "bin" / "deploycheck"
+    if not cli.exists() or subprocess.run([str(cli), "report", "merge", "--help"], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, check=False).returncode != 0:
+        missing.append("`deploycheck report merge`")
+    return f"not on this branch yet: {' and '.join(missing)}" if missing else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,40 +164,92 @@ def shellcheck() -> str:
 
 
 @pytest.fixture(scope="session")
-def wheel(tmp_path_factory) -> Path:
-    """The wheel of this repository, built from a copy so the build leaves nothing in the tree."""
-    source = tmp_path_factory.mktemp("source")
-    shutil.copytree(REPO, source, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
-        ".venv", ".git", "out", ".deploycheck", "__pycache__", "*.egg-info", "build", "tests", "bench", "docs"))
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(source)],
-                   check=True, timeout=600)
-    (built,) = out.glob("deploycheck-*.whl")
-    return built
+def ci_tools(tmp_path_factory) -> dict:
+    """This worker's adapter (while needed) and gh/gcloud stand-ins."""
+    root = tmp_path_factory.mktemp("ci-tools")
+    return {"adapter": install_cli_adapter_until_deploycheck_lands(root),
+            "fakes": fake_bin(root / "fake-bin"),
+            "pip_cache": subprocess.run([sys.executable, "-m", "pip", "cache", "dir"], text=True,
+                                        stdout=subprocess.PIPE, check=False).stdout.strip()}
+
+
+@contextmanager
+def _locked(path: Path, mode: int):
+    with open(path, "a") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Installed:
+    """deploycheck installed from a wheel of this repository by the GitHub install step itself,
+    once per test session (shared by the xdist workers: a full install costs minutes on a busy
+    2-core machine). Its RUNNER_TEMP holds the venv the templates' runs use: GitHub jobs have
+    their install step replaced by it, Cloud Build steps use it as the python image's Python and
+    pip-install into it again (a no-op). Runs hold it shared; re-running the install step into
+    it (which rewrites the venv) holds it exclusively."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.runner_temp = root / "runner-temp"
+        self.bin = self.runner_temp / "deploycheck-venv" / "bin"
+        self.lock = root / "venv.lock"
+
+    @property
+    def wheel(self) -> Path:
+        (built,) = (self.root / "wheel").glob("deploycheck-*.whl")
+        return built
+
+    @property
+    def package(self) -> str:
+        return f"{self.wheel}[sandbox]"
+
+    def shared(self):
+        return _locked(self.lock, fcntl.LOCK_SH)
+
+    def exclusive(self):
+        return _locked(self.lock, fcntl.LOCK_EX)
+
+    def run_install_step(self, env: dict[str, str], version: str) -> tuple[subprocess.CompletedProcess, str]:
+        """The install step of postdeploy.yml as GitHub runs it; returns it and what it added to
+        GITHUB_PATH."""
+        (script,) = [script for _, step, script in step_scripts(POSTDEPLOY) if step == "install deploycheck"]
+        github_path = self.root / f"github-path-{os.getpid()}"
+        github_path.write_text("")
+        done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                              env={**env, "RUNNER_TEMP": str(self.runner_temp), "GITHUB_PATH": str(github_path),
+                                   "DEPLOYCHECK_VERSION": version, "DEPLOYCHECK_PACKAGE": self.package,
+                                   "DEPLOYCHECK_INDEX_URL": ""},
+                              cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1500)
+        return done, github_path.read_text()
 
 
 @pytest.fixture(scope="session")
-def ci_tools(tmp_path_factory) -> dict:
-    """What every emulated run shares: the adapter (while needed), the gh/gcloud stand-ins, and
-    one tool cache for the install steps: its venv is where the GitHub install step puts
-    deploycheck and the Python of Cloud Build's python image, installed into again by each run
-    (as on a self-hosted runner), so a session pays for one full install, not one per run."""
-    root = tmp_path_factory.mktemp("ci-tools")
-    venv = root / "runner-temp" / "deploycheck-venv"  # where the GitHub install step puts it
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=600)
-    return {"adapter": install_cli_adapter_until_deploycheck_lands(root),
-            "fakes": fake_bin(root / "fake-bin"),
-            "tool_cache": root / "runner-temp",
-            "image_python": venv / "bin",
-            "pip_cache": subprocess.run([sys.executable, "-m", "pip", "cache", "dir"], text=True,
-                                        stdout=subprocess.PIPE, check=False).stdout.strip()}
+def installed(tmp_path_factory, worker_id, ci_tools) -> Installed:
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if worker_id != "master" else base) / "ci-installed"
+    root.mkdir(exist_ok=True)
+    installed = Installed(root)
+    with _locked(root.parent / "ci-installed.lock", fcntl.LOCK_EX):
+        if not (root / "install.log").exists():
+            source = root / "source"
+            shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+                ".venv", ".git", "out", ".deploycheck", "__pycache__", "*.egg-info", "build", "tests", "bench", "docs"))
+            subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(root / "wheel"),
+                            str(source)], check=True, timeout=600)
+            done, added = installed.run_install_step(environment(ci_tools, root / "home", None), VERSION)
+            if done.returncode != 0:
+                pytest.fail(f"the install step failed to install the wheel:\n{done.stdout}")
+            (root / "install.log").write_text(json.dumps({"output": done.stdout, "github_path": added}))
+    return installed
 
 
 def team_repository(path: Path) -> Path:
     """A team's repository as the templates see it: its inventory and nothing of deploycheck."""
     path.mkdir(parents=True)
     shutil.copy2(REPO / "services.yaml", path / "services.yaml")
-    copy_product_until_checks_ship_in_package(path)
     return path
 
 
@@ -343,26 +389,40 @@ def test_expression_stand_in_refuses_what_it_does_not_play():
 # The reusable post-deploy workflow, run.
 
 
-def _postdeploy(tmp_path, ci_tools, sandboxes, wheel, scenario: str, **inputs) -> tuple:
+def test_install_step_installs_the_pinned_package(installed, ci_tools, tmp_path):
+    """The install step every workflow shares (the session's install ran it into a fresh venv):
+    the wheel's console script is on GITHUB_PATH for the next steps; a pin the package does not
+    match stops the job with exit 4."""
+    log = json.loads((installed.root / "install.log").read_text())
+    assert f"deploycheck {VERSION}\n" in log["output"], log["output"]
+    assert log["github_path"] == f"{installed.bin}\n"
+    with installed.exclusive():
+        done, added = installed.run_install_step(environment(ci_tools, tmp_path / "home", None), "0.0.1")
+    assert done.returncode == 4, done.stdout
+    assert f"::error::installed deploycheck {VERSION}, but deploycheck-version pins 0.0.1" in done.stdout
+    assert added == "", "a refused install puts nothing on PATH"
+
+
+def _postdeploy(tmp_path, ci_tools, sandboxes, installed, scenario: str, **inputs) -> tuple:
     store = ArtifactStore(tmp_path / "artifacts")
     store.root.mkdir()
     env = environment(ci_tools, tmp_path / "home", sandboxes.state_file(scenario))
-    job = GitHubJob(POSTDEPLOY, "gate", workspace=tmp_path / "workspace", runner_temp=ci_tools["tool_cache"],
+    job = GitHubJob(POSTDEPLOY, "gate", workspace=tmp_path / "workspace", runner_temp=tmp_path / "runner-temp",
                     store=store, run_id=101, sha=PHASE2_COMMIT, caller_repo=team_repository(tmp_path / "team"),
-                    base_env=env, inputs={
-                        "service": PHASE2, "deploycheck-version": VERSION, "package": f"{wheel}[sandbox]",
+                    base_env=env, preinstalled=installed.bin, inputs={
+                        "service": PHASE2, "deploycheck-version": VERSION, "package": installed.package,
                         "workload-identity-provider": "projects/1/locations/global/workloadIdentityPools/p/providers/q",
                         "service-account": "deploycheck@example.iam.gserviceaccount.com",
                         "extra-args": installed_target(scenario), **inputs})
-    return job.run(), store, tmp_path / "workspace" / "deploycheck-report"
+    with installed.shared():
+        result = job.run()
+    return result, store, tmp_path / "workspace" / "deploycheck-report"
 
 
-def test_postdeploy_workflow_green_on_a_healthy_deploy(tmp_path, ci_tools, sandboxes, wheel):
-    result, store, report_dir = _postdeploy(tmp_path, ci_tools, sandboxes, wheel, "healthy")
+def test_postdeploy_workflow_green_on_a_healthy_deploy(tmp_path, ci_tools, sandboxes, installed):
+    result, store, report_dir = _postdeploy(tmp_path, ci_tools, sandboxes, installed, "healthy")
     assert result.result == "success", result.log()
     assert result.outputs == {"exit-code": "0"}
-    install = result.step("install deploycheck")
-    assert f"deploycheck {VERSION}" in install.output, install.output
     gate = result.step("gate")
     findings = report(report_dir)["findings"]
     assert findings and not failing(report(report_dir)), gate.output
@@ -376,8 +436,8 @@ def test_postdeploy_workflow_green_on_a_healthy_deploy(tmp_path, ci_tools, sandb
     assert {"report.json", "report.md"} <= {p.name for p in artifact.path.iterdir()}
 
 
-def test_postdeploy_workflow_red_on_the_incident_still_reports(tmp_path, ci_tools, sandboxes, wheel):
-    result, store, report_dir = _postdeploy(tmp_path, ci_tools, sandboxes, wheel, "incident", **{"fail-on": "P3"})
+def test_postdeploy_workflow_red_on_the_incident_still_reports(tmp_path, ci_tools, sandboxes, installed):
+    result, store, report_dir = _postdeploy(tmp_path, ci_tools, sandboxes, installed, "incident", **{"fail-on": "P3"})
     assert result.result == "failure", result.log()
     assert result.outputs == {"exit-code": "1"}
     assert result.step("gate").exit_code == 1
@@ -387,20 +447,11 @@ def test_postdeploy_workflow_red_on_the_incident_still_reports(tmp_path, ci_tool
     assert [a.name for a in store.artifacts] == [f"deploycheck-postdeploy-{PHASE2}"], result.log()
 
 
-def test_postdeploy_workflow_refuses_a_version_the_package_is_not(tmp_path, ci_tools, sandboxes, wheel):
-    result, store, _ = _postdeploy(tmp_path, ci_tools, sandboxes, wheel, "healthy", **{"deploycheck-version": "0.0.1"})
-    install = result.step("install deploycheck")
-    assert install.exit_code == 4, result.log()
-    assert f"installed deploycheck {VERSION}, but deploycheck-version pins 0.0.1" in install.output
-    assert result.step("gate").outcome == "skipped"
-    assert "wrote no report.md" in result.summary
-
-
 # ---------------------------------------------------------------------------------------------
 # The nightly workflow, two nights in a row.
 
 
-def test_nightly_workflow_keeps_last_nights_report(tmp_path, ci_tools, sandboxes, wheel):
+def test_nightly_workflow_keeps_last_nights_report(tmp_path, ci_tools, sandboxes, installed):
     store = ArtifactStore(tmp_path / "artifacts")
     store.root.mkdir()
     listing = tmp_path / "artifact-listing.json"
@@ -414,13 +465,13 @@ def test_nightly_workflow_keeps_last_nights_report(tmp_path, ci_tools, sandboxes
     for night, run_id in enumerate((201, 202)):
         store.write_listing(listing)
         workspace = tmp_path / f"night{night}"
-        job = GitHubJob(NIGHTLY, "nightly", workspace=workspace, runner_temp=ci_tools["tool_cache"], store=store,
-                        run_id=run_id, sha=PHASE2_COMMIT, caller_repo=team, base_env=env, variables=variables,
-                        now=f"2026-01-0{night + 1}T05:17:00Z")
+        job = GitHubJob(NIGHTLY, "nightly", workspace=workspace, runner_temp=tmp_path / f"runner-temp{night}",
+                        store=store, run_id=run_id, sha=PHASE2_COMMIT, caller_repo=team, base_env=env,
+                        variables=variables, now=f"2026-01-0{night + 1}T05:17:00Z", preinstalled=installed.bin)
         # The sandbox as the project; the rest of the template's own settings stand.
-        job.workflow["env"].update({"DEPLOYCHECK_VERSION": VERSION, "DEPLOYCHECK_PACKAGE": f"{wheel}[sandbox]",
-                                    "EXTRA_ARGS": installed_target("incident")})
-        nights.append((job.run(), workspace / "deploycheck-nightly"))
+        job.workflow["env"].update({"DEPLOYCHECK_VERSION": VERSION, "EXTRA_ARGS": installed_target("incident")})
+        with installed.shared():
+            nights.append((job.run(), workspace / "deploycheck-nightly"))
     assert workflow["on"]["schedule"], "the nightly has no schedule"
 
     (first, first_dir), (second, second_dir) = nights
@@ -470,8 +521,8 @@ def test_nightly_finds_the_newest_unexpired_artifact(tmp_path, ci_tools):
 # The sharded nightly: N shards, then the merge.
 
 
-def test_sharded_nightly_merges_its_shards(tmp_path, ci_tools, sandboxes, wheel):
-    why = cli_feature_missing("--shard", "report merge")
+def test_sharded_nightly_merges_its_shards(tmp_path, ci_tools, sandboxes, installed):
+    why = sharding_missing(tmp_path)
     if why:
         pytest.skip(why)
     store = ArtifactStore(tmp_path / "artifacts")
@@ -479,23 +530,25 @@ def test_sharded_nightly_merges_its_shards(tmp_path, ci_tools, sandboxes, wheel)
     env = environment(ci_tools, tmp_path / "home", sandboxes.state_file("incident"))
     team = team_repository(tmp_path / "team")
     variables = {"GCP_WIF_PROVIDER": "p", "DEPLOYCHECK_SA": "sa@example.iam.gserviceaccount.com"}
-    overrides = {"DEPLOYCHECK_VERSION": VERSION, "DEPLOYCHECK_PACKAGE": f"{wheel}[sandbox]",
-                 "EXTRA_ARGS": installed_target("incident")}
+    overrides = {"DEPLOYCHECK_VERSION": VERSION, "EXTRA_ARGS": installed_target("incident")}
     shards = load_workflow(SHARDED)["jobs"]["shard"]["strategy"]["matrix"]["shard"]
     assert shards == list(range(1, len(shards) + 1)) and len(shards) >= 2, shards
     results = []
     for index, shard in enumerate(shards):
-        job = GitHubJob(SHARDED, "shard", workspace=tmp_path / f"shard{shard}", runner_temp=ci_tools["tool_cache"],
+        job = GitHubJob(SHARDED, "shard", workspace=tmp_path / f"shard{shard}", runner_temp=tmp_path / f"rt{shard}",
                         store=store, run_id=401, sha=PHASE2_COMMIT, caller_repo=team, base_env=env,
-                        variables=variables, matrix={"shard": shard},
+                        variables=variables, matrix={"shard": shard}, preinstalled=installed.bin,
                         strategy={"job-total": len(shards), "job-index": index, "fail-fast": False})
         job.workflow["env"].update(overrides)
-        results.append(job.run())
+        with installed.shared():
+            results.append(job.run())
     assert sorted(a.name for a in store.artifacts) == [f"deploycheck-shard-{k}" for k in shards]
-    merge = GitHubJob(SHARDED, "merge", workspace=tmp_path / "merge", runner_temp=ci_tools["tool_cache"],
-                      store=store, run_id=401, sha=PHASE2_COMMIT, caller_repo=team, base_env=env, variables=variables)
+    merge = GitHubJob(SHARDED, "merge", workspace=tmp_path / "merge", runner_temp=tmp_path / "rt-merge",
+                      store=store, run_id=401, sha=PHASE2_COMMIT, caller_repo=team, base_env=env, variables=variables,
+                      preinstalled=installed.bin)
     merge.workflow["env"].update(overrides)
-    merged = merge.run()
+    with installed.shared():
+        merged = merge.run()
     assert f"merging {len(shards)} shard report(s)" in merged.log(), merged.log()
     merged_report = report(tmp_path / "merge" / "deploycheck-nightly")
     shard_ids = sorted(f["id"] for k in shards for f in report(tmp_path / f"shard{k}" / "deploycheck-shard")["findings"])
@@ -531,14 +584,13 @@ def test_cloud_build_refuses_a_config_with_an_unknown_variable():
         cloud_build_substitute({"steps": [{"args": ["echo $commit"]}]}, _cloud_build_values())
 
 
-def _cloud_build(tmp_path, ci_tools, sandboxes, wheel, scenario: str | None, **substitutions) -> tuple:
+def _cloud_build(tmp_path, ci_tools, sandboxes, installed, scenario: str | None, **substitutions) -> tuple:
     workspace = team_repository(tmp_path / "workspace")
     env = environment(ci_tools, tmp_path / "home", sandboxes.state_file(scenario) if scenario else None)
     env["GCLOUD_STAND_IN_LOG"] = str(tmp_path / "gcloud.log")
-    # The python:3.12-slim image's Python: the tool cache's venv, which the GitHub runs install
-    # into too (so one session installs the wheel once).
-    env["PATH"] = os.pathsep.join([str(ci_tools["image_python"]), env["PATH"]])
-    values = {"_SERVICE": PHASE2, "_DEPLOYCHECK_VERSION": VERSION, "_DEPLOYCHECK_PACKAGE": f"{wheel}[sandbox]",
+    # The python:3.12-slim image's Python: the session's install, which the step installs into again.
+    env["PATH"] = os.pathsep.join([str(installed.bin), env["PATH"]])
+    values = {"_SERVICE": PHASE2, "_DEPLOYCHECK_VERSION": VERSION, "_DEPLOYCHECK_PACKAGE": installed.package,
               "_REPORT_BUCKET": "team-reports"}
     values.update({k: v for k, v in substitutions.items() if k.startswith("_")})
     if scenario:
@@ -547,11 +599,13 @@ def _cloud_build(tmp_path, ci_tools, sandboxes, wheel, scenario: str | None, **s
     builtins.update({k: v for k, v in substitutions.items() if not k.startswith("_")})
     build = CloudBuild(CLOUDBUILD, workspace=workspace, base_env=env, substitutions=values, builtins=builtins)
     log = tmp_path / "gcloud.log"
-    return build.run(), workspace, (log.read_text().splitlines() if log.exists() else [])
+    with installed.shared():
+        result = build.run()
+    return result, workspace, (log.read_text().splitlines() if log.exists() else [])
 
 
-def test_cloud_build_green_uploads_the_report_as_artifacts(tmp_path, ci_tools, sandboxes, wheel):
-    result, workspace, gcloud_calls = _cloud_build(tmp_path, ci_tools, sandboxes, wheel, "healthy",
+def test_cloud_build_green_uploads_the_report_as_artifacts(tmp_path, ci_tools, sandboxes, installed):
+    result, workspace, gcloud_calls = _cloud_build(tmp_path, ci_tools, sandboxes, installed, "healthy",
                                                    COMMIT_SHA=PHASE2_COMMIT)
     assert result.status == "SUCCESS", result.log()
     assert not failing(report(workspace / "deploycheck-report"))
@@ -559,8 +613,8 @@ def test_cloud_build_green_uploads_the_report_as_artifacts(tmp_path, ci_tools, s
     assert gcloud_calls == []
 
 
-def test_cloud_build_red_stores_the_report_and_fails(tmp_path, ci_tools, sandboxes, wheel):
-    result, workspace, gcloud_calls = _cloud_build(tmp_path, ci_tools, sandboxes, wheel, "incident",
+def test_cloud_build_red_stores_the_report_and_fails(tmp_path, ci_tools, sandboxes, installed):
+    result, workspace, gcloud_calls = _cloud_build(tmp_path, ci_tools, sandboxes, installed, "incident",
                                                    _EXPECT_COMMIT=PHASE2_COMMIT)
     assert result.status == "FAILURE", result.log()
     assert len(result.steps) == 2, result.log()
@@ -573,10 +627,10 @@ def test_cloud_build_red_stores_the_report_and_fails(tmp_path, ci_tools, sandbox
     assert {"report.json", "report.md"} <= set(call["files"])
 
 
-def test_cloud_build_refuses_an_empty_commit(tmp_path, ci_tools, sandboxes, wheel):
+def test_cloud_build_refuses_an_empty_commit(tmp_path, ci_tools, sandboxes, installed):
     """`gcloud builds submit` has no COMMIT_SHA: without _EXPECT_COMMIT the gate would prove
     nothing about the commit, so it stops at once with exit 4, before installing anything."""
-    result, workspace, _ = _cloud_build(tmp_path, ci_tools, sandboxes, wheel, None)
+    result, workspace, _ = _cloud_build(tmp_path, ci_tools, sandboxes, installed, None)
     assert result.status == "FAILURE"
     (gate,) = result.steps
     assert gate.exit_code == 4, gate.output
