@@ -63,7 +63,7 @@ pytestmark = pytest.mark.timeout(900)
 
 
 # ---------------------------------------------------------------------------------------------
-# TEMPORARY adapters, to delete once the `deploycheck` CLI and the package move are on main.
+# TEMPORARY adapter, to delete once the `deploycheck` console script is on main (branch f9-cli).
 
 
 def install_cli_adapter_until_deploycheck_lands(directory: Path) -> Path | None:
