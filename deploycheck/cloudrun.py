@@ -12,10 +12,6 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from google.api_core.client_options import ClientOptions
-from google.auth.transport.requests import AuthorizedSession
-from google.cloud import run_v2
-
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call, raise_for_status
 from .paging import Page, guarded_pages
@@ -103,6 +99,8 @@ def _timestamp(value) -> datetime | None:
 
 
 def _condition_state(condition) -> str:
+    from google.cloud import run_v2
+
     state = condition.state if condition else 0
     return run_v2.Condition.State(state).name if isinstance(state, int) else str(state)
 
@@ -199,6 +197,12 @@ class CloudRunReader:
         self.endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
         self.policy = policy or CallPolicy()
         self.calls = ApiCounter()
+        # The client libraries are imported when a reader is made, not when a check module is collected.
+        from google.api_core.client_options import ClientOptions
+        from google.auth.transport.requests import AuthorizedSession
+        from google.cloud import run_v2
+
+        self._run_v2 = run_v2
         options = ClientOptions(api_endpoint=self.endpoint)
         self._services = run_v2.ServicesClient(transport="rest", credentials=credentials, client_options=options)
         self._jobs = run_v2.JobsClient(transport="rest", credentials=credentials, client_options=options)
@@ -216,7 +220,7 @@ class CloudRunReader:
         _require_identity(service.name, full_name, "services.get", f"Cloud Run service {name}")
         traffic = []
         for status in service.traffic_statuses:
-            latest = status.type_ == run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+            latest = status.type_ == self._run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
             revision = status.revision or (_short(service.latest_ready_revision) if latest else "")
             traffic.append(TrafficShare(revision=revision, percent=status.percent, tag=status.tag, latest=latest))
         condition = service.terminal_condition
@@ -245,10 +249,10 @@ class CloudRunReader:
 
     def service_names(self) -> list[str]:
         """Every service in the region: one list call per page of 100, not one call per name."""
-        return self._names("services", self._services.list_services, run_v2.ListServicesRequest)
+        return self._names("services", self._services.list_services, self._run_v2.ListServicesRequest)
 
     def job_names(self) -> list[str]:
-        return self._names("jobs", self._jobs.list_jobs, run_v2.ListJobsRequest)
+        return self._names("jobs", self._jobs.list_jobs, self._run_v2.ListJobsRequest)
 
     def _names(self, kind: str, list_method, request_type) -> list[str]:
         """Names of one collection, page by page, through the page guard; a nameless item is an error."""

@@ -16,10 +16,6 @@ import re
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from google.api_core.client_options import ClientOptions
-from google.auth.transport.requests import AuthorizedSession
-from google.cloud import resourcemanager_v3
-
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call, raise_for_status
 
@@ -104,6 +100,11 @@ class IamReader:
         self.calls = ApiCounter()
         # The sandbox serves every Google API at one endpoint; the real ones have one host each.
         self.iam_endpoint = (endpoint or DEFAULT_IAM_ENDPOINT).rstrip("/")
+        # Imported when a reader is made, not when a check module is collected.
+        from google.api_core.client_options import ClientOptions
+        from google.auth.transport.requests import AuthorizedSession
+        from google.cloud import resourcemanager_v3
+
         options = ClientOptions(api_endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/"))
         self._projects = resourcemanager_v3.ProjectsClient(transport="rest", credentials=credentials,
                                                            client_options=options)

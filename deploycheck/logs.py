@@ -27,9 +27,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, TypeVar
 
-from google.api_core.client_options import ClientOptions
-from google.cloud import logging as cloud_logging
-
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call
 from .inventory import HeartbeatLogSpec
@@ -109,6 +106,10 @@ class LogReader:
         self.policy = policy or CallPolicy()
         self.calls = ApiCounter()
         self.max_empty_pages = max_empty_pages
+        # Imported when a reader is made, not when a check module is collected.
+        from google.api_core.client_options import ClientOptions
+        from google.cloud import logging as cloud_logging
+
         self._client = cloud_logging.Client(
             project=project, credentials=credentials, _use_grpc=False,
             client_options=ClientOptions(api_endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/")))

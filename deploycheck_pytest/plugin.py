@@ -22,8 +22,6 @@ from pathlib import Path
 import pytest
 from _pytest.config.findpaths import determine_setup
 
-from deploycheck.images import ImageLimits
-
 BUILTIN_CHECKS = Path(__file__).resolve().parent / "checks"
 FIXTURE_PLUGINS = ("deploycheck_pytest.fixtures.plugin", "deploycheck_pytest.fixtures.observe",
                    "deploycheck_pytest.fixtures.images", "deploycheck_pytest.fixtures.reporting")
@@ -34,9 +32,30 @@ MARKERS = (
 )
 # Given any of these, the run is about a deployment even without a services.yaml in the rootdir.
 ACTIVATING_OPTIONS = ("inventory", "target", "service", "job", "expect_commit")
+# deploycheck.images.ImageLimits' defaults, written out so that registering the options imports no
+# library module (tests/test_plugin_startup.py holds them equal).
+IMAGE_LIMIT_DEFAULTS = {"max_file_bytes": 1024 * 1024, "max_decompressed_bytes": 1024 ** 3, "max_layers": 128,
+                        "max_seconds": 120.0}
+# The library: plain modules, no test code, so nothing in it is for pytest's assertion rewriter.
+LIBRARY_PACKAGE = "deploycheck"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def leave_the_library_unrewritten(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Installed from a wheel, the distribution lists every file, and pytest marks each of its
+    top-level packages for assertion rewriting (`_mark_plugins_for_rewrite`), the library
+    included: every start would then parse and rewrite the whole library from source (it cannot
+    cache under PYTHONDONTWRITEBYTECODE, as in most CI images). Only the pytest layer
+    (deploycheck_pytest: checks and fixtures) keeps the mark. This runs in the first hook pytest
+    calls on this plugin, before any library module is imported."""
+    hook = getattr(pluginmanager, "rewrite_hook", None)
+    marked = getattr(hook, "_must_rewrite", None)  # pytest keeps the marks privately; no public unmark
+    if isinstance(marked, set) and LIBRARY_PACKAGE in marked:
+        marked.discard(LIBRARY_PACKAGE)
+        hook.mark_rewrite()  # (nothing new) drops the hook's cache of names it already judged
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    leave_the_library_unrewritten(pluginmanager)
     group = parser.getgroup("deploycheck", "deploycheck (Cloud Run deployment verification)")
     group.addoption("--inventory", default="services.yaml", metavar="PATH",
                     help="the inventory of services and jobs (default: ./services.yaml)")
@@ -79,14 +98,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="verified blobs by digest (default ~/.cache/deploycheck); a warm run reads 0 bytes")
     images.addoption("--platform", default="linux/amd64", metavar="OS/ARCH",
                      help="which image of a multi-platform index to read (default linux/amd64)")
-    images.addoption("--max-file-bytes", type=int, default=ImageLimits.max_file_bytes, metavar="N",
-                     help=f"bytes kept per file read from an image (default {ImageLimits.max_file_bytes:,})")
-    images.addoption("--max-decompressed-bytes", type=int, default=ImageLimits.max_decompressed_bytes, metavar="N",
+    images.addoption("--max-file-bytes", type=int, default=IMAGE_LIMIT_DEFAULTS["max_file_bytes"], metavar="N",
+                     help=f"bytes kept per file read from an image (default {IMAGE_LIMIT_DEFAULTS['max_file_bytes']:,})")
+    images.addoption("--max-decompressed-bytes", type=int, default=IMAGE_LIMIT_DEFAULTS["max_decompressed_bytes"],
+                     metavar="N",
                      help="decompressed layer bytes one image read may inflate (default 1 GiB): a zip bomb stops here")
-    images.addoption("--max-layers", type=int, default=ImageLimits.max_layers, metavar="N",
-                     help=f"refuse images with more layers (default {ImageLimits.max_layers})")
-    images.addoption("--image-timeout", type=float, default=ImageLimits.max_seconds, metavar="SECONDS",
-                     help=f"wall-clock budget of one image read (default {ImageLimits.max_seconds:g}s)")
+    images.addoption("--max-layers", type=int, default=IMAGE_LIMIT_DEFAULTS["max_layers"], metavar="N",
+                     help=f"refuse images with more layers (default {IMAGE_LIMIT_DEFAULTS['max_layers']})")
+    images.addoption("--image-timeout", type=float, default=IMAGE_LIMIT_DEFAULTS["max_seconds"], metavar="SECONDS",
+                     help=f"wall-clock budget of one image read (default {IMAGE_LIMIT_DEFAULTS['max_seconds']:g}s)")
 
 
 def _at_least_one(text: str) -> int:
