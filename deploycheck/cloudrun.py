@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Callable, TypeVar
 
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call, raise_for_status
@@ -21,6 +22,8 @@ DEFAULT_ENDPOINT = "https://run.googleapis.com"
 API = "Cloud Run"
 LIST_PAGE_SIZE = 100
 MAX_LIST_PAGES = 1000  # 100,000 resources in one region: far past Cloud Run's quotas
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,10 @@ class CloudRunReader:
             name=full_name, retry=None, timeout=self.policy.attempt_timeout),
             policy=self.policy, permission="run.services.get", counter=self.calls, method="services.get", api=API)
         _require_identity(service.name, full_name, "services.get", f"Cloud Run service {name}")
+        return self._service_state(service)
+
+    def _service_state(self, service) -> ServiceState:
+        """A v2 Service message (from services.get or services.list) -> ServiceState."""
         traffic = []
         for status in service.traffic_statuses:
             latest = status.type_ == self._run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
@@ -225,7 +232,7 @@ class CloudRunReader:
             traffic.append(TrafficShare(revision=revision, percent=status.percent, tag=status.tag, latest=latest))
         condition = service.terminal_condition
         return ServiceState(
-            name=name,
+            name=_short(service.name),
             uri=service.uri,
             generation=service.generation,
             observed_generation=service.observed_generation,
@@ -247,15 +254,25 @@ class CloudRunReader:
         _require_identity(job.name, full_name, "jobs.get", f"Cloud Run job {name}")
         return _job_state(job)
 
+    def services(self) -> list[ServiceState]:
+        """Every service in the region, as services.get would answer each: one call per page of
+        100, so a fleet's services cost a few calls, not one each."""
+        return self._list("services", self._services.list_services, self._run_v2.ListServicesRequest,
+                          self._service_state)
+
+    def jobs(self) -> list[JobState]:
+        """Every job in the region, as jobs.get would answer each (one call per page)."""
+        return self._list("jobs", self._jobs.list_jobs, self._run_v2.ListJobsRequest, _job_state)
+
     def service_names(self) -> list[str]:
-        """Every service in the region: one list call per page of 100, not one call per name."""
-        return self._names("services", self._services.list_services, self._run_v2.ListServicesRequest)
+        return [service.name for service in self.services()]
 
     def job_names(self) -> list[str]:
-        return self._names("jobs", self._jobs.list_jobs, self._run_v2.ListJobsRequest)
+        return [job.name for job in self.jobs()]
 
-    def _names(self, kind: str, list_method, request_type) -> list[str]:
-        """Names of one collection, page by page, through the page guard; a nameless item is an error."""
+    def _list(self, kind: str, list_method, request_type, parse: Callable[[object], T]) -> list[T]:
+        """One collection, page by page, through the page guard; an item named outside the
+        region's collection is an error, and an item listed twice counts once."""
         what = f"the Cloud Run {kind} of the region"
         method = f"{kind}.list"
 
@@ -265,16 +282,17 @@ class CloudRunReader:
             response = call(what, lambda: next(iter(list_method(
                 request=request, retry=None, timeout=self.policy.attempt_timeout).pages)),
                 policy=self.policy, permission=f"run.{method}", counter=self.calls, method=method, api=API)
-            names = []
+            items = []
             for item in getattr(response, kind):
-                if not item.name.startswith(f"{self.parent}/{kind}/"):
+                if not item.name.startswith(f"{self.parent}/{kind}/") or "/" in item.name[len(self.parent) + len(kind) + 2:]:
                     raise ObservationError(what, f"{API} {method} listed an item named {item.name!r}, not one of "
                                                  f"{self.parent}/{kind}/")
-                names.append(_short(item.name))
-            return Page(names, response.next_page_token)
+                items.append((_short(item.name), item))
+            return Page(items, response.next_page_token)
 
         pages = guarded_pages(f"{what} ({API} {method})", fetch_page, max_pages=MAX_LIST_PAGES)
-        return list(dict.fromkeys(name for page in pages for name in page.items))
+        listed = dict(pair for page in pages for pair in page.items)
+        return [parse(item) for item in listed.values()]
 
     def revision_json(self, service: str, revision: str) -> dict:
         name = f"{self.parent}/services/{service}/revisions/{revision}"
@@ -290,26 +308,42 @@ class CloudRunReader:
 
     def revisions(self, service: str) -> list[RevisionState]:
         """Every revision of the service (revisions.list, page by page through the page guard)."""
+        return self._revisions(service, f"the revisions of Cloud Run service {service}").get(service, [])
+
+    def all_revisions(self) -> dict[str, list[RevisionState]]:
+        """Every revision of every service in the region, by service: revisions.list with the
+        API's "-" wildcard for the service, one call per page instead of one listing per service."""
+        return self._revisions("-", "the revisions of the region's Cloud Run services")
+
+    def _revisions(self, service: str, what: str) -> dict[str, list[RevisionState]]:
         parent = f"{self.parent}/services/{service}"
-        what = f"the revisions of Cloud Run service {service}"
+        prefix = f"{self.parent}/services/"
 
         def fetch_page(token: str | None) -> Page:
             params = {"pageSize": LIST_PAGE_SIZE, **({"pageToken": token} if token else {})}
-            data = call(what, lambda: self._get_json(f"{parent}/revisions", params), policy=self.policy, permission="run.revisions.list", counter=self.calls,
-                        method="revisions.list", api=API)
+            data = call(what, lambda: self._get_json(f"{parent}/revisions", params), policy=self.policy,
+                        permission="run.revisions.list", counter=self.calls, method="revisions.list", api=API)
             if not isinstance(data, dict) or not isinstance(data.get("revisions", []), list):
                 raise ObservationError(what, f"{API} revisions.list answered something that is not a listing")
             items = []
             for item in data.get("revisions", []):
                 problems = revision_shape_problems(item)
+                owner = _owning_service(item.get("name") if isinstance(item, dict) else None, prefix)
+                if not problems and (owner is None or service not in ("-", owner)):
+                    problems = [f"it is named {item.get('name')!r}, not a revision of "
+                                f"{prefix}{'*' if service == '-' else service}"]
                 if problems:
                     raise ObservationError(what, f"{API} revisions.list listed a revision the checks cannot trust: "
                                                  f"{'; '.join(problems)}")
-                items.append(parse_revision(item))
+                items.append((owner, parse_revision(item)))
             return Page(items, data.get("nextPageToken"))
 
         pages = guarded_pages(f"{what} ({API} revisions.list)", fetch_page, max_pages=MAX_LIST_PAGES)
-        return list({revision.name: revision for page in pages for revision in page.items}.values())
+        by_service: dict[str, dict[str, RevisionState]] = {}
+        for page in pages:
+            for owner, revision in page.items:
+                by_service.setdefault(owner, {})[revision.name] = revision  # listed twice counts once
+        return {owner: list(revisions.values()) for owner, revisions in by_service.items()}
 
     def _get_json(self, resource: str, params: dict | None = None) -> object:
         """GET /v2/RESOURCE as raw JSON (the gapic messages drop containerStatuses, see DESIGN)."""
@@ -325,6 +359,14 @@ class CloudRunReader:
         self._session.close()
         self._services.transport.close()
         self._jobs.transport.close()
+
+
+def _owning_service(name: object, prefix: str) -> str | None:
+    """projects/P/locations/L/services/S/revisions/R -> S (None: not a revision name under prefix)."""
+    if not isinstance(name, str) or not name.startswith(prefix):
+        return None
+    parts = name[len(prefix):].split("/")
+    return parts[0] if len(parts) == 3 and parts[1] == "revisions" and parts[0] and parts[2] else None
 
 
 def _require_identity(answered: str, asked: str, method: str, what: str) -> None:

@@ -23,8 +23,10 @@ import pytest
 from _pytest.config.findpaths import determine_setup
 
 BUILTIN_CHECKS = Path(__file__).resolve().parent / "checks"
-FIXTURE_PLUGINS = ("deploycheck_pytest.fixtures.plugin", "deploycheck_pytest.fixtures.observe",
-                   "deploycheck_pytest.fixtures.images", "deploycheck_pytest.fixtures.reporting")
+# distribute first: the fixture modules import it (as a plugin it must be imported by pytest first).
+FIXTURE_PLUGINS = ("deploycheck_pytest.distribute", "deploycheck_pytest.fixtures.plugin",
+                   "deploycheck_pytest.fixtures.observe", "deploycheck_pytest.fixtures.images",
+                   "deploycheck_pytest.fixtures.reporting")
 MARKERS = (
     "postdeploy: checks to gate a deploy, run minutes after it (traffic, rollout, digest, commit, code, logs, iam)",
     "nightly: slower project-wide checks for the nightly drift report (heartbeat documents, stale jobs)",
@@ -90,6 +92,14 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
                          "ERROR instead of running on")
     group.addoption("--deadline", type=float, default=60.0, metavar="SECONDS",
                     help="give up on one API read after SECONDS, retries included (default 60); the check then ERRORs")
+    group.addoption("--read-ahead", type=_at_least_zero, default=8, metavar="N",
+                    help="reads of facts the next checks will need, run at once in the background (default 8; "
+                         "0: each check reads its own facts when it runs)")
+    group.addoption("--shard", default=None, metavar="K/N",
+                    help="check only shard K of N (1-based), split by resource: the same resources every run; the "
+                         "project-wide checks run in shard 1. Without it, CLOUD_RUN_TASK_INDEX (0-based) and "
+                         "CLOUD_RUN_TASK_COUNT are used when set (a Cloud Run job with N tasks). Combine the shards' "
+                         "reports with `deploycheck report merge`")
     images = parser.getgroup("deploycheck-images", "deploycheck: reading files inside images")
     images.addoption("--image-source", choices=("registry", "docker"), default="registry",
                      help="registry: read layers over the OCI API, no pull (default); docker: pull through a "
@@ -107,6 +117,18 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
                      help=f"refuse images with more layers (default {IMAGE_LIMIT_DEFAULTS['max_layers']})")
     images.addoption("--image-timeout", type=float, default=IMAGE_LIMIT_DEFAULTS["max_seconds"], metavar="SECONDS",
                      help=f"wall-clock budget of one image read (default {IMAGE_LIMIT_DEFAULTS['max_seconds']:g}s)")
+
+
+def _at_least_zero(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
 
 def _at_least_one(text: str) -> int:
