@@ -5,4 +5,7 @@ plugin `deploycheck_pytest`); this repository adds only what is the platform's o
 inventory (services.yaml), its custom checks (checks/) and their fixtures (fixtures/).
 """
 
-pytest_plugins = ["fixtures.nba"]
+# Imported rather than listed in `pytest_plugins`: with an editable install, a run from another
+# directory reaches this file while collecting the built-in checks, and pytest refuses
+# `pytest_plugins` in any conftest but the rootdir's.
+from fixtures.nba import deploy_script_label  # noqa: F401
