@@ -42,11 +42,21 @@ def _add_check_inventory(commands: argparse._SubParsersAction) -> None:
     command.set_defaults(run=_check_inventory)
 
 
+def _add_report_merge(commands: argparse._SubParsersAction) -> None:
+    from .report import merge
+
+    command = commands.add_parser("report-merge", help="combine the reports of a sharded run (--shard K/N) into one",
+                                  description=merge.__doc__.splitlines()[0])
+    merge.add_arguments(command)
+    command.set_defaults(run=merge.run)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploycheck", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_schema(commands)
     _add_check_inventory(commands)
+    _add_report_merge(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 

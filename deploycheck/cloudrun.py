@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Callable, TypeVar
 
 from .errors import ObservationError
-from .gcall import ApiCounter, CallPolicy, call, raise_for_status
+from .gcall import ApiCounter, CallPolicy, call, pin_environment, raise_for_status, transport_session
 from .paging import Page, guarded_pages
 from .imageref import DIGEST_RE, ImageRef, ImageRefError, digest_of
 
@@ -210,6 +210,8 @@ class CloudRunReader:
         self._services = run_v2.ServicesClient(transport="rest", credentials=credentials, client_options=options)
         self._jobs = run_v2.JobsClient(transport="rest", credentials=credentials, client_options=options)
         self._session = AuthorizedSession(credentials)
+        for session in (self._session, transport_session(self._services), transport_session(self._jobs)):
+            pin_environment(session, self.endpoint)
 
     @property
     def parent(self) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from .errors import ObservationError
-from .gcall import ApiCounter, CallPolicy, call, raise_for_status
+from .gcall import ApiCounter, CallPolicy, call, pin_environment, raise_for_status, transport_session
 
 DEFAULT_ENDPOINT = "https://cloudresourcemanager.googleapis.com"
 DEFAULT_IAM_ENDPOINT = "https://iam.googleapis.com"
@@ -113,6 +113,9 @@ class IamReader:
         self._organizations = resourcemanager_v3.OrganizationsClient(transport="rest", credentials=credentials,
                                                                      client_options=options)
         self._session = AuthorizedSession(credentials)
+        pin_environment(self._session, self.iam_endpoint)
+        for client in (self._projects, self._folders, self._organizations):
+            pin_environment(transport_session(client), options.api_endpoint)
         self._roles: dict[str, Role] = {}
 
     # --- the resource hierarchy ---------------------------------------------------------------

@@ -30,7 +30,7 @@ from typing import Callable, TypeVar
 
 from . import re2
 from .errors import ObservationError
-from .gcall import ApiCounter, CallPolicy, call
+from .gcall import ApiCounter, CallPolicy, call, pin_environment
 from .inventory import HeartbeatLogSpec
 from .paging import DEFAULT_MAX_EMPTY_PAGES, Page, guarded_pages
 
@@ -77,6 +77,7 @@ class Listing:
     lines: list[LogLine]
     complete: bool
     limit: int
+    beyond: LogLine | None = None  # when cut: the first entry past the limit (read to know there is more)
 
     def cut_note(self) -> str:
         return (f"the listing stopped at its limit of {self.limit:,} entries ({LIMIT_OPTION}); "
@@ -118,9 +119,10 @@ class LogReader:
         from google.api_core.client_options import ClientOptions
         from google.cloud import logging as cloud_logging
 
-        self._client = cloud_logging.Client(
-            project=project, credentials=credentials, _use_grpc=False,
-            client_options=ClientOptions(api_endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/")))
+        endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
+        self._client = cloud_logging.Client(project=project, credentials=credentials, _use_grpc=False,
+                                            client_options=ClientOptions(api_endpoint=endpoint))
+        pin_environment(self._client._http, endpoint)
 
     def lines(self, filter_: str, *, what: str, limit: int, newest_first: bool = True,
               allowed_revisions: set[str] | None = None) -> Listing:
@@ -138,7 +140,8 @@ class LogReader:
                 found.setdefault(key, line)  # the same entry twice (a retried page) counts once
             if len(found) > limit:
                 pages.close()
-                return Listing(list(found.values())[:limit], complete=False, limit=limit)
+                lines = list(found.values())
+                return Listing(lines[:limit], complete=False, limit=limit, beyond=lines[limit])
         return Listing(list(found.values()), complete=True, limit=limit)
 
     def latest(self, filter_: str, *, what: str, allowed_revisions: set[str] | None = None) -> LogLine | None:
@@ -302,9 +305,9 @@ def settle(question: LogQuestion, listing: Listing) -> object:
     more matches than the question's limit, it already holds. Never a guess about the rest."""
     revisions = set(question.revisions)
     since = question.scope.since
-    matching = [line for line in listing.lines
-                if line.revision in revisions and line.timestamp >= since and question.matches(line)]
-    whole_window = listing.complete or (bool(listing.lines) and listing.lines[-1].timestamp < since)
+    read = [*listing.lines, listing.beyond] if listing.beyond is not None else listing.lines
+    matching = [line for line in read if line.revision in revisions and line.timestamp >= since and question.matches(line)]
+    whole_window = listing.complete or (bool(read) and read[-1].timestamp < since)
     if question.limit is None:
         if matching:
             return matching[0]

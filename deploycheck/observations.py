@@ -43,14 +43,26 @@ class ObservationCache:
     # --- reading ----------------------------------------------------------------------------
     def get(self, key: tuple, fetch: Callable[[], T]) -> T:
         """The fact under `key`: cached, being read by another thread (then waited for), or read now."""
-        with self._lock:
-            fact = self._facts.get(key)
-            mine = fact is None
+        while True:
+            with self._lock:
+                fact = self._facts.get(key)
+                mine = fact is None
+                if mine:
+                    fact = self._facts[key] = Future()
+                    fact.read_ahead = self._reading_ahead()
             if mine:
-                fact = self._facts[key] = Future()
-        if mine:
-            self._read(key, fact, fetch)
-        return fact.result()
+                self._read(key, fact, fetch)
+            try:
+                return fact.result()
+            except ObservationError:
+                raise
+            except BaseException:
+                if fact.read_ahead and not self._reading_ahead():
+                    continue  # a defect met while reading ahead: read it here, where it is the check's to show
+                raise
+
+    def _reading_ahead(self) -> bool:
+        return threading.current_thread() in self._threads
 
     def prime(self, key: tuple, value: object) -> None:
         """Record a fact learnt as part of another answer (a service from a listing), unless known."""

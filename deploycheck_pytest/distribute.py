@@ -23,6 +23,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -97,6 +98,34 @@ def parse_shard(option: str | None, environ: dict[str, str] | None = None) -> Sh
 
 def shard_of(config: pytest.Config) -> Shard | None:
     return config.stash.get(SHARD_KEY, None)
+
+
+# The id a CI engine gives every shard of one run, in the order they are looked for.
+RUN_ID_VARIABLES = ("DEPLOYCHECK_RUN_ID", "CLOUD_RUN_EXECUTION", "GITHUB_RUN_ID", "BUILD_ID", "CI_PIPELINE_ID")
+
+
+def shard_record(config: pytest.Config) -> dict | None:
+    """What report.json says about the shard, so that `deploycheck report merge` can refuse shards
+    of different runs, inventories or selections, and a shard missing or given twice."""
+    shard = shard_of(config)
+    if shard is None:
+        return None
+    variable = next((name for name in RUN_ID_VARIABLES if os.environ.get(name)), None)
+    run = os.environ[variable] if variable else None
+    if variable == "GITHUB_RUN_ID" and os.environ.get("GITHUB_RUN_ATTEMPT"):
+        run = f"{run}.{os.environ['GITHUB_RUN_ATTEMPT']}"  # a re-run is another run
+    from .fixtures.plugin import session_of
+
+    session = session_of(config)
+    try:
+        inventory = hashlib.sha256(Path(session.inventory.source).read_bytes()).hexdigest()
+    except OSError:
+        inventory = None
+    return {"index": shard.index + 1, "count": shard.count, "from": shard.source, "run": run, "run_from": variable,
+            "inventory_sha256": inventory,
+            "selection": {"markexpr": config.option.markexpr or "", "keyword": config.option.keyword or "",
+                          "services": list(config.getoption("--service")), "jobs": list(config.getoption("--job")),
+                          "expect_commit": config.getoption("--expect-commit")}}
 
 
 # --- the pytest hooks (registered in a deploycheck run) ------------------------------------------
