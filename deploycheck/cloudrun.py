@@ -11,13 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-
-from google.api_core.client_options import ClientOptions
-from google.auth.transport.requests import AuthorizedSession
-from google.cloud import run_v2
+from typing import Callable, TypeVar
 
 from .errors import ObservationError
-from .gcall import ApiCounter, CallPolicy, call, raise_for_status
+from .gcall import ApiCounter, CallPolicy, call, pin_environment, raise_for_status, transport_session
 from .paging import Page, guarded_pages
 from .imageref import DIGEST_RE, ImageRef, ImageRefError, digest_of
 
@@ -25,6 +22,8 @@ DEFAULT_ENDPOINT = "https://run.googleapis.com"
 API = "Cloud Run"
 LIST_PAGE_SIZE = 100
 MAX_LIST_PAGES = 1000  # 100,000 resources in one region: far past Cloud Run's quotas
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,6 +103,8 @@ def _timestamp(value) -> datetime | None:
 
 
 def _condition_state(condition) -> str:
+    from google.cloud import run_v2
+
     state = condition.state if condition else 0
     return run_v2.Condition.State(state).name if isinstance(state, int) else str(state)
 
@@ -200,10 +201,18 @@ class CloudRunReader:
         self.endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
         self.policy = policy or CallPolicy()
         self.calls = ApiCounter()
+        # The client libraries are imported when a reader is made, not when a check module is collected.
+        from google.api_core.client_options import ClientOptions
+        from google.auth.transport.requests import AuthorizedSession
+        from google.cloud import run_v2
+
+        self._run_v2 = run_v2
         options = ClientOptions(api_endpoint=self.endpoint)
         self._services = run_v2.ServicesClient(transport="rest", credentials=credentials, client_options=options)
         self._jobs = run_v2.JobsClient(transport="rest", credentials=credentials, client_options=options)
         self._session = AuthorizedSession(credentials)
+        for session in (self._session, transport_session(self._services), transport_session(self._jobs)):
+            pin_environment(session, self.endpoint)
 
     @property
     def parent(self) -> str:
@@ -215,7 +224,31 @@ class CloudRunReader:
             name=full_name, retry=None, timeout=self.policy.attempt_timeout),
             policy=self.policy, permission="run.services.get", counter=self.calls, method="services.get", api=API)
         _require_identity(service.name, full_name, "services.get", f"Cloud Run service {name}")
-        return _service_state(service)
+        return self._service_state(service)
+
+    def _service_state(self, service) -> ServiceState:
+        """A v2 Service message (from services.get or services.list) -> ServiceState."""
+        traffic = []
+        for status in service.traffic_statuses:
+            latest = status.type_ == self._run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+            revision = status.revision or (_short(service.latest_ready_revision) if latest else "")
+            traffic.append(TrafficShare(revision=revision, percent=status.percent, tag=status.tag, latest=latest))
+        condition = service.terminal_condition
+        return ServiceState(
+            name=_short(service.name),
+            uri=service.uri,
+            generation=service.generation,
+            observed_generation=service.observed_generation,
+            reconciling=service.reconciling,
+            latest_ready_revision=_short(service.latest_ready_revision),
+            latest_created_revision=_short(service.latest_created_revision),
+            traffic=tuple(traffic),
+            labels=dict(service.labels),
+            template_image=service.template.containers[0].image if service.template.containers else "",
+            terminal_state=_condition_state(condition),
+            terminal_message=condition.message if condition else "",
+            template_service_account=service.template.service_account,
+        )
 
     def job(self, name: str) -> JobState:
         full_name = f"{self.parent}/jobs/{name}"
@@ -225,26 +258,25 @@ class CloudRunReader:
         _require_identity(job.name, full_name, "jobs.get", f"Cloud Run job {name}")
         return _job_state(job)
 
-    def service_names(self) -> list[str]:
-        """Every service in the region: one list call per page of 100, not one call per name."""
-        return [name for name, _ in self._listed("services", self._services.list_services, run_v2.ListServicesRequest)]
-
-    def job_names(self) -> list[str]:
-        return [name for name, _ in self._listed("jobs", self._jobs.list_jobs, run_v2.ListJobsRequest)]
-
     def services(self) -> list[ServiceState]:
-        """Every service in the region with what services.list reports of each (template, traffic,
-        labels, conditions): one list call per page, no get per service."""
-        return [_service_state(item) for _, item in
-                self._listed("services", self._services.list_services, run_v2.ListServicesRequest)]
+        """Every service in the region, as services.get would answer each: one call per page of
+        100, so a fleet's services cost a few calls, not one each."""
+        return self._list("services", self._services.list_services, self._run_v2.ListServicesRequest,
+                          self._service_state)
 
     def jobs(self) -> list[JobState]:
-        """Every job in the region as jobs.list reports it (template image, executions)."""
-        return [_job_state(item) for _, item in self._listed("jobs", self._jobs.list_jobs, run_v2.ListJobsRequest)]
+        """Every job in the region, as jobs.get would answer each (one call per page)."""
+        return self._list("jobs", self._jobs.list_jobs, self._run_v2.ListJobsRequest, _job_state)
 
-    def _listed(self, kind: str, list_method, request_type) -> list[tuple[str, object]]:
-        """(short name, item) of one collection, page by page, through the page guard; a nameless
-        item, or one outside the region, is an error; an item listed twice counts once."""
+    def service_names(self) -> list[str]:
+        return [service.name for service in self.services()]
+
+    def job_names(self) -> list[str]:
+        return [job.name for job in self.jobs()]
+
+    def _list(self, kind: str, list_method, request_type, parse: Callable[[object], T]) -> list[T]:
+        """One collection, page by page, through the page guard; an item named outside the
+        region's collection is an error, and an item listed twice counts once."""
         what = f"the Cloud Run {kind} of the region"
         method = f"{kind}.list"
 
@@ -256,14 +288,15 @@ class CloudRunReader:
                 policy=self.policy, permission=f"run.{method}", counter=self.calls, method=method, api=API)
             items = []
             for item in getattr(response, kind):
-                if not item.name.startswith(f"{self.parent}/{kind}/"):
+                if not item.name.startswith(f"{self.parent}/{kind}/") or "/" in item.name[len(self.parent) + len(kind) + 2:]:
                     raise ObservationError(what, f"{API} {method} listed an item named {item.name!r}, not one of "
                                                  f"{self.parent}/{kind}/")
                 items.append((_short(item.name), item))
             return Page(items, response.next_page_token)
 
         pages = guarded_pages(f"{what} ({API} {method})", fetch_page, max_pages=MAX_LIST_PAGES)
-        return list({name: (name, item) for page in pages for name, item in page.items}.values())
+        listed = dict(pair for page in pages for pair in page.items)
+        return [parse(item) for item in listed.values()]
 
     def revision_json(self, service: str, revision: str) -> dict:
         name = f"{self.parent}/services/{service}/revisions/{revision}"
@@ -279,26 +312,42 @@ class CloudRunReader:
 
     def revisions(self, service: str) -> list[RevisionState]:
         """Every revision of the service (revisions.list, page by page through the page guard)."""
+        return self._revisions(service, f"the revisions of Cloud Run service {service}").get(service, [])
+
+    def all_revisions(self) -> dict[str, list[RevisionState]]:
+        """Every revision of every service in the region, by service: revisions.list with the
+        API's "-" wildcard for the service, one call per page instead of one listing per service."""
+        return self._revisions("-", "the revisions of the region's Cloud Run services")
+
+    def _revisions(self, service: str, what: str) -> dict[str, list[RevisionState]]:
         parent = f"{self.parent}/services/{service}"
-        what = f"the revisions of Cloud Run service {service}"
+        prefix = f"{self.parent}/services/"
 
         def fetch_page(token: str | None) -> Page:
             params = {"pageSize": LIST_PAGE_SIZE, **({"pageToken": token} if token else {})}
-            data = call(what, lambda: self._get_json(f"{parent}/revisions", params), policy=self.policy, permission="run.revisions.list", counter=self.calls,
-                        method="revisions.list", api=API)
+            data = call(what, lambda: self._get_json(f"{parent}/revisions", params), policy=self.policy,
+                        permission="run.revisions.list", counter=self.calls, method="revisions.list", api=API)
             if not isinstance(data, dict) or not isinstance(data.get("revisions", []), list):
                 raise ObservationError(what, f"{API} revisions.list answered something that is not a listing")
             items = []
             for item in data.get("revisions", []):
                 problems = revision_shape_problems(item)
+                owner = _owning_service(item.get("name") if isinstance(item, dict) else None, prefix)
+                if not problems and (owner is None or service not in ("-", owner)):
+                    problems = [f"it is named {item.get('name')!r}, not a revision of "
+                                f"{prefix}{'*' if service == '-' else service}"]
                 if problems:
                     raise ObservationError(what, f"{API} revisions.list listed a revision the checks cannot trust: "
                                                  f"{'; '.join(problems)}")
-                items.append(parse_revision(item))
+                items.append((owner, parse_revision(item)))
             return Page(items, data.get("nextPageToken"))
 
         pages = guarded_pages(f"{what} ({API} revisions.list)", fetch_page, max_pages=MAX_LIST_PAGES)
-        return list({revision.name: revision for page in pages for revision in page.items}.values())
+        by_service: dict[str, dict[str, RevisionState]] = {}
+        for page in pages:
+            for owner, revision in page.items:
+                by_service.setdefault(owner, {})[revision.name] = revision  # listed twice counts once
+        return {owner: list(revisions.values()) for owner, revisions in by_service.items()}
 
     def _get_json(self, resource: str, params: dict | None = None) -> object:
         """GET /v2/RESOURCE as raw JSON (the gapic messages drop containerStatuses, see DESIGN)."""
@@ -316,35 +365,19 @@ class CloudRunReader:
         self._jobs.transport.close()
 
 
+def _owning_service(name: object, prefix: str) -> str | None:
+    """projects/P/locations/L/services/S/revisions/R -> S (None: not a revision name under prefix)."""
+    if not isinstance(name, str) or not name.startswith(prefix):
+        return None
+    parts = name[len(prefix):].split("/")
+    return parts[0] if len(parts) == 3 and parts[1] == "revisions" and parts[0] and parts[2] else None
+
+
 def _require_identity(answered: str, asked: str, method: str, what: str) -> None:
     """An answer about another resource, or about none (`{}`), is not an answer."""
     if answered != asked:
         shown = f"one named {answered!r}" if answered else "an object without a name (an empty answer)"
         raise ObservationError(what, f"{API} {method} answered {shown}, not {asked}")
-
-
-def _service_state(service) -> ServiceState:
-    traffic = []
-    for status in service.traffic_statuses:
-        latest = status.type_ == run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
-        revision = status.revision or (_short(service.latest_ready_revision) if latest else "")
-        traffic.append(TrafficShare(revision=revision, percent=status.percent, tag=status.tag, latest=latest))
-    condition = service.terminal_condition
-    return ServiceState(
-        name=_short(service.name),
-        uri=service.uri,
-        generation=service.generation,
-        observed_generation=service.observed_generation,
-        reconciling=service.reconciling,
-        latest_ready_revision=_short(service.latest_ready_revision),
-        latest_created_revision=_short(service.latest_created_revision),
-        traffic=tuple(traffic),
-        labels=dict(service.labels),
-        template_image=service.template.containers[0].image if service.template.containers else "",
-        terminal_state=_condition_state(condition),
-        terminal_message=condition.message if condition else "",
-        template_service_account=service.template.service_account,
-    )
 
 
 def _job_state(job) -> JobState:

@@ -15,6 +15,7 @@ Nothing here knows which check asked.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -202,6 +203,27 @@ def _final(what: str, name: str, exc: api_exceptions.GoogleAPICallError, permiss
 def _message(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc)
     return redact(" ".join(str(message).split())[:300])
+
+
+def pin_environment(session: requests.Session | None, url: str) -> None:
+    """Take the proxy and CA-bundle settings requests would read from the environment for `url`
+    (the one host this session talks to) now, and stop it from reading os.environ on every
+    request: facts are read on background threads while pytest sets and removes
+    PYTEST_CURRENT_TEST around every test phase, and requests' proxy lookup iterates os.environ,
+    which fails (KeyError) when a variable vanishes under it. The token refresh of the credentials
+    (its own session, rare) keeps reading the environment."""
+    if session is None:
+        return
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle and session.verify is True:
+        session.verify = bundle
+    session.trust_env = False
+
+
+def transport_session(client) -> requests.Session | None:
+    """The requests session of a gapic client's REST transport (None if a version keeps it elsewhere)."""
+    return getattr(getattr(client, "_transport", None), "_session", None)
 
 
 def raise_for_status(response: requests.Response) -> requests.Response:

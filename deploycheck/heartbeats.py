@@ -21,9 +21,6 @@ from datetime import datetime, timezone
 
 import grpc
 from google.api_core import exceptions as api_exceptions
-from google.cloud.firestore_v1.services.firestore import FirestoreClient
-from google.cloud.firestore_v1.services.firestore.transports import FirestoreGrpcTransport
-from google.cloud.firestore_v1.types import RunQueryRequest, RunQueryResponse, StructuredQuery
 
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call
@@ -86,6 +83,10 @@ class HeartbeatReader:
         self.project = project
         self.policy = policy or CallPolicy()
         self.calls = ApiCounter()
+        # The Firestore client is imported when a reader is made, not when the check module is collected.
+        from google.cloud.firestore_v1.services.firestore import FirestoreClient
+        from google.cloud.firestore_v1.services.firestore.transports import FirestoreGrpcTransport
+
         if emulator_host:
             self.endpoint = emulator_host
             transport = FirestoreGrpcTransport(channel=grpc.insecure_channel(emulator_host))
@@ -102,6 +103,8 @@ class HeartbeatReader:
 
     def scan(self, collection: str) -> HeartbeatScan:
         """Every document of `collection` (top level), with only FIELDS transferred."""
+        from google.cloud.firestore_v1.types import RunQueryRequest, RunQueryResponse, StructuredQuery
+
         request = RunQueryRequest(
             parent=f"{self.database}/documents",
             structured_query=StructuredQuery(

@@ -16,12 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from google.api_core.client_options import ClientOptions
-from google.auth.transport.requests import AuthorizedSession
-from google.cloud import resourcemanager_v3
-
 from .errors import ObservationError
-from .gcall import ApiCounter, CallPolicy, call, raise_for_status
+from .gcall import ApiCounter, CallPolicy, call, pin_environment, raise_for_status, transport_session
 
 DEFAULT_ENDPOINT = "https://cloudresourcemanager.googleapis.com"
 DEFAULT_IAM_ENDPOINT = "https://iam.googleapis.com"
@@ -104,6 +100,11 @@ class IamReader:
         self.calls = ApiCounter()
         # The sandbox serves every Google API at one endpoint; the real ones have one host each.
         self.iam_endpoint = (endpoint or DEFAULT_IAM_ENDPOINT).rstrip("/")
+        # Imported when a reader is made, not when a check module is collected.
+        from google.api_core.client_options import ClientOptions
+        from google.auth.transport.requests import AuthorizedSession
+        from google.cloud import resourcemanager_v3
+
         options = ClientOptions(api_endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/"))
         self._projects = resourcemanager_v3.ProjectsClient(transport="rest", credentials=credentials,
                                                            client_options=options)
@@ -112,6 +113,9 @@ class IamReader:
         self._organizations = resourcemanager_v3.OrganizationsClient(transport="rest", credentials=credentials,
                                                                      client_options=options)
         self._session = AuthorizedSession(credentials)
+        pin_environment(self._session, self.iam_endpoint)
+        for client in (self._projects, self._folders, self._organizations):
+            pin_environment(transport_session(client), options.api_endpoint)
         self._roles: dict[str, Role] = {}
 
     # --- the resource hierarchy ---------------------------------------------------------------

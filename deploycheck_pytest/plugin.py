@@ -22,12 +22,11 @@ from pathlib import Path
 import pytest
 from _pytest.config.findpaths import determine_setup
 
-from deploycheck.argtypes import commit_sha, severity_threshold
-from deploycheck.images import ImageLimits
-
 BUILTIN_CHECKS = Path(__file__).resolve().parent / "checks"
-FIXTURE_PLUGINS = ("deploycheck_pytest.fixtures.plugin", "deploycheck_pytest.fixtures.observe",
-                   "deploycheck_pytest.fixtures.images", "deploycheck_pytest.fixtures.reporting")
+# distribute first: the fixture modules import it (as a plugin it must be imported by pytest first).
+FIXTURE_PLUGINS = ("deploycheck_pytest.distribute", "deploycheck_pytest.fixtures.plugin",
+                   "deploycheck_pytest.fixtures.observe", "deploycheck_pytest.fixtures.images",
+                   "deploycheck_pytest.fixtures.reporting")
 MARKERS = (
     "postdeploy: checks to gate a deploy, run minutes after it (traffic, rollout, digest, commit, code, logs, iam)",
     "nightly: slower project-wide checks for the nightly drift report (heartbeat documents, stale jobs)",
@@ -35,9 +34,30 @@ MARKERS = (
 )
 # Given any of these, the run is about a deployment even without a services.yaml in the rootdir.
 ACTIVATING_OPTIONS = ("inventory", "target", "service", "job", "expect_commit", "project", "region")
+# deploycheck.images.ImageLimits' defaults, written out so that registering the options imports no
+# library module (tests/test_plugin_startup.py holds them equal).
+IMAGE_LIMIT_DEFAULTS = {"max_file_bytes": 1024 * 1024, "max_decompressed_bytes": 1024 ** 3, "max_layers": 128,
+                        "max_seconds": 120.0}
+# The library: plain modules, no test code, so nothing in it is for pytest's assertion rewriter.
+LIBRARY_PACKAGE = "deploycheck"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def leave_the_library_unrewritten(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Installed from a wheel, the distribution lists every file, and pytest marks each of its
+    top-level packages for assertion rewriting (`_mark_plugins_for_rewrite`), the library
+    included: every start would then parse and rewrite the whole library from source (it cannot
+    cache under PYTHONDONTWRITEBYTECODE, as in most CI images). Only the pytest layer
+    (deploycheck_pytest: checks and fixtures) keeps the mark. This runs in the first hook pytest
+    calls on this plugin, before any library module is imported."""
+    hook = getattr(pluginmanager, "rewrite_hook", None)
+    marked = getattr(hook, "_must_rewrite", None)  # pytest keeps the marks privately; no public unmark
+    if isinstance(marked, set) and LIBRARY_PACKAGE in marked:
+        marked.discard(LIBRARY_PACKAGE)
+        hook.mark_rewrite()  # (nothing new) drops the hook's cache of names it already judged
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    leave_the_library_unrewritten(pluginmanager)
     group = parser.getgroup("deploycheck", "deploycheck (Cloud Run deployment verification)")
     group.addoption("--inventory", default="services.yaml", metavar="PATH",
                     help="the inventory of services and jobs (default: ./services.yaml)")
@@ -50,7 +70,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="the region of every entry that names none, instead of the inventory's `region`")
     group.addoption("--target", default="gcp", metavar="gcp|sandbox[:SCENARIO]",
                     help="gcp (Application Default Credentials; default) or the local stand-in, e.g. sandbox:incident")
-    group.addoption("--expect-commit", type=commit_sha, default=None, metavar="SHA",
+    group.addoption("--expect-commit", type=_commit_sha, default=None, metavar="SHA",
                     help="fail unless the running image was built from this commit (an empty value is refused)")
     group.addoption("--wait", type=float, default=0.0, metavar="SECONDS",
                     help="poll until the newest revision is ready (or failed) before checking, up to SECONDS")
@@ -71,7 +91,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--max-log-entries", type=_at_least_one, default=1000, metavar="N",
                     help="entries one log query reads at most (default 1000); a check whose answer lies beyond "
                          "them ERRORs saying so, never passes")
-    group.addoption("--fail-on", type=severity_threshold, default=None, metavar="P0|P1|P2|P3",
+    group.addoption("--fail-on", type=_severity_threshold, default=None, metavar="P0|P1|P2|P3",
                     help="the lowest severity that fails the run, e.g. P1: P2 and P3 failures are reported but exit 0 "
                          "(default: any failure fails); a check that could not observe its fact (ERROR) always fails")
     group.addoption("--budget", type=float, default=1800.0, metavar="SECONDS",
@@ -79,6 +99,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "ERROR instead of running on")
     group.addoption("--deadline", type=float, default=60.0, metavar="SECONDS",
                     help="give up on one API read after SECONDS, retries included (default 60); the check then ERRORs")
+    group.addoption("--read-ahead", type=_at_least_zero, default=8, metavar="N",
+                    help="reads of facts the next checks will need, run at once in the background (default 8; "
+                         "0: each check reads its own facts when it runs)")
+    group.addoption("--shard", default=None, metavar="K/N",
+                    help="check only shard K of N (1-based), split by resource: the same resources every run; the "
+                         "project-wide checks run in shard 1. Without it, CLOUD_RUN_TASK_INDEX (0-based) and "
+                         "CLOUD_RUN_TASK_COUNT are used when set (a Cloud Run job with N tasks). Combine the shards' "
+                         "reports with `deploycheck report merge`")
     images = parser.getgroup("deploycheck-images", "deploycheck: reading files inside images")
     images.addoption("--image-source", choices=("registry", "docker"), default="registry",
                      help="registry: read layers over the OCI API, no pull (default); docker: pull through a "
@@ -87,18 +115,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="verified blobs by digest (default ~/.cache/deploycheck); a warm run reads 0 bytes")
     images.addoption("--platform", default="linux/amd64", metavar="OS/ARCH",
                      help="which image of a multi-platform index to read (default linux/amd64)")
-    images.addoption("--max-file-bytes", type=int, default=ImageLimits.max_file_bytes, metavar="N",
-                     help=f"bytes kept per file read from an image (default {ImageLimits.max_file_bytes:,})")
-    images.addoption("--max-decompressed-bytes", type=int, default=ImageLimits.max_decompressed_bytes, metavar="N",
+    images.addoption("--max-file-bytes", type=int, default=IMAGE_LIMIT_DEFAULTS["max_file_bytes"], metavar="N",
+                     help=f"bytes kept per file read from an image (default {IMAGE_LIMIT_DEFAULTS['max_file_bytes']:,})")
+    images.addoption("--max-decompressed-bytes", type=int, default=IMAGE_LIMIT_DEFAULTS["max_decompressed_bytes"],
+                     metavar="N",
                      help="decompressed layer bytes one image read may inflate (default 1 GiB): a zip bomb stops here")
-    images.addoption("--max-layers", type=int, default=ImageLimits.max_layers, metavar="N",
-                     help=f"refuse images with more layers (default {ImageLimits.max_layers})")
-    images.addoption("--image-timeout", type=float, default=ImageLimits.max_seconds, metavar="SECONDS",
-                     help=f"wall-clock budget of one image read (default {ImageLimits.max_seconds:g}s)")
+    images.addoption("--max-layers", type=int, default=IMAGE_LIMIT_DEFAULTS["max_layers"], metavar="N",
+                     help=f"refuse images with more layers (default {IMAGE_LIMIT_DEFAULTS['max_layers']})")
+    images.addoption("--image-timeout", type=float, default=IMAGE_LIMIT_DEFAULTS["max_seconds"], metavar="SECONDS",
+                     help=f"wall-clock budget of one image read (default {IMAGE_LIMIT_DEFAULTS['max_seconds']:g}s)")
     images.addoption("--verify-layers", action="store_true", default=False,
                      help="read every layer the file lookup opens to its end and verify its sha256 (by default a "
                           "read stops at the wanted file and the evidence says the layer was read in part, its "
                           "blob digest not verified; eStargz layers are read by their verified TOC and chunks)")
+
+
+def _commit_sha(text: str) -> str:
+    from deploycheck.argtypes import commit_sha  # at parse time, once the library is unmarked for rewriting
+
+    return commit_sha(text)
+
+
+def _severity_threshold(text: str) -> str:
+    from deploycheck.argtypes import severity_threshold
+
+    return severity_threshold(text)
+
+
+def _at_least_zero(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
 
 def _at_least_one(text: str) -> int:

@@ -133,8 +133,9 @@ def test_bad_inventory_reports_every_error_with_its_line_before_any_network_call
 
 def test_unobservable_fact_is_an_error_naming_the_permission(suite, sandboxes):
     info = suite.reuse_sandbox("healthy")
-    faults = {"faults": [{"method": "GET", "path_regex": f"/services/{PHASE2}/revisions/", "status": 403,
-                          "message": "Permission 'run.revisions.get' denied"}]}
+    # The gate reads the serving and newest revisions from the service's revisions.list.
+    faults = {"faults": [{"method": "GET", "path_regex": f"/services/{PHASE2}/revisions$", "status": 403,
+                          "message": "Permission 'run.revisions.list' denied"}]}
     httpx.post(f"{info.api_url}/_sandbox/faults", json=faults).raise_for_status()
     try:
         result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy",
@@ -144,7 +145,7 @@ def test_unobservable_fact_is_an_error_naming_the_permission(suite, sandboxes):
     assert result.ret == 1
     outcomes = result.parseoutcomes()
     assert outcomes.get("errors", 0) >= 3 and "passed" in outcomes  # traffic needs no revision read
-    result.stdout.fnmatch_lines(["*missing permission run.revisions.get*"])
+    result.stdout.fnmatch_lines(["*missing permission run.revisions.list*"])
     errors = [f for f in suite.report()["findings"] if f["outcome"] == "error"]
     assert {f["check"] for f in errors} == {"rollout", "digest", "commit"}
 
