@@ -18,8 +18,8 @@ from google.cloud import run_v2
 
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call, raise_for_status
-from .paging import Page, guarded_pages
 from .imageref import DIGEST_RE, ImageRef, ImageRefError, digest_of
+from .paging import Page, guarded_pages
 
 DEFAULT_ENDPOINT = "https://run.googleapis.com"
 API = "Cloud Run"

@@ -149,7 +149,7 @@ class HeartbeatReader:
     def close(self) -> None:
         self._client.transport.close()
 
-    def __enter__(self) -> "HeartbeatReader":
+    def __enter__(self) -> HeartbeatReader:
         return self
 
     def __exit__(self, *exc_info) -> None:

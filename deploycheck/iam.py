@@ -11,10 +11,10 @@ naming the API, never a default.
 from __future__ import annotations
 
 import json
-
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from google.api_core.client_options import ClientOptions
 from google.auth.transport.requests import AuthorizedSession

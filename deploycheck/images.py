@@ -19,9 +19,9 @@ import posixpath
 import tarfile
 import time
 import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Callable, Iterator, Literal, Protocol, Sequence
-
+from typing import IO, Literal, Protocol
 
 from deploycheck.blobcache import BlobCache, BlobSink, CorruptCacheEntry
 from deploycheck.errors import ObservationError
@@ -409,7 +409,7 @@ class _LayerWalk:
             if not pending:
                 break
             self._budget.check_deadline()
-            layer = self._scan_layer(index, lambda path: self._keep(path, pending, basenames))
+            layer = self._scan_layer(index, lambda path, pending=pending: self._keep(path, pending, basenames))
             self.view.layers.append(layer)
             resolutions = self._resolve_all(wanted)
         self._fill_missing_contents(resolutions)

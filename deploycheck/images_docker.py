@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import tarfile
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import docker
 import docker.errors
@@ -15,10 +15,16 @@ import requests
 
 from deploycheck.errors import ObservationError
 from deploycheck.imageref import ImageRef
-from deploycheck.images import (ChunkReader, FileRead, ImageLimits, ImageReadResult, ReadBudget, path_components,
-                                require_digest, truncation_note)
-
-
+from deploycheck.images import (
+    ChunkReader,
+    FileRead,
+    ImageLimits,
+    ImageReadResult,
+    ReadBudget,
+    path_components,
+    require_digest,
+    truncation_note,
+)
 
 # --- the docker engine reader ---------------------------------------------------------------
 

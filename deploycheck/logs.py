@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from google.api_core.client_options import ClientOptions
 from google.cloud import logging as cloud_logging

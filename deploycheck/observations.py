@@ -8,7 +8,8 @@ fact is fetched: the checks still waiting ERROR with that reason instead of runn
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from .errors import ObservationError
 

@@ -12,7 +12,7 @@ import functools
 
 import re2 as _re2  # the google-re2 binding (absolute import: this module is deploycheck.re2)
 
-__all__ = ["Re2Error", "Pattern", "compile", "re2_incompatibility"]
+__all__ = ["Pattern", "Re2Error", "compile", "re2_incompatibility"]
 
 Pattern = _re2._Regexp
 """A compiled pattern: .search(text), .fullmatch(text), .match(text), .finditer(text); matches have
@@ -72,7 +72,7 @@ def _explained(pattern: str, code: str, snippet: str) -> tuple[str, str]:
     if code == "invalid perl operator":
         for prefix, construct in _PERL_GROUPS:
             # RE2 shows only '(?P' for '(?P=name)'; the pattern tells which construct it was.
-            if prefix.startswith(snippet) and prefix in pattern or snippet.startswith(prefix):
+            if (prefix.startswith(snippet) and prefix in pattern) or snippet.startswith(prefix):
                 return prefix, f"is {construct} in a regular expression, which RE2 lacks"
         return snippet, "is a group or flag syntax RE2 does not know"
     if code == "bad repetition operator":

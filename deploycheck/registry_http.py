@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import google.auth.credentials
 import google.auth.exceptions
@@ -40,11 +40,11 @@ class RegistryRouter:
         self._mirror_url = mirror_url.rstrip("/") if mirror_url else None
 
     @classmethod
-    def direct(cls) -> "RegistryRouter":
+    def direct(cls) -> RegistryRouter:
         return cls(None)
 
     @classmethod
-    def mirror(cls, base_url: str) -> "RegistryRouter":
+    def mirror(cls, base_url: str) -> RegistryRouter:
         """Every host maps to `base_url`, under repository HOST/PATH, so images of many registries share one."""
         return cls(base_url)
 

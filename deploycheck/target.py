@@ -24,7 +24,7 @@ class TargetSpec:
     scenario: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "TargetSpec":
+    def parse(cls, text: str) -> TargetSpec:
         if text == "gcp":
             return cls("gcp")
         if text == "sandbox" or text.startswith("sandbox:"):
@@ -70,11 +70,11 @@ class Target:
         return CallPolicy(deadline=self.deadline_s, attempt_timeout=min(20.0, self.deadline_s), not_after=self.not_after)
 
     @classmethod
-    def gcp(cls, project: str, region: str) -> "Target":
+    def gcp(cls, project: str, region: str) -> Target:
         return cls(TargetSpec("gcp"), project, region, gcp_credentials())
 
     @classmethod
-    def from_sandbox(cls, spec: TargetSpec, state_path: Path) -> "Target":
+    def from_sandbox(cls, spec: TargetSpec, state_path: Path) -> Target:
         from google.auth.credentials import AnonymousCredentials
 
         from .sandbox.manager import SandboxInfo

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -124,7 +125,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) 
     early_config._parser.extra_info.update(rootdir=str(rootpath), inifile=str(inipath))
     addopts = list(early_config.getini("addopts"))
     args[:0] = addopts
-    for option, value in zip(addopts, addopts[1:]):
+    for option, value in pairwise(addopts):
         if option == "-p" and value.startswith("no:"):
             early_config.pluginmanager.consider_pluginarg(value)  # as pytest does (cacheprovider takes stepwise)
     early_config.known_args_namespace = early_config._parser.parse_known_args(

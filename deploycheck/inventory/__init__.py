@@ -24,17 +24,40 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .messages import schema_issue
-from .resolve import Parts, Resolver
+from .resolve import WAIVABLE_CHECKS, Parts, Resolver
 from .schema import InventoryFile, inventory_json_schema
 from .source import MAX_INVENTORY_BYTES, inventory_text, read_inventory_bytes
-from .resolve import WAIVABLE_CHECKS
-from .specs import (CodePattern, HeartbeatLogSpec, HeartbeatSpec, Inventory, InventoryError, InventoryIssue, JobSpec,
-                    ServiceSpec, WaiverSpec)
+from .specs import (
+    CodePattern,
+    HeartbeatLogSpec,
+    HeartbeatSpec,
+    Inventory,
+    InventoryError,
+    InventoryIssue,
+    JobSpec,
+    ServiceSpec,
+    WaiverSpec,
+)
 from .yamlread import MAX_DEPTH, MAX_EXPANDED_NODES, Loc, YamlReader, field_path
 
-__all__ = ["CodePattern", "HeartbeatLogSpec", "HeartbeatSpec", "Inventory", "InventoryError", "InventoryFile",
-           "InventoryIssue", "JobSpec", "MAX_DEPTH", "MAX_EXPANDED_NODES", "MAX_INVENTORY_BYTES", "ServiceSpec",
-           "WAIVABLE_CHECKS", "WaiverSpec", "inventory_json_schema", "load_inventory"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_EXPANDED_NODES",
+    "MAX_INVENTORY_BYTES",
+    "WAIVABLE_CHECKS",
+    "CodePattern",
+    "HeartbeatLogSpec",
+    "HeartbeatSpec",
+    "Inventory",
+    "InventoryError",
+    "InventoryFile",
+    "InventoryIssue",
+    "JobSpec",
+    "ServiceSpec",
+    "WaiverSpec",
+    "inventory_json_schema",
+    "load_inventory",
+]
 
 
 def load_inventory(path: str | Path) -> Inventory:

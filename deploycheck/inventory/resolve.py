@@ -5,16 +5,27 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import ValidationError
 
 from .. import re2
 from ..imageref import ImageRef, ImageRefError
 from .messages import did_you_mean
-from .schema import (Defaults, FileModel, HeartbeatsEntry, InventoryFile, JobEntry, JobSettings, PatternEntry,
-                     ServiceEntry, ServiceSettings, WaiverEntry)
+from .schema import (
+    Defaults,
+    FileModel,
+    HeartbeatsEntry,
+    InventoryFile,
+    JobEntry,
+    JobSettings,
+    PatternEntry,
+    ServiceEntry,
+    ServiceSettings,
+    WaiverEntry,
+)
 from .specs import CodePattern, HeartbeatLogSpec, JobSpec, ServiceSpec, WaiverSpec, legacy_registry_among
 from .yamlread import Loc, Positions
 
@@ -81,7 +92,7 @@ class Parts:
     scope: str | None  # PROJECT/REGION, the resource of project-wide checks; None if either is invalid
 
     @classmethod
-    def of(cls, data: Any) -> "Parts | None":
+    def of(cls, data: Any) -> Parts | None:
         """None when the document is no mapping, or registry, legacy_registries or defaults is
         invalid: every entry depends on those, so cross-checks would only guess."""
         if not isinstance(data, dict):

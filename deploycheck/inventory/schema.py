@@ -197,7 +197,7 @@ class HeartbeatCount(FileModel):
     p0_above: Count
 
     @model_validator(mode="after")
-    def _ordered(self) -> "HeartbeatCount":
+    def _ordered(self) -> HeartbeatCount:
         values = [self.expected_min, self.expected_max, self.p1_above, self.p0_above]
         if values != sorted(values):
             raise ValueError(f"thresholds out of order: {', '.join(map(str, values))} "

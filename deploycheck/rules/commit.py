@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..findings import Finding, Severity, failed, passed
 from .. import remedies
+from ..findings import Finding, Severity, failed, passed
 
 CHECK = "commit"
 MIN_SHA_PREFIX = 7

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from .. import remedies
 from ..cloudrun import ServingImage
 from ..findings import Finding, Severity, failed, passed
 from ..imageref import ImageRef
-from .. import remedies
 
 CHECK = "digest"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from .. import remedies
 from ..cloudrun import JobState
 from ..findings import Finding, Severity, failed, passed
 from ..imageref import ImageRef
-from .. import remedies
 
 UNUSED_AFTER_DAYS = 90
 

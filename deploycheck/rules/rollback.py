@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cloudrun import RevisionState
 from .. import remedies
+from ..cloudrun import RevisionState
 
 READY = "CONDITION_SUCCEEDED"
 

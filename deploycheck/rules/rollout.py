@@ -7,9 +7,9 @@ last update was refused after (or without) that revision, so what runs is not wh
 
 from __future__ import annotations
 
+from .. import remedies
 from ..cloudrun import RevisionState, ServiceState
 from ..findings import Finding, Severity, failed, passed
-from .. import remedies
 
 CHECK = "rollout"
 READY = "CONDITION_SUCCEEDED"

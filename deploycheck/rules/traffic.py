@@ -10,9 +10,9 @@ that failed is also the rollout check's P0: that check judges the deploy, this o
 
 from __future__ import annotations
 
+from .. import remedies
 from ..cloudrun import ServiceState
 from ..findings import Finding, Severity, failed, passed
-from .. import remedies
 from .rollback import RevisionListing, rollback_first
 
 CHECK = "traffic"

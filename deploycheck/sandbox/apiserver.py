@@ -78,7 +78,7 @@ class ApiState:
         return {key: value for key, value in resource.items() if key != LATER_KEY}
 
     @classmethod
-    def from_file(cls, path: str) -> "ApiState":
+    def from_file(cls, path: str) -> ApiState:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
         resources = {item["name"]: item for item in data.get("resources", [])}
@@ -114,7 +114,7 @@ class Handler(BaseHTTPRequestHandler):
     state: ApiState  # set on the subclass by make_server
 
     def log_message(self, fmt: str, *args) -> None:
-        sys.stderr.write("%s %s\n" % (self.log_date_time_string(), fmt % args))
+        sys.stderr.write(f"{self.log_date_time_string()} {fmt % args}\n")
 
     # --- plumbing -------------------------------------------------------------------------
     def _send_json(self, status: int, body: dict) -> None:
@@ -161,19 +161,19 @@ class Handler(BaseHTTPRequestHandler):
             return self._send_error(405, f"{method} {path} is not served by the sandbox (read-only stand-in)")
         return self._send_error(404, f"no route for {path}")
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def do_GET(self) -> None:
         self._dispatch("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._dispatch("PATCH")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._dispatch("PUT")
 
     # --- sandbox control ------------------------------------------------------------------

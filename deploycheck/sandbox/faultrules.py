@@ -73,7 +73,7 @@ class FaultRule:
     spec: dict = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, spec: object, where: str = "fault rule") -> "FaultRule":
+    def parse(cls, spec: object, where: str = "fault rule") -> FaultRule:
         if not isinstance(spec, dict):
             raise InputError(f"{where}: expected a mapping with a `fault` key, got {type(spec).__name__}")
         unknown = set(spec) - {"fault", "path", "method", "times", "after", "status", "interval", "message"}

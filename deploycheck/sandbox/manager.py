@@ -28,8 +28,15 @@ from .faultrules import BACKENDS
 from .firestore_process import FirestoreEmulator, seed_documents
 from .oci_builder import build_image, layer_from_files, push_image, push_oci_layout, random_layer
 from .registry_process import LocalRegistry
-from .scenario import (Scenario, expand_iam_policies, expand_iam_resources, expand_log_entries, expand_log_volume,
-                       expand_resources, load_scenario)
+from .scenario import (
+    Scenario,
+    expand_iam_policies,
+    expand_iam_resources,
+    expand_log_entries,
+    expand_log_volume,
+    expand_resources,
+    load_scenario,
+)
 from .timeutil import rfc3339
 
 STOP_GRACE_SECONDS = 5.0
@@ -60,7 +67,7 @@ class SandboxInfo:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path) -> "SandboxInfo":
+    def load(cls, path: Path) -> SandboxInfo:
         return cls(**json.loads(path.read_text(encoding="utf-8")))
 
     def is_healthy(self) -> bool:
@@ -113,10 +120,9 @@ class Sandbox:
                 command += ["--parent-pid", str(self.parent_pid)]
                 for pid in self._children():
                     command += ["--also-kill", str(pid)]
-            log = open(self.workdir / "apiserver.log", "ab")
-            self.api_process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                                start_new_session=True)
-            log.close()
+            with open(self.workdir / "apiserver.log", "ab") as log:
+                self.api_process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                                    start_new_session=True)
             wait_until_ready(http_probe(f"{api_url}/_sandbox/health"), timeout=20,
                              what="sandbox API stand-in", process=self.api_process,
                              log_path=self.workdir / "apiserver.log")

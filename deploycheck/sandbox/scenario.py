@@ -325,7 +325,7 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
         raise InputError(f"scenario {scenario.name}: service {name} has no revisions")
     out = []
     created_times = []
-    for index, rev in enumerate(revisions, start=1):
+    for rev in revisions:
         rev_name = f"{name}-{rev['suffix']}"
         created = rfc3339(resolve_time(rev.get("created", "now"), scenario.now))
         created_times.append(created)
@@ -363,7 +363,7 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
         out.append(revision)
 
     short_names = [f"{name}-{rev['suffix']}" for rev in revisions]
-    ready_names = [n for n, rev in zip(short_names, revisions) if rev.get("ready", True) is True]
+    ready_names = [n for n, rev in zip(short_names, revisions, strict=True) if rev.get("ready", True) is True]
     latest_created = short_names[-1]
     latest_ready = ready_names[-1] if ready_names else ""
     traffic_spec = spec.get("traffic") or [{"latest": True, "percent": 100}]
