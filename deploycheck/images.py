@@ -14,6 +14,7 @@ cannot reach (a docker engine pulls, creates and never starts a container).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import posixpath
 import tarfile
@@ -119,6 +120,12 @@ class ImageReadResult:
 
     def __getitem__(self, path: str) -> FileRead:
         return self.files[path]
+
+
+class Readable(Protocol):
+    """A forward-only byte stream: all that tarfile's stream mode ("r|") and the decompressors read."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class ImageReader(Protocol):
@@ -301,10 +308,11 @@ class _MergedView:
             path = posixpath.join(current, name)
             found = self.lookup(path)
             if found.state != "found":
-                state = "pending" if found.state == "unknown" else "absent"
+                state: Literal["pending", "absent"] = "pending" if found.state == "unknown" else "absent"
                 physical = posixpath.normpath(posixpath.join(path, *pending))
                 return _Resolution(state, physical, layer=found.layer, reason=found.reason, links=links)
             member = found.member
+            assert member is not None and found.layer is not None  # as every "found" lookup has
             if member.kind == "symlink":
                 links.append((path, member.target))
                 if len(links) > max_hops:
@@ -326,6 +334,7 @@ class _MergedView:
 
     def _final(self, path: str, found: _Lookup, links: list[tuple[str, str]]) -> _Resolution:
         member, layer = found.member, found.layer
+        assert member is not None and layer is not None  # `found` is a "found" lookup
         if member.kind == "hardlink":
             linked = layer.entries.get(member.target)
             if linked is None or linked.kind != "file":
@@ -409,7 +418,7 @@ class _LayerWalk:
             if not pending:
                 break
             self._budget.check_deadline()
-            layer = self._scan_layer(index, lambda path, pending=pending: self._keep(path, pending, basenames))
+            layer = self._scan_layer(index, functools.partial(self._keep, pending=pending, basenames=basenames))
             self.view.layers.append(layer)
             resolutions = self._resolve_all(wanted)
         self._fill_missing_contents(resolutions)
@@ -439,7 +448,10 @@ class _LayerWalk:
         """
         missing: dict[int, set[str]] = {}
         for resolution in resolutions.values():
-            if resolution.state == "found" and resolution.member.data is None:
+            if resolution.state != "found":
+                continue
+            assert resolution.member is not None and resolution.layer is not None  # as every "found" one has
+            if resolution.member.data is None:
                 member_path = resolution.path
                 hardlink = resolution.layer.entries.get(member_path)
                 if hardlink is not None and hardlink.kind == "hardlink":
@@ -459,8 +471,9 @@ class _LayerWalk:
         if resolution.links:
             notes.append("via symlinks " + _describe(resolution.links))
         truncated = False
-        if resolution.state == "found":
-            member = resolution.member
+        member = resolution.member if resolution.state == "found" else None
+        if member is not None:
+            assert layer is not None  # a found file's layer is known
             truncated = member.size > self._limits.max_file_bytes
             if truncated:
                 notes.append(truncation_note(member.size, self._limits))
@@ -478,12 +491,11 @@ class _LayerWalk:
             for name, why in opened.ignored:
                 if posixpath.normpath("/" + name.lstrip("/")) == normal:
                     notes.append(f"ignored member {name!r} of layer {opened.index}: it {why}")
-        found = resolution.state == "found"
         return FileRead(
             path=path,
-            found=found,
-            data=resolution.member.data if found else None,
-            size=resolution.member.size if found else 0,
+            found=member is not None,
+            data=member.data if member is not None else None,
+            size=member.size if member is not None else 0,
             resolved_path=resolution.path,
             layer_digest=layer.descriptor.digest if layer else None,
             layer_index=layer.index if layer else None,
@@ -514,14 +526,19 @@ class _LayerWalk:
     def _scan(
         self,
         layer: _LayerIndex,
-        open_layer: Callable[[IO[bytes]], IO[bytes]],
+        open_layer: Callable[[IO[bytes]], Readable],
         chunks: Iterator[bytes],
         keep: Callable[[str], bool],
     ) -> _LayerIndex:
         compressed = ChunkReader(chunks, self._budget)
-        tar_bytes = _CountingReader(open_layer(compressed), lambda count: self._budget.add_decompressed(count, layer))
+        # gzip's and zstandard's stubs ask for a whole file object; reading forward calls only read().
+        tar_bytes = _CountingReader(
+            open_layer(compressed),  # type: ignore[arg-type]
+            lambda count: self._budget.add_decompressed(count, layer),
+        )
         try:
-            with tarfile.open(fileobj=tar_bytes, mode="r|") as tar:
+            # tarfile's stub asks for a seekable file; its stream mode ("r|") calls only read().
+            with tarfile.open(fileobj=tar_bytes, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:
                     self._record(layer, tar, member, keep)
             compressed.drain()
@@ -562,10 +579,18 @@ class _LayerWalk:
         elif member.isdir():
             layer.add(path, _Member("dir"))
         elif member.isreg():
-            data = tar.extractfile(member).read(self._limits.max_file_bytes) if keep(path) else None
+            data = _extracted(tar, member).read(self._limits.max_file_bytes) if keep(path) else None
             layer.add(path, _Member("file", size=member.size, data=data))
         else:
             layer.add(path, _Member("other"))
+
+
+def _extracted(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    """A regular file's content (tarfile answers None only for other kinds of member)."""
+    content = tar.extractfile(member)
+    if content is None:
+        raise tarfile.TarError(f"{member.name} is a regular file without content")
+    return content
 
 
 def _member_path(name: str) -> str | None:
@@ -599,7 +624,7 @@ def _ancestors(path: str) -> list[str]:
     return ["/" + "/".join(parts[: depth + 1]) for depth in range(len(parts))]
 
 
-def _decompressor(descriptor: Descriptor, index: int, what: str) -> Callable[[IO[bytes]], IO[bytes]]:
+def _decompressor(descriptor: Descriptor, index: int, what: str) -> Callable[[IO[bytes]], Readable]:
     media_type = descriptor.media_type
     if media_type in _GZIP_LAYERS:
         return lambda compressed: gzip.GzipFile(fileobj=compressed, mode="rb")
@@ -669,7 +694,7 @@ class ChunkReader:
 class _CountingReader:
     """Reports every decompressed byte read through it, so a bomb stops at the budget."""
 
-    def __init__(self, source: IO[bytes], count: Callable[[int], None]):
+    def __init__(self, source: Readable, count: Callable[[int], None]):
         self._source = source
         self._count = count
 
