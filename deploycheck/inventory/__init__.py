@@ -80,6 +80,7 @@ def load_inventory(path: str | Path) -> Inventory:
     waivers = resolver.waivers() if resolver else []
     if issues:
         raise InventoryError(issues)
+    assert resolver is not None  # Parts.of refuses only documents the schema refused too
     count = document.heartbeats.count
     return Inventory(
         source=source, project=document.project, region=document.region, registry=document.registry,

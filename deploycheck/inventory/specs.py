@@ -144,7 +144,11 @@ class Inventory:
 
     def job_image(self, job: JobSpec) -> ImageRef:
         """The image the job must run: the image of the service it runs, or its own."""
-        return self.service(job.runs).image if job.runs else job.image
+        if job.runs:
+            return self.service(job.runs).image
+        if job.image is None:  # load_inventory refuses such a job
+            raise ValueError(f"job {job.name!r} names neither a service nor an image")
+        return job.image
 
     def legacy_registry_of(self, image: ImageRef) -> str | None:
         """The entry of legacy_registries the image lives under, or None."""
