@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -123,7 +124,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(payload)))
         # Headers and body leave in one write, as one segment for small answers.
-        self._headers_buffer.extend((b"\r\n", payload))
+        self._headers_buffer.extend((b"\r\n", payload))  # type: ignore[attr-defined]  # http.server's own list, not in its stub
         self.flush_headers()
 
     def _send_error(self, status: int, message: str) -> None:
@@ -297,7 +298,7 @@ def _list_log_entries(handler: Handler, match: re.Match, query: dict, body: dict
 
 
 _NAME = r"projects/[^/]+/locations/[^/]+(?:/[^/]+/[^/]+)*"
-ROUTES: list[tuple[str, re.Pattern, object]] = [
+ROUTES: list[tuple[str, re.Pattern, Callable[[Handler, re.Match, dict, dict], None]]] = [
     ("POST", re.compile(r"/v3/(?P<resource>(?:projects|folders|organizations)/[^/:]+):getIamPolicy"), _get_iam_policy),
     ("GET", re.compile(r"/v3/(?P<name>(?:projects|folders|organizations)/[^/:]+)"), _get_iam_resource),
     ("GET", re.compile(r"/v1/roles/(?P<role>[A-Za-z0-9_.]+)"), _get_predefined_role),

@@ -98,7 +98,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return self._reset()
         if kind == "hang":
             return self._hang()
-        if kind == "status":
+        if kind == "status" and rule:
             payload = json.dumps(error_envelope(rule.status, rule.message)).encode()
             return self._answer(rule.status, [("Content-Type", "application/json; charset=UTF-8")], payload, method)
         target, body, incoming_token = _strip_fault_token(split, body)
@@ -137,7 +137,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             chunks = response.iter_raw(_COPY_CHUNK)
         total = int(length)
         self._start(response.status_code, headers, total)
-        if kind == "trickle":
+        if kind == "trickle" and rule:
             return self._trickle(chunks, rule.interval)
         limit = total // 2 if kind == "truncate" else total
         flips = _flip_positions(total) if kind == "corrupt" else set()
@@ -212,7 +212,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _read_request_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from .faultproxy_grpc import serve_grpc
 
-        proxy = serve_grpc(args.port, args.upstream, book, stopping)  # kept: a collected server stops
+        _grpc_proxy = serve_grpc(args.port, args.upstream, book, stopping)  # kept: a collected server stops
     control = ThreadingHTTPServer(("127.0.0.1", args.control_port), type("Control", (_ControlHandler,), {"book": book}))
     control.daemon_threads = True
     if args.parent_pid:

@@ -35,6 +35,13 @@ class LocalServer:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    @property
+    def running_pid(self) -> int:
+        """The pid of a started server; asking a stopped one is a bug, not a None to record."""
+        if self._process is None:
+            raise RuntimeError(f"{self.name} is not running")
+        return self._process.pid
+
     def command(self, port: int) -> list[str]:
         raise NotImplementedError
 

@@ -31,11 +31,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import NoReturn
+from typing import Any, NoReturn, TypeGuard
 
 import re2 as google_re2  # the google-re2 binding: Cloud Logging evaluates =~ with RE2
 
-from ..re2 import re2_incompatibility
+from ..re2 import Pattern, re2_incompatibility
 
 SUPPORTED = "the sandbox evaluates AND/OR/NOT, =, !=, <, <=, >, >=, :, =~, !~ and parentheses"
 
@@ -45,7 +45,7 @@ SEVERITIES = {"DEFAULT": 0, "DEBUG": 100, "INFO": 200, "NOTICE": 300, "WARNING":
 
 _INSTANT_FIELDS = {("timestamp",), ("receiveTimestamp",)}
 _SEVERITY_FIELD = ("severity",)
-_COMPARISONS: dict[str, Callable[[object, object], bool]] = {
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -76,7 +76,8 @@ def instant(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not an RFC 3339 timestamp")
     try:
-        moment = datetime(*(int(part) for part in match.groups()[:6]), tzinfo=timezone.utc)
+        year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
     except ValueError as exc:
         raise ValueError(f"{text!r} is not an RFC 3339 timestamp: {exc}") from None
     seconds = (moment - _EPOCH) // timedelta(seconds=1)
@@ -212,7 +213,7 @@ class _Has(_Node):
 @dataclass(frozen=True)
 class _RegexMatch(_Node):
     path: tuple[str, ...]
-    regex: object  # a compiled google-re2 expression
+    regex: Pattern  # compiled by google-re2
     negated: bool
 
     def matches(self, entry: dict) -> bool:
@@ -389,6 +390,8 @@ class _Parser:
 
     def _name(self) -> str:
         match = _NAME.match(self.text, self.pos)
+        if not match:
+            self._reject(self.pos, self._word_at(self.pos), "is not a field name")
         self.pos = match.end()
         return match.group()
 
@@ -446,7 +449,7 @@ class _Parser:
         """A double-quoted literal; only \\" and \\\\ are escapes, so a value cannot widen a match."""
         opening = self.pos
         self.pos += 1
-        chars = []
+        chars: list[str] = []
         while self.pos < len(self.text):
             char = self.text[self.pos]
             if char == '"':
@@ -480,7 +483,10 @@ class _Parser:
         return match.group() if match else None
 
     def _take_keyword(self) -> None:
-        self.pos = _KEYWORD.match(self.text, self.pos).end()
+        match = _KEYWORD.match(self.text, self.pos)
+        if not match:
+            self._reject(self.pos, self._word_at(self.pos), "is not AND, OR or NOT")
+        self.pos = match.end()
 
     def _word_at(self, position: int) -> str:
         match = _BARE_WORD.match(self.text, position)
@@ -554,13 +560,14 @@ def index_terms(query: Query) -> IndexTerms:
     return terms
 
 
-def _is_equality(node: _Node, path: tuple[str, ...]) -> bool:
+def _is_equality(node: _Node, path: tuple[str, ...]) -> TypeGuard[_ValueComparison]:
     # A numeric-looking value compares as a number, which an exact-string index would miss.
     return isinstance(node, _ValueComparison) and node.path == path and node.op == "=" and node.number is None
 
 
 def _revision_names(node: _Node) -> frozenset[str] | None:
     alternatives = node.children if isinstance(node, _Any) else (node,)
-    if all(_is_equality(child, _REVISION) for child in alternatives):
-        return frozenset(child.text for child in alternatives)
+    equalities = [child for child in alternatives if _is_equality(child, _REVISION)]
+    if len(equalities) == len(alternatives):
+        return frozenset(child.text for child in equalities)
     return None

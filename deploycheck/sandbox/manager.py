@@ -137,9 +137,9 @@ class Sandbox:
             region=scenario.region, workdir=str(self.workdir), api_url=proxied.get("api", api_url),
             registry_url=proxied.get("registry", self.registry.url),
             firestore_host=proxied.get("firestore", self.firestore.host if self.firestore else None),
-            pids={"registry": self.registry.pid, "apiserver": self.api_process.pid,
-                  **({"firestore": self.firestore.pid} if self.firestore else {}),
-                  **{f"faultproxy-{backend}": proxy.pid for backend, proxy in self.proxies.items()}},
+            pids={"registry": self.registry.running_pid, "apiserver": self.api_process.pid,
+                  **({"firestore": self.firestore.running_pid} if self.firestore else {}),
+                  **{f"faultproxy-{backend}": proxy.running_pid for backend, proxy in self.proxies.items()}},
             images=pushed, started_at=time.time(),
             fault_controls={backend: proxy.control_url for backend, proxy in self.proxies.items()},
             upstreams={backend: proxy.upstream for backend, proxy in self.proxies.items()},
@@ -151,7 +151,7 @@ class Sandbox:
 
     def _start_fault_proxies(self, scenario: Scenario, api_url: str) -> None:
         """A proxy only for the backends that asked for one: the normal path has no extra hop."""
-        upstreams = {"api": ("http", api_url), "registry": ("http", self.registry.url)}
+        upstreams = {"api": ("http", api_url), "registry": ("http", self._registry.url)}
         if self.firestore:
             upstreams["firestore"] = ("grpc", self.firestore.host)
         for backend in dict.fromkeys([*scenario.faults, *self.fault_proxy_backends]):
@@ -163,7 +163,13 @@ class Sandbox:
                                                faults=scenario.faults.get(backend), parent_pid=self.parent_pid).start()
 
     def _children(self) -> list[int]:
-        return [server.pid for server in (self.registry, self.firestore) if server is not None]
+        return [server.running_pid for server in (self.registry, self.firestore) if server is not None]
+
+    @property
+    def _registry(self) -> LocalRegistry:
+        if self.registry is None:
+            raise RuntimeError("the sandbox's registry is not running")
+        return self.registry
 
     @property
     def state_path(self) -> Path:
@@ -174,7 +180,7 @@ class Sandbox:
         with httpx.Client(timeout=60) as client:
             for image in scenario.images:
                 if image.oci_layout:
-                    pushed[image.key] = push_oci_layout(image.oci_layout, self.registry.url, image.repository, image.tags)
+                    pushed[image.key] = push_oci_layout(image.oci_layout, self._registry.url, image.repository, image.tags)
                     continue
                 layers = []
                 if image.base_layer_bytes:
@@ -185,7 +191,7 @@ class Sandbox:
                     layers.append(layer_from_files(image.files))
                 built = build_image(layers, labels=image.labels, annotations=image.annotations,
                                     created=rfc3339(image.created), env=image.env)
-                pushed[image.key] = push_image(self.registry.url, image.repository, built, image.tags, client=client)
+                pushed[image.key] = push_image(self._registry.url, image.repository, built, image.tags, client=client)
         return pushed
 
     def stop(self) -> None:

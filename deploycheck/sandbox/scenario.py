@@ -40,6 +40,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import yaml
@@ -386,7 +387,7 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
             statuses.append(status)
     newest_ready = revisions[-1].get("ready", True)
     generation = str(len(revisions))
-    service = {
+    service: dict[str, Any] = {
         "name": full_name,
         "uid": _uid(full_name),
         "generation": generation,
@@ -426,7 +427,7 @@ def _expand_job(scenario: Scenario, parent: str, name: str, spec: dict, image_re
     full_name = f"{parent}/jobs/{name}"
     deployed_as, _ = image_ref(spec["image"])
     created = rfc3339(resolve_time(spec.get("created", "now"), scenario.now))
-    executions = []
+    executions: list[dict[str, Any]] = []
     for index, execution in enumerate(spec.get("executions") or [], start=1):
         started = rfc3339(resolve_time(execution.get("created", "now"), scenario.now))
         succeeded = execution.get("succeeded", True)
@@ -449,7 +450,7 @@ def _expand_job(scenario: Scenario, parent: str, name: str, spec: dict, image_re
             "observedGeneration": "1",
             "etag": f'"{_uid(exec_name)[:12]}"',
         })
-    job = {
+    job: dict[str, Any] = {
         "name": full_name,
         "uid": _uid(full_name),
         "generation": "1",
