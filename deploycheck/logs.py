@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from google.api_core.client_options import ClientOptions
 from google.cloud import logging as cloud_logging
@@ -51,6 +51,16 @@ BOOT_ERROR_PATTERNS = [
 ]
 
 T = TypeVar("T")
+
+
+class Remember(Protocol):
+    """Where a fact is read at most once: `fetch()` on first use, the same answer after."""
+
+    def __call__(self, key: tuple, fetch: Callable[[], T], /) -> T: ...
+
+
+def _fetch_every_time(key: tuple, fetch: Callable[[], T], /) -> T:
+    return fetch()
 
 
 @dataclass(frozen=True)
@@ -259,14 +269,14 @@ class RevisionLogs:
 
     def __init__(self, reader: LogReader, service: str, *, serving: list[str], newest: str, since: datetime,
                  max_entries: int = DEFAULT_MAX_ENTRIES,
-                 remember: Callable[[tuple, Callable[[], T]], T] | None = None):
+                 remember: Remember | None = None):
         self.reader = reader
         self.service = service
         self.serving = serving
         self.newest = newest
         self.since = since
         self.max_entries = max_entries
-        self._remember = remember or (lambda key, fetch: fetch())
+        self._remember: Remember = remember or _fetch_every_time
         self.covered = list(dict.fromkeys([*serving, newest]))
         self.scope = revision_filter(reader.project, service, since, revisions=self.covered)
         self.serving_scope = revision_filter(reader.project, service, since, revisions=serving)

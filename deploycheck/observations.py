@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import ObservationError
 
@@ -21,7 +21,7 @@ class ObservationCache:
         self._clock = clock
         self._budget_s = budget_s
         self._deadline = clock() + budget_s if budget_s is not None else None
-        self._values: dict[tuple, tuple[bool, object]] = {}
+        self._values: dict[tuple, tuple[bool, Any]] = {}  # (True, value) or (False, ObservationError)
 
     def get(self, key: tuple, fetch: Callable[[], T]) -> T:
         if key not in self._values:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import CredentialsError, InputError, ObservationError
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
 
 SANDBOX_STATE_ENV = "DEPLOYCHECK_SANDBOX_STATE"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -56,7 +60,7 @@ class Target:
     spec: TargetSpec
     project: str
     region: str
-    credentials: object
+    credentials: Credentials
     api_endpoint: str | None = None  # the sandbox serves every Google REST API here; None: the real ones
     registry_mirror: str | None = None
     firestore_emulator: str | None = None
@@ -112,7 +116,7 @@ class Target:
     def registry(self):
         from .registry import RegistryClient, RegistryRouter
 
-        bounds = {"timeout": min(30.0, self.deadline_s), "deadline": self.deadline_s, "not_after": self.not_after,
+        bounds: dict[str, Any] = {"timeout": min(30.0, self.deadline_s), "deadline": self.deadline_s, "not_after": self.not_after,
                   "platform": self.platform}
         if self.registry_mirror:
             return RegistryClient(RegistryRouter.mirror(self.registry_mirror), **bounds)

@@ -138,7 +138,7 @@ def is_deploycheck_run(config: pytest.Config) -> bool:
     """A run is deploycheck's when it names a deploycheck option, selects one of its markers,
     or its rootdir holds a services.yaml. Otherwise (another project's tests in the same venv,
     this repository's own tests) only the options and markers are registered."""
-    defaults = {"inventory": "services.yaml", "target": "gcp", "service": [], "job": [], "expect_commit": None}
+    defaults: dict[str, object] = {"inventory": "services.yaml", "target": "gcp", "service": [], "job": [], "expect_commit": None}
     if any(getattr(config.option, name, default) != default for name, default in defaults.items()):
         return True
     markexpr = config.option.markexpr or ""

@@ -90,7 +90,8 @@ class _Budget:
     """Parts are added while they fit, leaving room for the closing lines."""
 
     def __init__(self, limit: int, reserve: int):
-        self.limit, self.reserve, self.parts, self.used = limit, reserve, [], 0
+        self.limit, self.reserve, self.used = limit, reserve, 0
+        self.parts: list[str] = []
 
     def add(self, text: str, *, force: bool = False) -> bool:
         if not force and self.used + len(text) + 1 + self.reserve > self.limit:
