@@ -11,7 +11,7 @@ STAMP := $(VENV)/.deploycheck-installed
 SYSTEM_PACKAGES := docker-registry:docker-registry skopeo:skopeo dockerd:docker.io java:openjdk-17-jre-headless chromium:chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages demo test clean
+.PHONY: setup system-packages demo lint test clean
 
 setup: system-packages $(STAMP)
 
@@ -36,7 +36,12 @@ demo: setup
 	elif [ $$rc = 0 ]; then echo "exit 0 on the incident scenario: checks missed the seeded incidents"; exit 1; \
 	else exit $$rc; fi
 
-test: setup
+# ruff's rules and mypy's settings are in pyproject.toml.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: setup lint
 	$(BIN)/pytest -c tests/pytest.ini -n 2 tests
 
 clean:
