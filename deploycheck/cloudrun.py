@@ -49,6 +49,7 @@ class ServiceState:
     template_image: str
     terminal_state: str
     terminal_message: str
+    template_service_account: str = ""  # the account the template names; "" for the default compute account
 
     @property
     def serving_revisions(self) -> list[str]:
@@ -214,26 +215,7 @@ class CloudRunReader:
             name=full_name, retry=None, timeout=self.policy.attempt_timeout),
             policy=self.policy, permission="run.services.get", counter=self.calls, method="services.get", api=API)
         _require_identity(service.name, full_name, "services.get", f"Cloud Run service {name}")
-        traffic = []
-        for status in service.traffic_statuses:
-            latest = status.type_ == run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
-            revision = status.revision or (_short(service.latest_ready_revision) if latest else "")
-            traffic.append(TrafficShare(revision=revision, percent=status.percent, tag=status.tag, latest=latest))
-        condition = service.terminal_condition
-        return ServiceState(
-            name=name,
-            uri=service.uri,
-            generation=service.generation,
-            observed_generation=service.observed_generation,
-            reconciling=service.reconciling,
-            latest_ready_revision=_short(service.latest_ready_revision),
-            latest_created_revision=_short(service.latest_created_revision),
-            traffic=tuple(traffic),
-            labels=dict(service.labels),
-            template_image=service.template.containers[0].image if service.template.containers else "",
-            terminal_state=_condition_state(condition),
-            terminal_message=condition.message if condition else "",
-        )
+        return _service_state(service)
 
     def job(self, name: str) -> JobState:
         full_name = f"{self.parent}/jobs/{name}"
@@ -245,13 +227,24 @@ class CloudRunReader:
 
     def service_names(self) -> list[str]:
         """Every service in the region: one list call per page of 100, not one call per name."""
-        return self._names("services", self._services.list_services, run_v2.ListServicesRequest)
+        return [name for name, _ in self._listed("services", self._services.list_services, run_v2.ListServicesRequest)]
 
     def job_names(self) -> list[str]:
-        return self._names("jobs", self._jobs.list_jobs, run_v2.ListJobsRequest)
+        return [name for name, _ in self._listed("jobs", self._jobs.list_jobs, run_v2.ListJobsRequest)]
 
-    def _names(self, kind: str, list_method, request_type) -> list[str]:
-        """Names of one collection, page by page, through the page guard; a nameless item is an error."""
+    def services(self) -> list[ServiceState]:
+        """Every service in the region with what services.list reports of each (template, traffic,
+        labels, conditions): one list call per page, no get per service."""
+        return [_service_state(item) for _, item in
+                self._listed("services", self._services.list_services, run_v2.ListServicesRequest)]
+
+    def jobs(self) -> list[JobState]:
+        """Every job in the region as jobs.list reports it (template image, executions)."""
+        return [_job_state(item) for _, item in self._listed("jobs", self._jobs.list_jobs, run_v2.ListJobsRequest)]
+
+    def _listed(self, kind: str, list_method, request_type) -> list[tuple[str, object]]:
+        """(short name, item) of one collection, page by page, through the page guard; a nameless
+        item, or one outside the region, is an error; an item listed twice counts once."""
         what = f"the Cloud Run {kind} of the region"
         method = f"{kind}.list"
 
@@ -261,16 +254,16 @@ class CloudRunReader:
             response = call(what, lambda: next(iter(list_method(
                 request=request, retry=None, timeout=self.policy.attempt_timeout).pages)),
                 policy=self.policy, permission=f"run.{method}", counter=self.calls, method=method, api=API)
-            names = []
+            items = []
             for item in getattr(response, kind):
                 if not item.name.startswith(f"{self.parent}/{kind}/"):
                     raise ObservationError(what, f"{API} {method} listed an item named {item.name!r}, not one of "
                                                  f"{self.parent}/{kind}/")
-                names.append(_short(item.name))
-            return Page(names, response.next_page_token)
+                items.append((_short(item.name), item))
+            return Page(items, response.next_page_token)
 
         pages = guarded_pages(f"{what} ({API} {method})", fetch_page, max_pages=MAX_LIST_PAGES)
-        return list(dict.fromkeys(name for page in pages for name in page.items))
+        return list({name: (name, item) for page in pages for name, item in page.items}.values())
 
     def revision_json(self, service: str, revision: str) -> dict:
         name = f"{self.parent}/services/{service}/revisions/{revision}"
@@ -328,6 +321,30 @@ def _require_identity(answered: str, asked: str, method: str, what: str) -> None
     if answered != asked:
         shown = f"one named {answered!r}" if answered else "an object without a name (an empty answer)"
         raise ObservationError(what, f"{API} {method} answered {shown}, not {asked}")
+
+
+def _service_state(service) -> ServiceState:
+    traffic = []
+    for status in service.traffic_statuses:
+        latest = status.type_ == run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+        revision = status.revision or (_short(service.latest_ready_revision) if latest else "")
+        traffic.append(TrafficShare(revision=revision, percent=status.percent, tag=status.tag, latest=latest))
+    condition = service.terminal_condition
+    return ServiceState(
+        name=_short(service.name),
+        uri=service.uri,
+        generation=service.generation,
+        observed_generation=service.observed_generation,
+        reconciling=service.reconciling,
+        latest_ready_revision=_short(service.latest_ready_revision),
+        latest_created_revision=_short(service.latest_created_revision),
+        traffic=tuple(traffic),
+        labels=dict(service.labels),
+        template_image=service.template.containers[0].image if service.template.containers else "",
+        terminal_state=_condition_state(condition),
+        terminal_message=condition.message if condition else "",
+        template_service_account=service.template.service_account,
+    )
 
 
 def _job_state(job) -> JobState:
