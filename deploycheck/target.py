@@ -141,7 +141,7 @@ class RegionalReaders:
 
     def __init__(self, make):
         self._make = make
-        self._readers: dict[str, object] = {}
+        self._readers: dict[str, Any] = {}  # whatever `make` builds: each has close()
 
     def __call__(self, region: str):
         if region not in self._readers:

@@ -81,6 +81,8 @@ def _broken(name: str, change) -> dict:
      "the revision runs, each with an image)"),
     (_broken("checkout-service.json", lambda p: p["status"]["conditions"][0].update(status="Maybe")),
      "status.conditions[0].status is 'Maybe' (expected True, False or Unknown)"),
+    (_broken("checkout-service.json", lambda p: p["status"]["conditions"][0].update(status=["True"])),
+     "status.conditions[0].status is ['True'] (expected True, False or Unknown)"),
     (_broken("export-job.json", lambda p: p["spec"]["template"]["spec"]["template"]["spec"]["containers"][0].pop("image")),
      "run.googleapis.com/v1 Job 'export': spec.template.spec.template.spec.containers[0].image is missing"),
     (_broken("export-job.json", lambda p: p["metadata"].update(name="Export Job")),

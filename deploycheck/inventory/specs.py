@@ -146,7 +146,8 @@ class Inventory:
 
     def regions(self) -> list[str]:
         """Every region the inventory's entries run in, the top-level one first."""
-        return list(dict.fromkeys([self.region, *(spec.region for spec in [*self.services, *self.jobs])]))
+        entries: list[ServiceSpec | JobSpec] = [*self.services, *self.jobs]
+        return list(dict.fromkeys([self.region, *(spec.region for spec in entries)]))
 
     def service(self, name: str) -> ServiceSpec:
         for spec in self.services:
