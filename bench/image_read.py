@@ -65,7 +65,7 @@ def main() -> int:
 
         cold, findings, cold_s, cold_stats = read_code(info.registry_url, work / "cache", ref, spec.code)
         assert all(not f.failed for f in findings), [f.summary for f in findings]
-        warm, _, warm_s, warm_stats = read_code(info.registry_url, work / "cache", ref, spec.code)
+        _, _, warm_s, warm_stats = read_code(info.registry_url, work / "cache", ref, spec.code)
 
         target = work / "full-copy"
         began = time.perf_counter()

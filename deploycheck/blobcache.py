@@ -29,9 +29,10 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from deploycheck.imageref import DIGEST_RE
 
@@ -82,7 +83,7 @@ class BlobCache:
         """
         path = self.path_for(digest)
         try:
-            blob = open(path, "rb")
+            blob = open(path, "rb")  # noqa: SIM115 (the generator below closes it)
         except OSError:
             return None
         return self._verified_chunks(blob, path, digest)

@@ -20,7 +20,8 @@ import random
 import threading
 import time
 from collections import Counter
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import grpc
 import requests
@@ -87,23 +88,24 @@ def within(seconds: float, fn: Callable[[], T]) -> T:
     fn runs on a daemon thread: a socket that trickles or hangs keeps only that thread, which
     dies with the process, while the caller goes on (a ThreadPoolExecutor would be joined at exit).
     """
-    outcome: dict[str, object] = {}
+    values: list[T] = []
+    errors: list[BaseException] = []
     done = threading.Event()
 
     def run() -> None:
         try:
-            outcome["value"] = fn()
+            values.append(fn())
         except BaseException as exc:  # handed to the caller's thread as it is
-            outcome["error"] = exc
+            errors.append(exc)
         finally:
             done.set()
 
     threading.Thread(target=run, name="deploycheck-call", daemon=True).start()
     if not done.wait(max(0.0, seconds)):
         raise AttemptTimedOut(f"no complete answer within {seconds:.1f}s")
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]
+    if errors:
+        raise errors[0]
+    return values[0]
 
 
 def call(what: str, fn: Callable[[], T], *, policy: CallPolicy, permission: str | None = None,

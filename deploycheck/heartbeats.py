@@ -91,7 +91,7 @@ class HeartbeatReader:
             self.endpoint = emulator_host
             transport = FirestoreGrpcTransport(channel=grpc.insecure_channel(emulator_host))
             self._client = FirestoreClient(transport=transport)
-            self._metadata = EMULATOR_METADATA
+            self._metadata: tuple[tuple[str, str], ...] = EMULATOR_METADATA
         else:
             self.endpoint = FirestoreClient.DEFAULT_ENDPOINT
             self._client = FirestoreClient(credentials=credentials)
@@ -152,7 +152,7 @@ class HeartbeatReader:
     def close(self) -> None:
         self._client.transport.close()
 
-    def __enter__(self) -> "HeartbeatReader":
+    def __enter__(self) -> HeartbeatReader:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -10,11 +10,12 @@ naming the API, never a default.
 
 from __future__ import annotations
 
+import functools
 import json
-
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call, pin_environment, raise_for_status, transport_session
@@ -140,14 +141,17 @@ class IamReader:
             if parent.startswith("organizations/"):
                 break
             folder = self._read("folders.get", parent, "resourcemanager.folders.get",
-                                lambda name=parent: self._folders.get_folder(
-                                    name=name, retry=None, timeout=self.policy.attempt_timeout))
+                                functools.partial(self._folders.get_folder, name=parent, retry=None,
+                                                  timeout=self.policy.attempt_timeout))
             parent = _parent("folders.get", parent, folder.parent, required=True)
         return ancestors
 
     def iam_policy(self, resource: str) -> IamPolicy:
         kind = resource.split("/", 1)[0]
-        client = {"projects": self._projects, "folders": self._folders, "organizations": self._organizations}[kind]
+        clients: dict[str, resourcemanager_v3.ProjectsClient | resourcemanager_v3.FoldersClient
+                      | resourcemanager_v3.OrganizationsClient] = {
+            "projects": self._projects, "folders": self._folders, "organizations": self._organizations}
+        client = clients[kind]
         # Version 3 returns conditional bindings with their conditions instead of failing.
         request = {"resource": resource, "options": {"requested_policy_version": 3}}
         method = f"{kind}.getIamPolicy"

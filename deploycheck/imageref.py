@@ -24,7 +24,7 @@ class ImageRef:
     digest: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "ImageRef":
+    def parse(cls, text: str) -> ImageRef:
         original = text
         if not isinstance(text, str) or not text or text != text.strip():
             raise ImageRefError(f"image reference {original!r} is empty or has surrounding spaces")
@@ -58,10 +58,10 @@ class ImageRef:
         """What to ask the registry for: the digest when pinned, else the tag (default latest)."""
         return self.digest or self.tag or "latest"
 
-    def with_digest(self, digest: str) -> "ImageRef":
+    def with_digest(self, digest: str) -> ImageRef:
         return replace(self, tag=None, digest=digest)
 
-    def with_tag(self, tag: str) -> "ImageRef":
+    def with_tag(self, tag: str) -> ImageRef:
         return replace(self, tag=tag, digest=None)
 
     def __str__(self) -> str:

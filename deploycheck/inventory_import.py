@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .errors import InputError
 from .inventory import InventoryError, load_inventory
@@ -87,7 +87,8 @@ def _write_valid(text: str, output: Path | None, force: bool) -> None:
         try:
             load_inventory(scratch)
         except InventoryError as exc:
-            raise InputError(f"the drafted inventory does not load (a deploycheck defect, please report it):\n{exc}")
+            raise InputError(
+                f"the drafted inventory does not load (a deploycheck defect, please report it):\n{exc}") from None
         if output is not None:
             _refuse_overwrite(output, force)
             os.replace(scratch, output)
@@ -104,6 +105,8 @@ def _target(spec: TargetSpec, project: str, region: str, progress: Callable[[str
         raise InputError("sandbox:auto is generated from an inventory; import from gcp or a scenario (sandbox:NAME)")
     from .sandbox.manager import Sandbox, SandboxInfo
     from .sandbox.scenario import scenario_dir
+
+    assert spec.scenario is not None  # every sandbox target names its scenario
 
     explicit = os.environ.get(SANDBOX_STATE_ENV)
     if explicit:

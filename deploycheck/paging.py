@@ -8,7 +8,8 @@ repeated pages, make it count the same entries again. Every paged reader goes th
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, Sequence, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Generic, TypeVar
 
 from .errors import ObservationError
 

@@ -9,14 +9,31 @@ Every regex the inventory holds is compiled here; RE2 itself decides what is val
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from typing import Protocol
 
 import re2 as _re2  # the google-re2 binding (absolute import: this module is deploycheck.re2)
 
-__all__ = ["Re2Error", "Pattern", "compile", "re2_incompatibility"]
+__all__ = ["Match", "Pattern", "Re2Error", "compile", "re2_incompatibility"]
 
-Pattern = _re2._Regexp
-"""A compiled pattern: .search(text), .fullmatch(text), .match(text), .finditer(text); matches have
-.start(), .end(), .group(). Offsets are in characters of the str searched, as with Python's re."""
+
+class Match(Protocol):
+    """A match of a Pattern. Offsets are in characters of the str searched, as with Python's re."""
+
+    def start(self, group: int | str = 0) -> int: ...
+    def end(self, group: int | str = 0) -> int: ...
+    def group(self, *groups: int | str) -> str | None: ...
+
+
+class Pattern(Protocol):
+    """A pattern compiled by RE2 (the binding's own class has no type information)."""
+
+    pattern: str
+
+    def search(self, text: str) -> Match | None: ...
+    def match(self, text: str) -> Match | None: ...
+    def fullmatch(self, text: str) -> Match | None: ...
+    def finditer(self, text: str) -> Iterator[Match]: ...
 
 
 class Re2Error(ValueError):
@@ -72,7 +89,7 @@ def _explained(pattern: str, code: str, snippet: str) -> tuple[str, str]:
     if code == "invalid perl operator":
         for prefix, construct in _PERL_GROUPS:
             # RE2 shows only '(?P' for '(?P=name)'; the pattern tells which construct it was.
-            if prefix.startswith(snippet) and prefix in pattern or snippet.startswith(prefix):
+            if (prefix.startswith(snippet) and prefix in pattern) or snippet.startswith(prefix):
                 return prefix, f"is {construct} in a regular expression, which RE2 lacks"
         return snippet, "is a group or flag syntax RE2 does not know"
     if code == "bad repetition operator":

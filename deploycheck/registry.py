@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import google.auth.credentials
 
@@ -19,7 +20,7 @@ from deploycheck.errors import ObservationError
 from deploycheck.imageref import DIGEST_RE, ImageRef
 from deploycheck.registry_http import RegistryRouter, RegistryStats, RegistryTransport, bounded_chunks
 
-__all__ = ["RegistryClient", "RegistryRouter", "RegistryStats", "Descriptor", "Manifest", "ImageConfig"]
+__all__ = ["Descriptor", "ImageConfig", "Manifest", "RegistryClient", "RegistryRouter", "RegistryStats"]
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -50,7 +51,7 @@ class Descriptor:
     annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
-    def from_json(cls, value: Any, what: str) -> "Descriptor":
+    def from_json(cls, value: Any, what: str) -> Descriptor:
         # The digest goes into a URL path, so a hostile manifest must not get anything else there.
         if (
             not isinstance(value, dict)
@@ -97,7 +98,7 @@ class _Platform:
     variant: str | None
 
     @classmethod
-    def parse(cls, text: str) -> "_Platform":
+    def parse(cls, text: str) -> _Platform:
         parts = text.split("/")
         if len(parts) not in (2, 3) or not all(parts):
             raise ValueError(f"platform {text!r} must be OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64")
@@ -311,7 +312,7 @@ class RegistryClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "RegistryClient":
+    def __enter__(self) -> RegistryClient:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -347,7 +348,7 @@ class RegistryClient:
         # annotation check also keeps out one that a tool labelled with a real platform.
         candidates = [
             entry
-            for entry, platform in zip(entries, platforms)
+            for entry, platform in zip(entries, platforms, strict=True)
             if self._platform.matches(platform) and not _is_attestation(entry)
         ]
         if not candidates:

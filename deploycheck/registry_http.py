@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import google.auth.credentials
 import google.auth.exceptions
@@ -40,11 +40,11 @@ class RegistryRouter:
         self._mirror_url = mirror_url.rstrip("/") if mirror_url else None
 
     @classmethod
-    def direct(cls) -> "RegistryRouter":
+    def direct(cls) -> RegistryRouter:
         return cls(None)
 
     @classmethod
-    def mirror(cls, base_url: str) -> "RegistryRouter":
+    def mirror(cls, base_url: str) -> RegistryRouter:
         """Every host maps to `base_url`, under repository HOST/PATH, so images of many registries share one."""
         return cls(base_url)
 
@@ -137,7 +137,7 @@ class RegistryTransport:
         # Google credentials go to Google's token service over TLS only, never to any realm a
         # registry names (a hostile or mirrored registry would otherwise harvest them).
         if self._credentials is not None and realm_url.scheme == "https" and _download_permission(realm_url.host):
-            auth = httpx.BasicAuth("oauth2accesstoken", self._access_token(what))
+            auth = httpx.BasicAuth("oauth2accesstoken", self._access_token(self._credentials, what))
         response = self._exchange("GET", realm_url.copy_merge_params(params), what=what, auth=auth)
         try:
             if response.status_code in (401, 403):
@@ -160,17 +160,19 @@ class RegistryTransport:
             raise ObservationError(what, f"token service {realm} returned no token")
         return token
 
-    def _access_token(self, what: str) -> str:
-        if not self._credentials.valid:
+    def _access_token(self, credentials: google.auth.credentials.Credentials, what: str) -> str:
+        if not credentials.valid:
             try:
-                self._credentials.refresh(google.auth.transport.requests.Request())
+                credentials.refresh(google.auth.transport.requests.Request())
             except google.auth.exceptions.GoogleAuthError as exc:
                 raise ObservationError(
                     what,
                     f"cannot refresh Google credentials ({type(exc).__name__})",
                     hint="run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
                 ) from None
-        return self._credentials.token
+        if not isinstance(credentials.token, str) or not credentials.token:
+            raise ObservationError(what, "the Google credentials gave no access token")
+        return credentials.token
 
     def _exchange(
         self,

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import CredentialsError, InputError, ObservationError
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
 
 SANDBOX_STATE_ENV = "DEPLOYCHECK_SANDBOX_STATE"
 # Where `deploycheck sandbox up` records the sandbox it leaves running (relative to the project).
@@ -26,7 +30,7 @@ class TargetSpec:
     scenario: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "TargetSpec":
+    def parse(cls, text: str) -> TargetSpec:
         if text == "gcp":
             return cls("gcp")
         if text == "sandbox" or text.startswith("sandbox:"):
@@ -58,7 +62,7 @@ class Target:
     spec: TargetSpec
     project: str
     region: str
-    credentials: object
+    credentials: Credentials
     api_endpoint: str | None = None  # the sandbox serves every Google REST API here; None: the real ones
     registry_mirror: str | None = None
     firestore_emulator: str | None = None
@@ -72,11 +76,11 @@ class Target:
         return CallPolicy(deadline=self.deadline_s, attempt_timeout=min(20.0, self.deadline_s), not_after=self.not_after)
 
     @classmethod
-    def gcp(cls, project: str, region: str) -> "Target":
+    def gcp(cls, project: str, region: str) -> Target:
         return cls(TargetSpec("gcp"), project, region, gcp_credentials())
 
     @classmethod
-    def from_sandbox(cls, spec: TargetSpec, state_path: Path) -> "Target":
+    def from_sandbox(cls, spec: TargetSpec, state_path: Path) -> Target:
         from google.auth.credentials import AnonymousCredentials
 
         from .sandbox.manager import SandboxInfo
@@ -115,7 +119,7 @@ class Target:
     def registry(self):
         from .registry import RegistryClient, RegistryRouter
 
-        bounds = {"timeout": min(30.0, self.deadline_s), "deadline": self.deadline_s, "not_after": self.not_after,
+        bounds: dict[str, Any] = {"timeout": min(30.0, self.deadline_s), "deadline": self.deadline_s, "not_after": self.not_after,
                   "platform": self.platform}
         if self.registry_mirror:
             return RegistryClient(RegistryRouter.mirror(self.registry_mirror), **bounds)
@@ -137,7 +141,7 @@ class RegionalReaders:
 
     def __init__(self, make):
         self._make = make
-        self._readers: dict[str, object] = {}
+        self._readers: dict[str, Any] = {}  # whatever `make` builds: each has close()
 
     def __call__(self, region: str):
         if region not in self._readers:

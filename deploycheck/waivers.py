@@ -65,10 +65,7 @@ def apply_waivers(findings: list[Finding], waivers: list[WaiverSpec], today: dat
 def describe(note: dict) -> str:
     """One line for the terminal and the text reports."""
     scope = f"{note['check']}[{', '.join(note['resources'])}]"
-    if note["expired"]:
-        state = f"expired on {note['expires']}"
-    else:
-        state = f"until {note['expires']}"
+    state = f"expired on {note['expires']}" if note["expired"] else f"until {note['expires']}"
     matched = (f"{note['matched']} finding{'s' if note['matched'] != 1 else ''}" if note["matched"]
                else "matched nothing (the failure it accepted is gone: remove it?)")
     verb = "failing again" if note["expired"] and note["matched"] else ("waived" if note["matched"] else "")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -189,7 +190,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) 
     early_config._parser.extra_info.update(rootdir=str(rootpath), inifile=str(inipath))
     addopts = list(early_config.getini("addopts"))
     args[:0] = addopts
-    for option, value in zip(addopts, addopts[1:]):
+    for option, value in pairwise(addopts):
         if option == "-p" and value.startswith("no:"):
             early_config.pluginmanager.consider_pluginarg(value)  # as pytest does (cacheprovider takes stepwise)
     early_config.known_args_namespace = early_config._parser.parse_known_args(
@@ -202,8 +203,8 @@ def is_deploycheck_run(config: pytest.Config) -> bool:
     """A run is deploycheck's when it names a deploycheck option, selects one of its markers,
     or its rootdir holds a services.yaml. Otherwise (another project's tests in the same venv,
     this repository's own tests) only the options and markers are registered."""
-    defaults = {"inventory": "services.yaml", "target": "gcp", "service": [], "job": [], "expect_commit": None,
-                "project": None, "region": None}
+    defaults: dict[str, object] = {"inventory": "services.yaml", "target": "gcp", "service": [], "job": [],
+                                   "expect_commit": None, "project": None, "region": None}
     if any(getattr(config.option, name, default) != default for name, default in defaults.items()):
         return True
     markexpr = config.option.markexpr or ""

@@ -6,9 +6,9 @@ import dataclasses
 import gzip
 import json
 import threading
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from deploycheck.imageref import ImageRef
 from deploycheck.registry import RegistryClient, RegistryRouter, sha256_digest
@@ -112,7 +112,7 @@ class StubRegistry:
                     return
                 stub._send(self.wfile, respond)
 
-            do_GET = do_HEAD = answer
+            do_GET = do_HEAD = answer  # noqa: N815 (http.server naming)
 
             def log_message(self, *args):
                 pass

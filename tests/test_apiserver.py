@@ -3,16 +3,16 @@ lists, pages, gets and fails against it exactly as against run.googleapis.com.""
 
 from __future__ import annotations
 
-
 import pytest
 from google.api_core import exceptions
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
-from conftest import serving
 from deploycheck.sandbox.apiserver import ApiState
 from deploycheck.sandbox.scenario import expand_resources, load_scenario
+
+from conftest import serving
 
 PARENT = "projects/nba-props-platform/locations/us-west2"
 

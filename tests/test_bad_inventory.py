@@ -155,3 +155,13 @@ def test_pytest_with_a_hostile_inventory_is_a_usage_error_not_an_internal_error(
         output = result.stdout.str() + result.stderr.str()
         assert expected in output
         assert "INTERNALERROR" not in output and "Traceback" not in output
+
+
+def test_pytest_with_an_empty_inventory_path_is_a_usage_error(suite):
+    # As `--inventory "$INVENTORY"` passes it when the variable is unset, in both option forms.
+    for args in (["--inventory="], ["--inventory", ""]):
+        result = suite.run("-m", "postdeploy", *args, timeout=120)
+        output = result.stdout.str() + result.stderr.str()
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, (args, output)
+        assert "--inventory '': expected the path of the inventory file" in output
+        assert "INTERNALERROR" not in output and "Traceback" not in output

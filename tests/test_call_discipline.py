@@ -14,8 +14,8 @@ from google.auth.credentials import AnonymousCredentials
 from deploycheck.cloudrun import CloudRunReader
 from deploycheck.errors import ObservationError
 from deploycheck.gcall import CallPolicy
-from deploycheck.registry import RegistryClient, RegistryRouter
 from deploycheck.imageref import ImageRef
+from deploycheck.registry import RegistryClient, RegistryRouter
 
 PROJECT, REGION = "p", "us-west2"
 FAST = dict(initial=0.01, maximum=0.05)
@@ -103,9 +103,8 @@ def test_a_trickling_registry_is_cut_at_the_deadline():
                                            (500, "HTTP 500 (INTERNAL)"), (504, "HTTP 504")])
 def test_retryable_statuses_are_retried_then_named(status, named):
     envelope = b'{"error": {"code": %d, "message": "backend says no", "status": "X"}}' % status
-    with raw_server(fixed(http_answer(status, envelope))) as url:
-        with pytest.raises(ObservationError) as raised:
-            reader(url, deadline=1.0).service("s")
+    with raw_server(fixed(http_answer(status, envelope))) as url, pytest.raises(ObservationError) as raised:
+        reader(url, deadline=1.0).service("s")
     message = str(raised.value)
     assert "Cloud Run services.get" in message and f"answered {named}" in message
     assert "times" in message and "--deadline 1s" in message
@@ -128,9 +127,8 @@ def test_a_non_retryable_status_is_not_retried():
     (b"<html>gateway</html>", "malformed payload"),
 ])
 def test_an_empty_or_malformed_service_is_an_error(body, cause):
-    with raw_server(fixed(http_answer(200, body))) as url:
-        with pytest.raises(ObservationError, match=cause):
-            reader(url).service("s")
+    with raw_server(fixed(http_answer(200, body))) as url, pytest.raises(ObservationError, match=cause):
+        reader(url).service("s")
 
 
 REVISION = b'{"name": "projects/p/locations/us-west2/services/s/revisions/r1", "containers": [{"image": "%s"}]}'
@@ -147,9 +145,8 @@ REVISION = b'{"name": "projects/p/locations/us-west2/services/s/revisions/r1", "
     (REVISION[:40], "malformed payload"),
 ])
 def test_an_empty_corrupt_or_truncated_revision_is_an_error(body, cause):
-    with raw_server(fixed(http_answer(200, body))) as url:
-        with pytest.raises(ObservationError, match=cause):
-            reader(url).revision("s", "r1")
+    with raw_server(fixed(http_answer(200, body))) as url, pytest.raises(ObservationError, match=cause):
+        reader(url).revision("s", "r1")
 
 
 @pytest.mark.parametrize("page, cause", [

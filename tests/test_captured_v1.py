@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import findings_for
 from deploycheck.cloudrun import parse_revision
 from deploycheck.errors import InputError
 from deploycheck.sandbox.knative import Refused, captured_resources, to_v2
 from deploycheck.sandbox.scenario import load_scenario
+
+from conftest import findings_for
 
 CAPTURED = Path(__file__).resolve().parent / "data" / "captured_v1"
 PROJECT, REGION = "acme-shop-prod", "europe-west1"
@@ -80,6 +81,8 @@ def _broken(name: str, change) -> dict:
      "the revision runs, each with an image)"),
     (_broken("checkout-service.json", lambda p: p["status"]["conditions"][0].update(status="Maybe")),
      "status.conditions[0].status is 'Maybe' (expected True, False or Unknown)"),
+    (_broken("checkout-service.json", lambda p: p["status"]["conditions"][0].update(status=["True"])),
+     "status.conditions[0].status is ['True'] (expected True, False or Unknown)"),
     (_broken("export-job.json", lambda p: p["spec"]["template"]["spec"]["template"]["spec"]["containers"][0].pop("image")),
      "run.googleapis.com/v1 Job 'export': spec.template.spec.template.spec.containers[0].image is missing"),
     (_broken("export-job.json", lambda p: p["metadata"].update(name="Export Job")),

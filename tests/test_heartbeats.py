@@ -208,9 +208,11 @@ def test_the_query_asks_for_the_field_mask_on_one_collection():
 
 
 def test_permission_denied_names_the_missing_permission():
-    with scripted_firestore(([], grpc.StatusCode.PERMISSION_DENIED)) as (host, _):
-        with pytest.raises(PermissionDeniedError) as denied:
-            scan(host, "processor_heartbeats", SHORT_POLICY)
+    with (
+        scripted_firestore(([], grpc.StatusCode.PERMISSION_DENIED)) as (host, _),
+        pytest.raises(PermissionDeniedError) as denied,
+    ):
+        scan(host, "processor_heartbeats", SHORT_POLICY)
 
     assert denied.value.permission == "datastore.entities.list"
     assert "datastore.entities.list" in str(denied.value)
@@ -227,9 +229,11 @@ def test_a_stream_broken_half_way_is_read_again_from_the_start():
 
 
 def test_a_stream_that_fails_half_way_is_an_error_not_a_short_list():
-    with scripted_firestore((["A_None_1", "A_None_2"], grpc.StatusCode.ABORTED)) as (host, _):
-        with pytest.raises(ObservationError, match="Firestore collection processor_heartbeats"):
-            scan(host, "processor_heartbeats", SHORT_POLICY)
+    with (
+        scripted_firestore((["A_None_1", "A_None_2"], grpc.StatusCode.ABORTED)) as (host, _),
+        pytest.raises(ObservationError, match="Firestore collection processor_heartbeats"),
+    ):
+        scan(host, "processor_heartbeats", SHORT_POLICY)
 
 
 def test_bench_runs_one_streamed_query():

@@ -9,11 +9,12 @@ from contextlib import ExitStack
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
-from conftest import serving
 from deploycheck.errors import NotFoundError, ObservationError, PermissionDeniedError
 from deploycheck.gcall import CallPolicy
 from deploycheck.iam import IamReader
 from deploycheck.sandbox.apiserver import ApiState
+
+from conftest import serving
 
 PROJECT = "p1"
 POLICY = {"version": 3, "etag": "BwY=", "bindings": [{"role": "roles/editor", "members": ["serviceAccount:a@x.com"]}]}
@@ -83,7 +84,7 @@ def test_malformed_hierarchy_answers_are_observation_errors(reader_for, resource
 def test_roles_get_errors(reader_for):
     reader = reader_for(state(resources={"projects/p1/roles/odd": {"name": "projects/p1/roles/odd",
                                                                    "includedPermissions": {"a": 1}}}))
-    with pytest.raises(NotFoundError, match="roles/no.such"):
+    with pytest.raises(NotFoundError, match=r"roles/no\.such"):
         reader.role("roles/no.such")
     with pytest.raises(ObservationError, match="without a list of includedPermissions"):
         reader.role("projects/p1/roles/odd")

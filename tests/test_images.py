@@ -20,10 +20,11 @@ import pytest
 
 from deploycheck.blobcache import BlobCache
 from deploycheck.errors import ObservationError
-from deploycheck.images import ImageLimits, RegistryImageReader
 from deploycheck.imageref import ImageRef
+from deploycheck.images import ImageLimits, RegistryImageReader
 from deploycheck.registry import sha256_digest
 from deploycheck.sandbox.oci_builder import Blob, FileEntry, build_image, layer_from_files, layer_from_tar, random_layer
+
 from imagetools import (
     MIB,
     Respond,
@@ -512,8 +513,7 @@ def test_cache_refuses_bytes_that_do_not_match(tmp_path):
     cache = BlobCache(tmp_path)
     cache.put(sha256_digest(b"right"), b"wrong")
     assert cache.get(sha256_digest(b"right"), max_bytes=100) is None
-    with pytest.raises(RuntimeError):
-        with cache.writer(sha256_digest(b"abc")) as sink:
-            sink.write(b"ab")
-            raise RuntimeError("transfer failed half way")
+    with pytest.raises(RuntimeError), cache.writer(sha256_digest(b"abc")) as sink:
+        sink.write(b"ab")
+        raise RuntimeError("transfer failed half way")
     assert list((tmp_path / "sha256").iterdir()) == []

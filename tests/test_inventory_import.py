@@ -11,13 +11,14 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from conftest import findings_for
 from deploycheck.__main__ import main
 from deploycheck.cloudrun import JobState, ServiceState
 from deploycheck.iam import Binding, IamPolicy
 from deploycheck.inventory import load_inventory
 from deploycheck.inventory.draft import Fleet
 from deploycheck.inventory_import import draft_inventory
+
+from conftest import findings_for
 
 PROJECT, REGION = "nba-props-platform", "us-west2"
 NOW = datetime(2026, 2, 1, tzinfo=timezone.utc)
@@ -149,7 +150,7 @@ def test_own_images_tags_digests_default_accounts_and_conditional_roles(tmp_path
     text, inventory = draft(tmp_path, [
         service("checkout", f"{AR}/checkout:v42", account=sa),
         service("catalog", f"{AR}/catalog@sha256:{'a' * 64}"),
-        service("web", f"europe-docker.pkg.dev/shared-images/web/web:latest", account=sa),
+        service("web", "europe-docker.pkg.dev/shared-images/web/web:latest", account=sa),
     ], [job("export", f"{AR}/exporter:2024-10"), job("reindex", f"{AR}/catalog:latest")], bindings=[
         Binding("roles/datastore.user", (f"serviceAccount:{sa}",)),
         Binding("roles/pubsub.publisher", (f"serviceAccount:{sa}",), condition="request.time < timestamp('2027-01-01')"),

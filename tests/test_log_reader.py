@@ -41,7 +41,7 @@ def scripted():
         def log_message(self, *args):
             pass
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             script = scripts[-1]
             script.requests.append(request)

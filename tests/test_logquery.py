@@ -14,13 +14,14 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import logging as cloud_logging
 from google.cloud.logging_v2.entries import StructEntry, TextEntry
 
-from conftest import serving
 from deploycheck.errors import InputError
 from deploycheck.sandbox.apiserver import ApiState
+from deploycheck.sandbox.logquery import SUPPORTED, UnsupportedQuery, instant, parse
 from deploycheck.sandbox.logstore import LogStore, generate_volume
 from deploycheck.sandbox.scenario import expand_log_volume, load_scenario
-from deploycheck.sandbox.logquery import SUPPORTED, UnsupportedQuery, instant, parse
 from deploycheck.sandbox.timeutil import rfc3339
+
+from conftest import serving
 
 PROJECT = "sandbox-project"
 SERVICE = "nba-phase2-raw-processors"

@@ -6,11 +6,12 @@ import json
 
 import httpx
 import pytest
-from conftest import phase2_scenario
 
 from deploycheck.errors import ObservationError
-from deploycheck.findings import Outcome, Severity, Finding
+from deploycheck.findings import Finding, Outcome, Severity
 from deploycheck.redact import redact
+
+from conftest import phase2_scenario
 
 PHASE2 = "nba-phase2-raw-processors"
 TOKEN = "ya29.a0SEEDEDsecretTOKENvalue0123456789"

@@ -48,7 +48,7 @@ class Browser:
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout, page_requests(net_log)
 
-    def dom(self, url: str) -> tuple["Dom", list[str]]:
+    def dom(self, url: str) -> tuple[Dom, list[str]]:
         """The DOM after load and after the page's script ran."""
         stdout, requests = self._run(url, "--dump-dom")
         return Dom(stdout), requests

@@ -12,8 +12,15 @@ from deploycheck.errors import InputError
 from deploycheck.findings import Finding, Outcome, Severity, failed, passed
 from deploycheck.report.groups import group_findings
 from deploycheck.report.json_report import build_report, write_report
-from deploycheck.report.memory import (PreviousReport, classify, history_entry, history_name, load_history,
-                                       load_previous, prune_history)
+from deploycheck.report.memory import (
+    PreviousReport,
+    classify,
+    history_entry,
+    history_name,
+    load_history,
+    load_previous,
+    prune_history,
+)
 
 LAST_NIGHT = "2026-01-31T03:00:00+00:00"
 TONIGHT = "2026-02-01T03:00:00+00:00"

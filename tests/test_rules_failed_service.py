@@ -3,12 +3,12 @@ condition's message, whatever latestReadyRevision and the traffic split say."""
 
 from __future__ import annotations
 
-from test_rules import WHERE, revision, service
-
 from deploycheck.cloudrun import TrafficShare
 from deploycheck.findings import Outcome, Severity
 from deploycheck.rules.rollout import evaluate_rollout
 from deploycheck.rules.traffic import evaluate_traffic
+
+from test_rules import WHERE, revision, service
 
 FAILED_UPDATE = ("spec.template.spec.serviceAccountName: Service account "
                  "prediction-worker@nba-props-platform.iam.gserviceaccount.com does not exist.")

@@ -6,8 +6,9 @@ import shutil
 import textwrap
 from pathlib import Path
 
-from conftest import findings_for
 from deploycheck.sandbox.scenario import BUILTIN_DIR
+
+from conftest import findings_for
 
 PHASE2 = "nba-phase2-raw-processors"
 HEARTBEAT = "/app/shared/monitoring/processor_heartbeat.py"

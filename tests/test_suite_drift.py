@@ -6,11 +6,12 @@ from datetime import datetime, timezone
 
 import httpx
 
-from conftest import findings_for
 from deploycheck.cloudrun import JobState
 from deploycheck.findings import Outcome
 from deploycheck.imageref import ImageRef
 from deploycheck.rules.drift import evaluate_orphans, evaluate_stale_job
+
+from conftest import findings_for
 
 NOW = datetime(2026, 2, 1, tzinfo=timezone.utc)
 PHASE2 = ImageRef.parse("us-west2-docker.pkg.dev/nba-props-platform/nba-props/nba-phase2-raw-processors:latest")

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from conftest import findings_for, phase2_scenario
 from deploycheck.sandbox.apiserver import PREDEFINED_ROLES_DIR
+
+from conftest import findings_for, phase2_scenario
 
 PHASE2 = "nba-phase2-raw-processors"
 ACCOUNT = "756957797294-compute@developer.gserviceaccount.com"

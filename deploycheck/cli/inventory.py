@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..inventory import InventoryError, inventory_json_schema, load_inventory
 from ..errors import CredentialsError, DeploycheckError, InputError
+from ..inventory import InventoryError, inventory_json_schema, load_inventory
 from .common import EXIT_FAILED, EXIT_USAGE
 
 DEFAULT_INVENTORY = Path("services.yaml")

@@ -93,7 +93,8 @@ def detect_registry(images: list[str]) -> str | None:
 def roles_of(policy: IamPolicy, account: str) -> tuple[list[str], list[str]]:
     """(roles granted to the account unconditionally, roles granted only under a condition), sorted."""
     member = account_member(account).lower()
-    plain, conditional = set(), set()
+    plain: set[str] = set()
+    conditional: set[str] = set()
     for binding in policy.bindings:
         if any(m.lower() == member for m in binding.members):
             (conditional if binding.condition else plain).add(binding.role)
@@ -113,7 +114,7 @@ class Drafter:
         # Legacy only beside a registry that is not: otherwise nothing says where the images should live.
         self.legacy = sorted({host for ref in refs if ref and (host := _legacy_host(ref))
                               and self.registry and not self.registry.startswith(host + "/")})
-        self.service_repos = {}
+        self.service_repos: dict[str, str] = {}
         for service in fleet.services:
             ref = _image(service.template_image)
             if ref:

@@ -35,7 +35,8 @@ def _is_model(annotation: Any) -> bool:
 
 def _schema_at(loc: Loc) -> tuple[Any, str | None]:
     """The type that validates `loc` in the file format and its description, (None, None) if unknown."""
-    annotation, description = InventoryFile, None
+    annotation: Any = InventoryFile
+    description: str | None = None
     for part in loc:
         if _is_model(annotation):
             field = annotation.model_fields.get(part) if isinstance(part, str) else None

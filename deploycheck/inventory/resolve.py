@@ -5,16 +5,27 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from .. import re2
 from ..imageref import ImageRef, ImageRefError
 from .messages import did_you_mean
-from .schema import (Defaults, FileModel, HeartbeatsEntry, InventoryFile, JobEntry, JobSettings, PatternEntry,
-                     ServiceEntry, ServiceSettings, WaiverEntry)
+from .schema import (
+    Defaults,
+    FileModel,
+    HeartbeatsEntry,
+    InventoryFile,
+    JobEntry,
+    JobSettings,
+    PatternEntry,
+    ServiceEntry,
+    ServiceSettings,
+    WaiverEntry,
+)
 from .specs import CodePattern, HeartbeatLogSpec, JobSpec, ServiceSpec, WaiverSpec, legacy_registry_among
 from .yamlread import Loc, Positions
 
@@ -22,6 +33,7 @@ from .yamlread import Loc, Positions
 _HOST_LIKE = re.compile(r"^(?:localhost|[^/]*[.:][^/]*)$")
 _FALLBACK_TAG = "latest"
 _FALLBACK_COMMIT_LABEL = "org.opencontainers.image.revision"
+_Container = TypeVar("_Container", dict, list)
 
 WAIVABLE_CHECKS = {
     "traffic": "service", "rollout": "service", "digest": "service", "commit": "service", "boot": "service",
@@ -84,7 +96,7 @@ class Parts:
     scopes: list[str] | None  # PROJECT/REGION of each region entries run in (orphans' resources); None if unknown
 
     @classmethod
-    def of(cls, data: Any) -> "Parts | None":
+    def of(cls, data: Any) -> Parts | None:
         """None when the document is no mapping, or registry, legacy_registries or defaults is
         invalid: every entry depends on those, so cross-checks would only guess."""
         if not isinstance(data, dict):
@@ -95,10 +107,10 @@ class Parts:
         if _INVALID in (registry, legacy_registries, defaults):
             return None
         heartbeats = _valid_section(data, "heartbeats", None)
-        raw_patterns = data.get("patterns") if isinstance(data.get("patterns"), dict) else {}
-        raw_services = data.get("services") if isinstance(data.get("services"), list) else []
-        raw_jobs = data.get("jobs") if isinstance(data.get("jobs"), list) else []
-        raw_waivers = data.get("waivers") if isinstance(data.get("waivers"), list) else []
+        raw_patterns = _raw_section(data, "patterns", dict)
+        raw_services = _raw_section(data, "services", list)
+        raw_jobs = _raw_section(data, "jobs", list)
+        raw_waivers = _raw_section(data, "waivers", list)
         project, region = (_valid_section(data, name, _INVALID) for name in ("project", "region"))
         return cls(
             registry=registry,
@@ -119,6 +131,12 @@ class Parts:
             scopes=None if _INVALID in (project, region) else [
                 f"{project}/{name}" for name in dict.fromkeys([region, *_regions(raw_services), *_regions(raw_jobs)])],
         )
+
+
+def _raw_section(data: dict, name: str, kind: type[_Container]) -> _Container:
+    """The section as written when it has the right kind, else an empty one."""
+    value = data.get(name)
+    return value if isinstance(value, kind) else kind()
 
 
 def _names(raw_entries: list) -> list[str]:
@@ -161,7 +179,7 @@ class Resolver:
         self._check_unique("service", self.parts.services)
         self._check_unique("job", self.parts.jobs)
         self._check_processors()
-        services = [self._service(index, entry) for index, entry in self.parts.services]
+        services = [spec for index, entry in self.parts.services if (spec := self._service(index, entry))]
         service_code = {spec.name: spec.code for spec in services}
         jobs = [self._job(index, entry, service_code) for index, entry in self.parts.jobs]
         return services, jobs
@@ -174,7 +192,8 @@ class Resolver:
                               "(expected `services:` or `jobs:` with at least one entry, each a mapping with `name`)")
 
     def _check_code_references(self) -> None:
-        sources = [(_SERVICE_DEFAULTS, self.service_defaults), (_JOB_DEFAULTS, self.job_defaults)]
+        sources: list[tuple[Loc, ServiceSettings | JobSettings]] = [
+            (_SERVICE_DEFAULTS, self.service_defaults), (_JOB_DEFAULTS, self.job_defaults)]
         sources += [(("services", index), entry) for index, entry in self.parts.services]
         sources += [(("jobs", index), entry) for index, entry in self.parts.jobs]
         known = self.parts.pattern_names
@@ -194,7 +213,7 @@ class Resolver:
                             f"unknown service {settings.runs!r}{did_you_mean(settings.runs, known)} "
                             f"(expected one of the services: {', '.join(known) or 'none defined'})")
 
-    def _check_unique(self, kind: str, entries: list[tuple[int, ServiceEntry | JobEntry]]) -> None:
+    def _check_unique(self, kind: str, entries: Sequence[tuple[int, ServiceEntry | JobEntry]]) -> None:
         section = f"{kind}s"
         first_lines: dict[str, int] = {}
         for index, entry in entries:
@@ -233,7 +252,8 @@ class Resolver:
     def waivers(self) -> list[WaiverSpec]:
         """The waivers whose check exists and whose every resource pattern names something that
         check looks at: a typo would otherwise waive nothing, silently, until someone wonders."""
-        specs, first_lines = [], {}
+        specs: list[WaiverSpec] = []
+        first_lines: dict[tuple[str, str], int] = {}
         for index, entry in self.parts.waivers:
             path = ("waivers", index)
             line = self.positions.key(path)[0]
@@ -310,7 +330,8 @@ class Resolver:
                                    f"(expected {registry or 'a registry not listed in legacy_registries'})")
         return image
 
-    def _service(self, index: int, entry: ServiceEntry) -> ServiceSpec:
+    def _service(self, index: int, entry: ServiceEntry) -> ServiceSpec | None:
+        """None when its image is invalid (reported)."""
         path = ("services", index)
 
         def inherited(name: str, fallback: Any) -> Any:
@@ -322,6 +343,8 @@ class Resolver:
             image = self._image(entry.name, path + ("name",), tag, explicit_tag_path)
         else:
             image = self._image(entry.image, path + ("image",), tag, explicit_tag_path)
+        if image is None:
+            return None
         heartbeat_log = inherited("heartbeat_log", None)
         commit_keys = ("commit_label", "commit_env", "service_commit_labels")
         return ServiceSpec(
@@ -357,7 +380,10 @@ class Resolver:
                 self.report(path, "the job names no image (expected `runs: SERVICE`, `image: IMAGE`, "
                                   "or `runs` under defaults.job)")
         code_names = self._inherited("code", entry, self.job_defaults, None)
-        code = self._code(code_names) if code_names is not None else list(service_code.get(runs, []))
+        if code_names is not None:
+            code = self._code(code_names)
+        else:
+            code = list(service_code.get(runs, [])) if runs is not None else []
         return JobSpec(name=entry.name, runs=runs, image=image, code=code, line=self.positions.key(path)[0],
                        region=entry.region or self.parts.region or "", own_region=entry.region is not None)
 

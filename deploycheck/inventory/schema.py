@@ -5,12 +5,25 @@ from __future__ import annotations
 
 import posixpath
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .. import re2
 from ..imageref import ImageRef, ImageRefError
+
+_T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    Omittable: TypeAlias = _T | None
+    """For type checkers: a key that may be left out reads as None."""
+else:
+    class Omittable:
+        """For pydantic: a key that may be left out (then None) but, unlike `X | None`, not written
+        as null. `Omittable[X]` validates exactly as X does."""
+
+        def __class_getitem__(cls, item: Any) -> Any:
+            return item
 
 
 def _check_regex(pattern: str) -> str:
@@ -142,14 +155,14 @@ class HeartbeatLogEntry(FileModel):
 class ServiceSettings(FileModel):
     """What `defaults.service` may set; a service entry's own key replaces the default whole."""
 
-    tag: Tag = Field(default=None, description="the tag the image must be deployed from, e.g. latest")
+    tag: Omittable[Tag] = Field(default=None, description="the tag the image must be deployed from, e.g. latest")
     service_account: ServiceAccount | None = Field(
         default=None, description="the service account it must run as; null: do not check")
-    roles: list[Role] = Field(default=None, description="a list of IAM roles the service account must hold")
-    code: CodeList = Field(default=None, description="a list of names of `patterns` the image must satisfy")
-    commit_label: Label = Field(default=None, description="the OCI image label carrying the source commit")
-    commit_env: EnvName = Field(default=None, description="an env var in the container carrying the commit")
-    service_commit_labels: list[Label] = Field(
+    roles: Omittable[list[Role]] = Field(default=None, description="a list of IAM roles the service account must hold")
+    code: Omittable[CodeList] = Field(default=None, description="a list of names of `patterns` the image must satisfy")
+    commit_label: Omittable[Label] = Field(default=None, description="the OCI image label carrying the source commit")
+    commit_env: Omittable[EnvName] = Field(default=None, description="an env var in the container carrying the commit")
+    service_commit_labels: Omittable[list[Label]] = Field(
         default=None, description="a list of Cloud Run service labels that claim a commit (reported when they disagree)")
     heartbeat_log: HeartbeatLogEntry | None = Field(
         default=None, description="a mapping (expected, forbidden) of the heartbeat lines it logs; null: it logs none")
@@ -159,9 +172,9 @@ class ServiceEntry(ServiceSettings):
     """A Cloud Run service."""
 
     name: ResourceName
-    region: RegionName = Field(default=None, description=(
+    region: Omittable[RegionName] = Field(default=None, description=(
         "the region the service runs in, when not the top-level `region`, e.g. europe-west1"))
-    image: str = Field(default=None, description=(
+    image: Omittable[str] = Field(default=None, description=(
         "the image: NAME[:TAG] relative to `registry`, or a full HOST/PATH[:TAG][@sha256:DIGEST]; "
         "default: the service name in `registry`"))
     processors: list[ProcessorName] = Field(
@@ -171,8 +184,8 @@ class ServiceEntry(ServiceSettings):
 class JobSettings(FileModel):
     """What `defaults.job` may set; a job entry's own key replaces the default whole."""
 
-    runs: ResourceName = Field(default=None, description="the service whose image the job must run")
-    code: CodeList = Field(
+    runs: Omittable[ResourceName] = Field(default=None, description="the service whose image the job must run")
+    code: Omittable[CodeList] = Field(
         default=None, description="a list of names of `patterns` the image must satisfy; default: those of the service it runs")
 
 
@@ -180,17 +193,17 @@ class JobEntry(JobSettings):
     """A Cloud Run job: it runs a service's image (`runs`) or has its own (`image`)."""
 
     name: ResourceName
-    region: RegionName = Field(default=None, description=(
+    region: Omittable[RegionName] = Field(default=None, description=(
         "the region the job runs in, when not the top-level `region`, e.g. europe-west1"))
-    image: str = Field(default=None, description=(
+    image: Omittable[str] = Field(default=None, description=(
         "its own image, when it runs no service's: NAME[:TAG] relative to `registry` or a full HOST/PATH[:TAG]"))
 
 
 class Defaults(FileModel):
     """Values every service / job entry inherits unless it sets the key itself."""
 
-    service: ServiceSettings = Field(default=None, description="a mapping of defaults for every service entry")
-    job: JobSettings = Field(default=None, description="a mapping of defaults for every job entry")
+    service: Omittable[ServiceSettings] = Field(default=None, description="a mapping of defaults for every service entry")
+    job: Omittable[JobSettings] = Field(default=None, description="a mapping of defaults for every job entry")
 
 
 class HeartbeatCount(FileModel):
@@ -202,7 +215,7 @@ class HeartbeatCount(FileModel):
     p0_above: Count
 
     @model_validator(mode="after")
-    def _ordered(self) -> "HeartbeatCount":
+    def _ordered(self) -> HeartbeatCount:
         values = [self.expected_min, self.expected_max, self.p1_above, self.p0_above]
         if values != sorted(values):
             raise ValueError(f"thresholds out of order: {', '.join(map(str, values))} "
@@ -239,13 +252,13 @@ class InventoryFile(FileModel):
 
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", description="the Google Cloud project id")
     region: RegionName = Field(description="the Cloud Run region of every entry that names none, e.g. us-west2")
-    registry: Annotated[str, AfterValidator(_check_registry)] = Field(
+    registry: Omittable[Annotated[str, AfterValidator(_check_registry)]] = Field(
         default=None, description="a repository prefix HOST/PATH that relative image names are resolved against")
     legacy_registries: list[RegistryPrefix] = Field(
         default=[], description="a list of registries (HOST or HOST/PATH prefixes) no image may come from any more")
     patterns: dict[str, PatternEntry] = Field(default={}, description="a mapping of named code patterns, referenced by `code`")
-    defaults: Defaults = Field(default=None, description="a mapping (service, job) of values the entries inherit")
-    heartbeats: HeartbeatsEntry = Field(default=None, description=(
+    defaults: Omittable[Defaults] = Field(default=None, description="a mapping (service, job) of values the entries inherit")
+    heartbeats: Omittable[HeartbeatsEntry] = Field(default=None, description=(
         "a mapping (collection, id_pattern, count, max_age_hours) describing the Firestore heartbeat documents; "
         "without it the heartbeat-docs check is not configured"))
     services: list[ServiceEntry] = Field(default=[], description=(

@@ -131,7 +131,7 @@ class Inventory:
     patterns: dict[str, CodePattern]
     waivers: list[WaiverSpec] = field(default_factory=list)
 
-    def with_overrides(self, *, project: str | None = None, region: str | None = None) -> "Inventory":
+    def with_overrides(self, *, project: str | None = None, region: str | None = None) -> Inventory:
         """The inventory as run with --project / --region: the top-level values replaced, and every
         entry that does not name its own region moved to the new one."""
         if not project and not region:
@@ -146,7 +146,8 @@ class Inventory:
 
     def regions(self) -> list[str]:
         """Every region the inventory's entries run in, the top-level one first."""
-        return list(dict.fromkeys([self.region, *(spec.region for spec in [*self.services, *self.jobs])]))
+        entries: list[ServiceSpec | JobSpec] = [*self.services, *self.jobs]
+        return list(dict.fromkeys([self.region, *(spec.region for spec in entries)]))
 
     def service(self, name: str) -> ServiceSpec:
         for spec in self.services:
@@ -168,7 +169,11 @@ class Inventory:
 
     def job_image(self, job: JobSpec) -> ImageRef:
         """The image the job must run: the image of the service it runs, or its own."""
-        return self.service(job.runs).image if job.runs else job.image
+        if job.runs:
+            return self.service(job.runs).image
+        if job.image is None:  # load_inventory refuses such a job
+            raise ValueError(f"job {job.name!r} names neither a service nor an image")
+        return job.image
 
     def legacy_registry_of(self, image: ImageRef) -> str | None:
         """The entry of legacy_registries the image lives under, or None."""

@@ -67,7 +67,7 @@ class _BoundedLoader(yaml.SafeLoader):
         super().__init__(text)
         self._depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self._depth >= MAX_DEPTH:
             raise _Refused(self.peek_event().start_mark, f"nesting deeper than {MAX_DEPTH} levels "
                                                          f"(expected an inventory nested a few levels deep)")
@@ -77,7 +77,7 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
-    def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
         """PyYAML lets datetime's ValueError escape for a date that looks right but does not exist."""
         try:
             return super().construct_yaml_timestamp(node)

@@ -43,7 +43,7 @@ def failing_per_night(nights: list[dict]) -> Markup:
         y = top + plot_h * (1 - fraction)
         body.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
         body.append(_text(left - 4, y + 4, round(ceiling * fraction), "end", 'fill="#666"'))
-    for index, (night, total) in enumerate(zip(nights, totals)):
+    for index, (night, total) in enumerate(zip(nights, totals, strict=True)):
         x = left + slot * index + (slot - bar) / 2
         y = top + plot_h
         for severity, colour in SEVERITY_COLOURS.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Any
 
 from ..inventory import WAIVABLE_CHECKS
 from . import charts
@@ -64,7 +65,7 @@ def fleet_grid(findings: list[dict], selection: dict) -> dict:
         cells.setdefault((finding["resource"], finding["check"]), []).append(finding)
     rows = []
     for resource in _resources(findings, selection):
-        row = []
+        row: list[dict[str, str] | None] = []
         for check in checks:
             members = sorted(cells.get((resource, check), []), key=_rank)
             if not members:
@@ -83,7 +84,8 @@ def red_entries(findings: list[dict], groups: list[dict] | None) -> list[dict]:
     expandable entry; every other red finding stands alone."""
     red = [f for f in findings if f["outcome"] in RED]
     by_id = {f["id"]: f for f in red if f.get("id")}
-    entries, grouped = [], set()
+    entries: list[dict[str, Any]] = []
+    grouped: set[int] = set()
     for group in groups or []:
         members = sorted((by_id[i] for i in group.get("finding_ids", []) if i in by_id), key=_rank)
         if len(members) < 2:
@@ -98,6 +100,8 @@ def red_entries(findings: list[dict], groups: list[dict] | None) -> list[dict]:
 
 
 def _night_label(started: str | None) -> str:
+    if not started:
+        return "?"
     try:
         return datetime.fromisoformat(started).strftime("%m-%d")
     except (TypeError, ValueError):

@@ -90,7 +90,7 @@ def classify(findings: list[dict], previous: PreviousReport | None, started: str
             continue
         earlier = before.get(finding["id"])
         finding["change"] = "still" if earlier else "new"
-        finding["since"] = (earlier.get("since") or previous.started) if earlier else started
+        finding["since"] = (earlier.get("since") or previous.started) if earlier and previous else started
     failing_now = {f["id"] for f in findings if is_failing(f)}
     observed = {(f["check"], f["resource"]) for f in findings}
     unobserved = {(f["check"], f["resource"]) for f in findings if f.get("outcome") == "error"}

@@ -5,6 +5,7 @@ dict report.json holds."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
@@ -41,7 +42,7 @@ def render(report: dict, template: str) -> str:
 
 
 def write_rendered(report: dict, directory: Path) -> list[Path]:
-    renderers = {"report.md": render_markdown, "report.txt": render_text}
+    renderers: dict[str, Callable[[dict], str]] = {"report.md": render_markdown, "report.txt": render_text}
     if report.get("error"):
         # A run that could not start has no page to draw; a stale one must not pose as tonight's.
         (directory / "report.html").unlink(missing_ok=True)

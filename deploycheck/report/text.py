@@ -90,7 +90,8 @@ class _Budget:
     """Parts are added while they fit, leaving room for the closing lines."""
 
     def __init__(self, limit: int, reserve: int):
-        self.limit, self.reserve, self.parts, self.used = limit, reserve, [], 0
+        self.limit, self.reserve, self.used = limit, reserve, 0
+        self.parts: list[str] = []
 
     def add(self, text: str, *, force: bool = False) -> bool:
         if not force and self.used + len(text) + 1 + self.reserve > self.limit:
@@ -202,7 +203,7 @@ def _markdown_footer(report: dict) -> str:
                        + (f", {counts['fail']} failed" if counts.get("fail") else "")
                        + (f", {counts['error']} unobserved" if counts.get("error") else "") + ")"
                        for check, counts in by_check.items())
-    return (f"Every finding, with a filter and the fleet grid, is in **report.html**; machines read report.json.\n\n"
+    return ("Every finding, with a filter and the fleet grid, is in **report.html**; machines read report.json.\n\n"
             + _markdown_not_configured(report) +
             f"Checks: {checks}.\n"
             f"Run {_day(summary['started'])} – {_day(summary['finished'])}, target {md_escape(summary['target'])}, "

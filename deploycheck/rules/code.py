@@ -4,6 +4,7 @@ cat processor_heartbeat.py | grep "return self.processor_name"`, without pulling
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from .. import re2
 from ..findings import Finding, Outcome, Severity, failed, passed
@@ -30,7 +31,7 @@ def evaluate_pattern(resource: str, pattern: CodePattern, file: FileRead, image:
     what the part proves still counts (a forbidden match in it, a required text found in it), but
     neither an absence nor a "not found" is proven: that is an ERROR, never a pass."""
     cause = f"pattern-{pattern.name}"
-    evidence = {"image": image, "path": pattern.path, "pattern": pattern.name, "resolved_path": file.resolved_path,
+    evidence: dict[str, Any] = {"image": image, "path": pattern.path, "pattern": pattern.name, "resolved_path": file.resolved_path,
                 "layer_index": file.layer_index, "layer_size": file.layer_size, "note": file.note}
     if not file.found:
         why = f" ({file.note})" if file.note else ""
@@ -81,9 +82,8 @@ def evaluate_code(resource: str, patterns: list[CodePattern], running: ImageRead
     findings = [replace(f, evidence={**f.evidence, **cost}) for f in findings]
     if not any(f.outcome is Outcome.FAIL for f in findings):
         return findings
-    candidate_passes = candidate is not None and all(
-        not evaluate_pattern(resource, p, candidate.files[p.path], candidate.image).failed for p in patterns)
-    if candidate_passes:
+    if candidate is not None and all(
+            not evaluate_pattern(resource, p, candidate.files[p.path], candidate.image).failed for p in patterns):
         fix, note = deploy_candidate, f"{candidate.image} has the fix but is not what runs"
     else:
         fix, note = rebuild, ("the image the tag points to lacks it too" if candidate is not None else "")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from ..findings import Finding, Severity, failed, passed
 from .. import remedies
+from ..findings import Finding, Severity, failed, passed
 
 CHECK = "commit"
 MIN_SHA_PREFIX = 7
@@ -44,7 +45,7 @@ def evaluate_commit(service: str, *, evidence: CommitEvidence, label: str, env: 
                     region: str, project: str) -> list[Finding]:
     commit, source = running_commit(evidence, label=label, env=env)
     findings: list[Finding] = []
-    facts = {"running_commit": commit, "source": source, "expect_commit": expect_commit,
+    facts: dict[str, Any] = {"running_commit": commit, "source": source, "expect_commit": expect_commit,
              "service_labels": {k: service_labels[k] for k in claim_labels if k in service_labels},
              "tag_commit": tag_commit}
 
@@ -77,7 +78,7 @@ def evaluate_commit(service: str, *, evidence: CommitEvidence, label: str, env: 
                 remedies.update_service_labels(service, {key: commit[:8]}, region, project),
                 cause=f"stale-label-{key}", **facts))
 
-    if not findings:
+    if not findings and commit is not None:  # no commit found is a finding above
         what = f"expected {expect_commit}" if expect_commit else "no --expect-commit given"
         findings.append(passed(CHECK, service, f"running commit {commit[:12]} ({source}); {what}", **facts))
     return findings

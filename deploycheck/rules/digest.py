@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from .. import remedies
 from ..cloudrun import ServingImage
 from ..findings import Finding, Severity, failed, passed
 from ..imageref import ImageRef
-from .. import remedies
 
 CHECK = "digest"
 
@@ -14,7 +16,7 @@ def evaluate_digest(service: str, expected: ImageRef, tag_digest: str, serving: 
                     region: str, project: str) -> Finding:
     pinned = f"{expected.repository}@{tag_digest}"
     fix = remedies.deploy_image(service, pinned, region, project)
-    evidence = {"tag": str(expected), "tag_digest": tag_digest,
+    evidence: dict[str, Any] = {"tag": str(expected), "tag_digest": tag_digest,
                 "serving": {item.revision.name: item.digest or item.repository_image for item in serving}}
     foreign = [item for item in serving if item.container is None]
     if foreign:

@@ -4,11 +4,12 @@ ran months-old gcr.io images), and services or jobs that one side knows and the 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from .. import remedies
 from ..cloudrun import JobState
 from ..findings import Finding, Severity, failed, passed
 from ..imageref import ImageRef
-from .. import remedies
 
 UNUSED_AFTER_DAYS = 90
 
@@ -25,7 +26,7 @@ def evaluate_stale_job(job: JobState, *, image: ImageRef, digest: str, created: 
                        legacy_registries: list[str], now: datetime, region: str, project: str) -> list[Finding]:
     age = _age_days(created, now)
     last_run = _age_days(job.last_execution_time, now)
-    evidence = {"image": str(image), "digest": digest, "image_age_days": age, "expected": str(expected),
+    evidence: dict[str, Any] = {"image": str(image), "digest": digest, "image_age_days": age, "expected": str(expected),
                 "expected_digest": expected_digest, "expected_age_days": _age_days(expected_created, now),
                 "last_execution": job.last_execution, "last_execution_days_ago": last_run}
     fix = remedies.update_job_image(job.name, f"{expected.repository}@{expected_digest}", region, project)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
+from typing import Any
 
 from .. import re2
 from ..findings import Finding, Severity, failed, passed
@@ -47,7 +48,7 @@ def evaluate_heartbeat_docs(collection: str, docs: list[HeartbeatDoc], spec: Hea
         else:
             good[doc.id] = doc
     bad_count = sum(len(group) for group in bad.values())
-    counts = {"total": total, "bad": bad_count, "good": len(good)}
+    counts: dict[str, Any] = {"total": total, "bad": bad_count, "good": len(good)}
 
     range_text = f"expected {spec.expected_min}-{spec.expected_max}"
     if total > spec.p0_above:
@@ -80,8 +81,9 @@ def evaluate_heartbeat_docs(collection: str, docs: list[HeartbeatDoc], spec: Hea
     missing = sorted(name for name in expected if name not in good)
     unreadable = sorted(f"{name} ({'; '.join(good[name].problems)})" for name in expected
                         if name in good and good[name].problems)
-    stale = sorted(f"{name} ({_age(now - good[name].last_heartbeat)} ago)" for name in expected
-                   if name in good and not good[name].problems and now - good[name].last_heartbeat > max_age)
+    stale = sorted(f"{name} ({_age(now - doc.last_heartbeat)} ago)" for name, doc in good.items()
+                   if name in expected and not doc.problems and doc.last_heartbeat is not None
+                   and now - doc.last_heartbeat > max_age)
     if missing:
         findings.append(failed(CHECK, collection, Severity.P1,
                                f"no heartbeat document for {len(missing)} declared processor(s): "

@@ -13,6 +13,8 @@ Deny policies are not read: a permission an allow policy grants is taken as held
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..findings import Finding, Outcome, Severity, failed, passed
 from ..iam import PolicyHierarchy, Role, applies_to, is_indirect
 
@@ -29,7 +31,7 @@ def evaluate_iam(service: str, *, running_as: str, expected_account: str | None,
                  hierarchy: PolicyHierarchy, roles: dict[str, Role], region: str) -> list[Finding]:
     """`roles` must hold every role of iam.roles_to_read(hierarchy, running_as, required_roles)."""
     project = hierarchy.project
-    evidence = {"service_account": running_as, "required_roles": required_roles}
+    evidence: dict[str, Any] = {"service_account": running_as, "required_roles": required_roles}
     if not running_as:
         return [Finding(CHECK, service, Severity.P1, Outcome.ERROR,
                         "the serving revision reports no service account: its roles cannot be checked", evidence,
@@ -76,7 +78,8 @@ def _missing(service: str, required: str, missing: frozenset[str], hierarchy: Po
              roles: dict[str, Role], account: str, evidence: dict) -> Finding:
     """FAIL when no grant could supply some missing permission; ERROR when uncertain grants could
     supply all of them."""
-    uncertain, could_supply = [], set()
+    uncertain: list[str] = []
+    could_supply: set[str] = set()
     for resource, binding in hierarchy.grants():
         role = roles.get(binding.role)  # absent: granted only to others, so it cannot matter
         supplies = role.granted_permissions & missing if role else frozenset()

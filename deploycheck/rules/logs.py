@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 from datetime import datetime
+from typing import Any
 
 from .. import re2
 from ..findings import Finding, Outcome, Severity, failed, passed
@@ -51,7 +52,7 @@ def evaluate_boot(service: str, logs: BootLogs, *, serving: list[str], newest: s
     """With `revisions`, a serving revision that fails at boot is fixed by a rollback first."""
     errors = _matching(logs.errors.lines, BOOT_ERROR_PATTERNS)
     silent = [revision for revision in serving if logs.latest.get(revision) is None]
-    evidence = {"since": since.isoformat(), "serving": serving, "newest": newest, "matches": len(errors),
+    evidence: dict[str, Any] = {"since": since.isoformat(), "serving": serving, "newest": newest, "matches": len(errors),
                 "complete": logs.errors.complete, "silent_revisions": silent}
     how = reproduce(project, scope, BOOT_ERROR_PATTERNS)
     in_serving = [line for line in errors if line.revision in serving]
@@ -89,7 +90,7 @@ def evaluate_heartbeat_log(service: str, spec: HeartbeatLogSpec, logs: Heartbeat
     good = logs.latest_expected
     if good is not None and not (good.revision in serving and _matching([good], [spec.expected])):
         good = None
-    evidence = {"since": since.isoformat(), "expected": spec.expected, "forbidden": spec.forbidden,
+    evidence: dict[str, Any] = {"since": since.isoformat(), "expected": spec.expected, "forbidden": spec.forbidden,
                 "bad_lines": len(bad), "bad_lines_complete": logs.forbidden.complete,
                 "latest_good": good.quoted() if good else None}
     if bad:
@@ -109,7 +110,7 @@ def evaluate_heartbeat_log(service: str, spec: HeartbeatLogSpec, logs: Heartbeat
 
 def evaluate_log_visibility(service: str, info_line: LogLine | None, *, serving: list[str], since: datetime,
                             region: str, project: str) -> Finding:
-    evidence = {"since": since.isoformat(), "serving": serving}
+    evidence: dict[str, Any] = {"since": since.isoformat(), "serving": serving}
     if info_line is None:
         return failed("log-visibility", service, Severity.P1,
                       f"no INFO application line from {', '.join(serving)} since {since:%Y-%m-%d %H:%M}Z, only "

@@ -7,9 +7,11 @@ last update was refused after (or without) that revision, so what runs is not wh
 
 from __future__ import annotations
 
+from typing import Any
+
+from .. import remedies
 from ..cloudrun import RevisionState, ServiceState
 from ..findings import Finding, Severity, failed, passed
-from .. import remedies
 
 CHECK = "rollout"
 READY = "CONDITION_SUCCEEDED"
@@ -26,7 +28,7 @@ def rollout_settled(service: ServiceState, newest: RevisionState | None) -> bool
 def evaluate_rollout(service: ServiceState, newest: RevisionState, *, waited_s: float | None,
                      project: str) -> Finding:
     name = service.name
-    evidence = {"newest_revision": newest.name, "ready_state": newest.ready_state,
+    evidence: dict[str, Any] = {"newest_revision": newest.name, "ready_state": newest.ready_state,
                 "generation": service.generation, "observed_generation": service.observed_generation,
                 "waited_s": waited_s}
     if newest.ready_state == READY and not service.reconciling:

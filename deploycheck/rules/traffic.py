@@ -10,9 +10,11 @@ that failed is also the rollout check's P0: that check judges the deploy, this o
 
 from __future__ import annotations
 
+from typing import Any
+
+from .. import remedies
 from ..cloudrun import ServiceState
 from ..findings import Finding, Severity, failed, passed
-from .. import remedies
 from .rollback import RevisionListing, rollback_first
 
 CHECK = "traffic"
@@ -25,7 +27,7 @@ def evaluate_traffic(service: ServiceState, *, region: str, project: str,
     name = service.name
     findings: list[Finding] = []
     to_latest = remedies.update_traffic_to_latest(name, region, project)
-    evidence = {"latest_ready_revision": service.latest_ready_revision,
+    evidence: dict[str, Any] = {"latest_ready_revision": service.latest_ready_revision,
                 "latest_created_revision": service.latest_created_revision,
                 "traffic": [f"{s.revision or '?'}={s.percent}%" + (f" tag={s.tag}" if s.tag else "") for s in service.traffic]}
 

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -102,7 +103,7 @@ class ApiState:
         return {key: value for key, value in resource.items() if key != LATER_KEY}
 
     @classmethod
-    def from_file(cls, path: str) -> "ApiState":
+    def from_file(cls, path: str) -> ApiState:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
         resources = {item["name"]: item for item in data.get("resources", [])}
@@ -142,7 +143,7 @@ class Handler(BaseHTTPRequestHandler):
     state: ApiState  # set on the subclass by make_server
 
     def log_message(self, fmt: str, *args) -> None:
-        sys.stderr.write("%s %s\n" % (self.log_date_time_string(), fmt % args))
+        sys.stderr.write(f"{self.log_date_time_string()} {fmt % args}\n")
 
     # --- plumbing -------------------------------------------------------------------------
     def _send_json(self, status: int, body: dict) -> None:
@@ -151,7 +152,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(payload)))
         # Headers and body leave in one write, as one segment for small answers.
-        self._headers_buffer.extend((b"\r\n", payload))
+        self._headers_buffer.extend((b"\r\n", payload))  # type: ignore[attr-defined]  # http.server's own list, not in its stub
         self.flush_headers()
 
     def _send_error(self, status: int, message: str) -> None:
@@ -189,19 +190,19 @@ class Handler(BaseHTTPRequestHandler):
             return self._send_error(405, f"{method} {path} is not served by the sandbox (read-only stand-in)")
         return self._send_error(404, f"no route for {path}")
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def do_GET(self) -> None:
         self._dispatch("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._dispatch("PATCH")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._dispatch("PUT")
 
     # --- sandbox control ------------------------------------------------------------------
@@ -324,7 +325,7 @@ def _list_log_entries(handler: Handler, match: re.Match, query: dict, body: dict
 
 
 _NAME = r"projects/[^/]+/locations/[^/]+(?:/[^/]+/[^/]+)*"
-ROUTES: list[tuple[str, re.Pattern, object]] = [
+ROUTES: list[tuple[str, re.Pattern, Callable[[Handler, re.Match, dict, dict], None]]] = [
     ("POST", re.compile(r"/v3/(?P<resource>(?:projects|folders|organizations)/[^/:]+):getIamPolicy"), _get_iam_policy),
     ("GET", re.compile(r"/v3/(?P<name>(?:projects|folders|organizations)/[^/:]+)"), _get_iam_resource),
     ("GET", re.compile(r"/v1/roles/(?P<role>[A-Za-z0-9_.]+)"), _get_predefined_role),

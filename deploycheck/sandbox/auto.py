@@ -32,8 +32,8 @@ import yaml
 
 from .. import re2
 from ..errors import InputError
-from ..inventory import CodePattern, Inventory, JobSpec, ServiceSpec
 from ..imageref import ImageRef
+from ..inventory import CodePattern, HeartbeatSpec, Inventory, JobSpec, ServiceSpec
 from ..logs import BOOT_ERROR_PATTERNS
 from .apiserver import PREDEFINED_ROLES_DIR
 from .regex_example import NoExample, example
@@ -100,7 +100,7 @@ class _Builder:
         if custom_roles:
             data["custom_roles"] = custom_roles
         if self.inventory.heartbeats is not None:
-            data["firestore"] = {self.inventory.heartbeats.collection: self._heartbeat_documents()}
+            data["firestore"] = {self.inventory.heartbeats.collection: self._heartbeat_documents(self.inventory.heartbeats)}
         data["logs"] = [line for spec in self.inventory.services for line in self._logs(spec)]
         return data
 
@@ -166,7 +166,7 @@ class _Builder:
         return spec.service_account or default_account(self.inventory.project)
 
     def _service(self, spec: ServiceSpec) -> dict:
-        users = [spec, *(job for job in self.inventory.jobs if job.runs == spec.name)]
+        users: list[ServiceSpec | JobSpec] = [spec, *(job for job in self.inventory.jobs if job.runs == spec.name)]
         key = self._image(spec.image, users)
         service = {"image": str(spec.image), "service_account": self._account(spec),
                    "labels": {label: self.commit[:8] for label in spec.service_commit_labels},
@@ -207,8 +207,7 @@ class _Builder:
                 custom.append({"name": role, "permissions": [f"deploycheck.auto.{role.rsplit('/', 1)[-1]}"]})
         return [{"role": role, "members": names} for role, names in members.items()], custom
 
-    def _heartbeat_documents(self) -> list[dict]:
-        spec = self.inventory.heartbeats
+    def _heartbeat_documents(self, spec: HeartbeatSpec) -> list[dict]:
         processors = [name for service in self.inventory.services for name in service.processors]
         if len(processors) < spec.expected_min:
             self.warnings.append(f"the inventory declares {len(processors)} heartbeat processors but "
@@ -219,7 +218,7 @@ class _Builder:
 
     def _logs(self, spec: ServiceSpec) -> list[dict]:
         where = {"service": spec.name, "revision": "00001-aut", **({"region": spec.region} if spec.own_region else {})}
-        lines = [{**where, "at": "now-80m", "severity": "INFO", "text": "Booting worker with pid: 7"},
+        lines: list[dict] = [{**where, "at": "now-80m", "severity": "INFO", "text": "Booting worker with pid: 7"},
                  {**where, "at": "now-79m", "severity": "INFO",
                   "json": {"message": "Application startup complete", "severity": "INFO"}},
                  {**where, "at": "now-30m", "severity": "INFO", "log": "requests"}]

@@ -39,9 +39,9 @@ def _code_for(status: int) -> grpc.StatusCode:
     return getattr(grpc.StatusCode, STATUS_NAMES.get(status, "UNKNOWN"), grpc.StatusCode.UNKNOWN)
 
 
-def _forwarded_metadata(context: grpc.ServicerContext) -> list[tuple[str, str]]:
-    return [(key, value) for key, value in context.invocation_metadata()
-            if not key.startswith((":", "grpc-")) and key not in ("user-agent", "content-type", "te")]
+def _forwarded_metadata(context: grpc.ServicerContext) -> tuple[tuple[str, str | bytes], ...]:
+    return tuple((key, value) for key, value in context.invocation_metadata()
+                 if not key.startswith((":", "grpc-")) and key not in ("user-agent", "content-type", "te"))
 
 
 class _Forwarder(grpc.GenericRpcHandler):
@@ -100,17 +100,17 @@ class _Forwarder(grpc.GenericRpcHandler):
         if kind == "reset":
             context.abort(grpc.StatusCode.UNAVAILABLE, _RESET_DETAILS)
         channel = self.dead_channel if kind == "down" else self.channel
-        call = channel.unary_stream(method)(request, metadata=_forwarded_metadata(context),
-                                            timeout=context.time_remaining())
+        forward: grpc.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(method)
+        call = forward(request, metadata=_forwarded_metadata(context), timeout=context.time_remaining())
         try:
-            messages = list(call) if kind in ("truncate", "empty") else call
+            received = list(call) if kind in ("truncate", "empty") else []
             if kind == "empty":
                 return
             if kind == "truncate":
-                yield from messages[:len(messages) // 2]
+                yield from received[:len(received) // 2]
                 context.abort(grpc.StatusCode.UNAVAILABLE, _RESET_DETAILS)
-            for message in messages:
-                if kind == "trickle" and self.stopping.wait(rule.interval):
+            for message in call:
+                if kind == "trickle" and rule and self.stopping.wait(rule.interval):
                     return
                 if kind == "corrupt":
                     message = _corrupt(message)
@@ -134,11 +134,11 @@ class _Forwarder(grpc.GenericRpcHandler):
             context.abort(grpc.StatusCode.UNAVAILABLE, _RESET_DETAILS)
         channel = self.dead_channel if kind == "down" else self.channel
         try:
-            response = channel.unary_unary(method)(request, metadata=_forwarded_metadata(context),
-                                                   timeout=context.time_remaining())
+            forward: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
+            response = forward(request, metadata=_forwarded_metadata(context), timeout=context.time_remaining())
         except grpc.RpcError as exc:
             context.abort(exc.code(), exc.details() or "")
-        if kind == "trickle":
+        if kind == "trickle" and rule:
             self.stopping.wait(rule.interval)
         if kind == "empty":
             return b""
@@ -146,8 +146,8 @@ class _Forwarder(grpc.GenericRpcHandler):
 
     def _bidi(self, method: str, requests, context: grpc.ServicerContext):
         # Listen/Write are not read by the suite; forwarded untouched.
-        call = self.channel.stream_stream(method)(requests, metadata=_forwarded_metadata(context),
-                                                  timeout=context.time_remaining())
+        forward: grpc.StreamStreamMultiCallable[bytes, bytes] = self.channel.stream_stream(method)
+        call = forward(requests, metadata=_forwarded_metadata(context), timeout=context.time_remaining())
         try:
             yield from call
         except grpc.RpcError as exc:

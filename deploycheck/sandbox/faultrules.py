@@ -84,7 +84,7 @@ class FaultRule:
     link: Link | None = None  # the shared bandwidth of a throttle rule
 
     @classmethod
-    def parse(cls, spec: object, where: str = "fault rule") -> "FaultRule":
+    def parse(cls, spec: object, where: str = "fault rule") -> FaultRule:
         if not isinstance(spec, dict):
             raise InputError(f"{where}: expected a mapping with a `fault` key, got {type(spec).__name__}")
         unknown = set(spec) - {"fault", "path", "method", "times", "after", "status", "interval", "message", "ms", "mbit"}

@@ -217,7 +217,8 @@ class _V1:
             where = f"{path}[{index}]"
             if not isinstance(condition, dict) or not isinstance(condition.get("type"), str):
                 raise self._fail(f"{where}.type", "is missing", "a condition type, e.g. Ready")
-            state = CONDITION_STATES.get(condition.get("status"))
+            given = condition.get("status")
+            state = CONDITION_STATES.get(given) if isinstance(given, str) else None
             if state is None:
                 raise self._fail(f"{where}.status", f"is {condition.get('status')!r}", "True, False or Unknown")
             converted = {"type": condition["type"], "state": state}
@@ -259,7 +260,7 @@ class _V1:
         latest_ready = status.get("latestReadyRevisionName") or ""
         generation = self._int(self.metadata.get("generation"), "metadata.generation", 1)
         observed = self._int(status.get("observedGeneration"), "status.observedGeneration", generation)
-        template_out = {"containers": self._containers(template_spec, "spec.template.spec.containers")}
+        template_out: dict[str, Any] = {"containers": self._containers(template_spec, "spec.template.spec.containers")}
         if template_spec.get("serviceAccountName"):
             template_out["serviceAccount"] = str(template_spec["serviceAccountName"])
         if template_meta.get("name"):
@@ -304,8 +305,8 @@ class _V1:
             revision = target.get("revisionName")
             if not latest and not (isinstance(revision, str) and revision):
                 raise self._fail(where, "names no revision and is not latestRevision", "revisionName or latestRevision: true")
-            converted = {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST" if latest
-                         else "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"}
+            converted: dict[str, Any] = {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST" if latest
+                                         else "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"}
             if revision and (statuses or not latest):
                 converted["revision"] = revision
             percent = self._int(target.get("percent"), f"{where}.percent")

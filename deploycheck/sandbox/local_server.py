@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..netutil import free_port, stop_process_group, wait_until_ready
 
@@ -34,6 +34,13 @@ class LocalServer:
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
+
+    @property
+    def running_pid(self) -> int:
+        """The pid of a started server; asking a stopped one is a bug, not a None to record."""
+        if self._process is None:
+            raise RuntimeError(f"{self.name} is not running")
+        return self._process.pid
 
     def command(self, port: int) -> list[str]:
         raise NotImplementedError

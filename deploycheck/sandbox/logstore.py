@@ -15,9 +15,9 @@ import bisect
 import heapq
 import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator
 
 from . import logquery
 

@@ -11,9 +11,10 @@ make this refuse, never write text the check would not accept.
 from __future__ import annotations
 
 import re
+import re._constants as sre
+import re._parser as sre_parse  # the stdlib regex parser (re's own, stable across 3.11+)
 import string
-from re import _constants as sre
-from re import _parser as sre_parse  # the stdlib regex parser (re's own, stable across 3.11+)
+from collections.abc import Callable
 
 from .. import re2
 
@@ -72,7 +73,7 @@ def _emit(items, pattern: str) -> str:
 def _member(items, pattern: str) -> str:
     """A character of the class [items]."""
     negated = bool(items) and items[0][0] is sre.NEGATE
-    tests = []
+    tests: list[Callable[..., bool]] = []  # each called with one character
     for op, value in items[1:] if negated else items:
         if op is sre.LITERAL:
             tests.append(lambda c, v=value: ord(c) == v)

@@ -47,6 +47,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import yaml
@@ -366,7 +367,7 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
         raise InputError(f"scenario {scenario.name}: service {name} has no revisions")
     out = []
     created_times = []
-    for index, rev in enumerate(revisions, start=1):
+    for rev in revisions:
         rev_name = f"{name}-{rev['suffix']}"
         created = rfc3339(resolve_time(rev.get("created", "now"), scenario.now))
         created_times.append(created)
@@ -404,7 +405,7 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
         out.append(revision)
 
     short_names = [f"{name}-{rev['suffix']}" for rev in revisions]
-    ready_names = [n for n, rev in zip(short_names, revisions) if rev.get("ready", True) is True]
+    ready_names = [n for n, rev in zip(short_names, revisions, strict=True) if rev.get("ready", True) is True]
     latest_created = short_names[-1]
     latest_ready = ready_names[-1] if ready_names else ""
     traffic_spec = spec.get("traffic") or [{"latest": True, "percent": 100}]
@@ -427,7 +428,7 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
             statuses.append(status)
     newest_ready = revisions[-1].get("ready", True)
     generation = str(len(revisions))
-    service = {
+    service: dict[str, Any] = {
         "name": full_name,
         "uid": _uid(full_name),
         "generation": generation,
@@ -467,7 +468,7 @@ def _expand_job(scenario: Scenario, parent: str, name: str, spec: dict, image_re
     full_name = f"{parent}/jobs/{name}"
     deployed_as, _ = image_ref(spec["image"])
     created = rfc3339(resolve_time(spec.get("created", "now"), scenario.now))
-    executions = []
+    executions: list[dict[str, Any]] = []
     for index, execution in enumerate(spec.get("executions") or [], start=1):
         started = rfc3339(resolve_time(execution.get("created", "now"), scenario.now))
         succeeded = execution.get("succeeded", True)
@@ -490,7 +491,7 @@ def _expand_job(scenario: Scenario, parent: str, name: str, spec: dict, image_re
             "observedGeneration": "1",
             "etag": f'"{_uid(exec_name)[:12]}"',
         })
-    job = {
+    job: dict[str, Any] = {
         "name": full_name,
         "uid": _uid(full_name),
         "generation": "1",

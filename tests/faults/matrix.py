@@ -289,7 +289,6 @@ class Matrix:
 
     def table(self) -> str:
         verdicts = {(row, run.config.label): symbol for row, run, symbol in self.cells()}
-        columns = [run.config.label for run in self.runs]
         families = list(dict.fromkeys(run.config.family for run in self.runs))
         width = max(len(f"{check}[{kind}]") for check, kind in ROWS)
         lines = ["columns: " + "; ".join(

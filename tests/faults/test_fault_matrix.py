@@ -41,7 +41,7 @@ class Lane:
         self.proxies = list(proxies)
 
     @classmethod
-    def extra(cls, info: SandboxInfo, root: Path) -> "Lane":
+    def extra(cls, info: SandboxInfo, root: Path) -> Lane:
         proxies = {backend: FaultProxy(root, backend=backend, kind=_KINDS[backend], upstream=info.upstreams[backend])
                    for backend in BACKENDS}
         for proxy in proxies.values():

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -22,12 +23,12 @@ BLOB = bytes(range(256)) * 4
 
 class _Backend(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    seen_tokens: list = []
+    seen_tokens: ClassVar[list] = []
 
     def log_message(self, *args) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path.startswith("/list"):
             _Backend.seen_tokens.append(self.path)
             payload, kind = json.dumps(LIST_BODY).encode(), "application/json"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from conftest import findings_for, phase2_scenario
 
 from deploycheck.errors import InputError
 from deploycheck.sandbox.faultproxy import FaultControl
 from deploycheck.sandbox.manager import SandboxInfo
 from deploycheck.sandbox.scenario import load_scenario
+
+from conftest import findings_for, phase2_scenario
 
 pytestmark = pytest.mark.faults
 
