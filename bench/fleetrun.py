@@ -59,7 +59,7 @@ class FleetSandbox:
     mbit: float | None
     failures: dict[str, int]
 
-    def __enter__(self) -> "FleetSandbox":
+    def __enter__(self) -> FleetSandbox:
         services, jobs = fleet_split(self.resources)
         self.scenario_dir, self.inventory = write_fleet(self.root / "scenario", services=services, jobs=jobs,
                                                         failures=self.failures)

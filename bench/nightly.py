@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fleetrun import FleetSandbox, default_failures, failing_findings, figures, fleet_split  # noqa: E402
+from fleetrun import FleetSandbox, default_failures, failing_findings, figures, fleet_split
 
-from deploycheck.sandbox.fleet import Fleet  # noqa: E402
+from deploycheck.sandbox.fleet import Fleet
 
 GROWTH_METRICS = ("seconds", "api_calls", "list_calls", "registry_requests", "bytes", "log_queries")
 

@@ -70,7 +70,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=100)
     args = parser.parse_args()
-    sys.stderr = open(Path(tempfile.gettempdir()) / "sandbox_wire.log", "w")  # the servers' request logs
+    sys.stderr = open(Path(tempfile.gettempdir()) / "sandbox_wire.log", "w")  # the servers' request logs  # noqa: SIM115 (kept open for the whole run)
     with serving() as url:
         api = per_call_ms(url, args.calls)
         proxy = FaultProxy(Path(tempfile.mkdtemp()), backend="api", kind="http", upstream=url).start()

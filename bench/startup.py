@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from installed import LOADERS_PROBE, install_copy, project  # noqa: E402
+from installed import LOADERS_PROBE, install_copy, project
 
 SERVICE = "nba-phase2-raw-processors"
 ARGS = ["--co", "-q", "-m", "postdeploy", "--service", SERVICE]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fleetrun import FleetSandbox, default_failures, figures  # noqa: E402
+from fleetrun import FleetSandbox, default_failures, figures
 
 
 def findings_by_id(report: dict) -> dict[str, str]:

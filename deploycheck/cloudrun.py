@@ -9,14 +9,15 @@ drops unknown fields, which would lose the digest the revision actually runs (DE
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call, pin_environment, raise_for_status, transport_session
-from .paging import Page, guarded_pages
 from .imageref import DIGEST_RE, ImageRef, ImageRefError, digest_of
+from .paging import Page, guarded_pages
 
 DEFAULT_ENDPOINT = "https://run.googleapis.com"
 API = "Cloud Run"

@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call, pin_environment, raise_for_status, transport_session
@@ -148,8 +148,7 @@ class IamReader:
 
     def iam_policy(self, resource: str) -> IamPolicy:
         kind = resource.split("/", 1)[0]
-        clients: dict[str, resourcemanager_v3.ProjectsClient | resourcemanager_v3.FoldersClient
-                      | resourcemanager_v3.OrganizationsClient] = {
+        clients: dict[str, Any] = {
             "projects": self._projects, "folders": self._folders, "organizations": self._organizations}
         client = clients[kind]
         # Version 3 returns conditional bindings with their conditions instead of failing.

@@ -19,8 +19,9 @@ cannot reach (a docker engine pulls, creates and never starts a container).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from deploycheck.blobcache import BlobCache
 from deploycheck.imageref import ImageRef
@@ -29,8 +30,18 @@ from deploycheck.layerscan import ChunkReader, ReadBudget
 from deploycheck.layerwalk import LayerWalk
 from deploycheck.registry import Descriptor, RegistryClient
 
-__all__ = ["ImageLimits", "FileRead", "ImageReadResult", "ImageReader", "RegistryImageReader", "require_digest",
-           "truncation_note", "path_components", "ChunkReader", "ReadBudget"]
+__all__ = [
+    "ChunkReader",
+    "FileRead",
+    "ImageLimits",
+    "ImageReadResult",
+    "ImageReader",
+    "ReadBudget",
+    "RegistryImageReader",
+    "path_components",
+    "require_digest",
+    "truncation_note",
+]
 
 MIB = 1024 * 1024
 

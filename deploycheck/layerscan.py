@@ -11,7 +11,8 @@ import gzip
 import tarfile
 import time
 import zlib
-from typing import IO, TYPE_CHECKING, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import IO, TYPE_CHECKING
 
 from deploycheck.errors import ObservationError
 from deploycheck.imageview import LayerIndex, member_path

@@ -18,17 +18,37 @@ reads the whole layer and takes the last one, as extraction does.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from deploycheck.blobcache import BlobCache, CorruptCacheEntry
 from deploycheck.errors import ObservationError
-from deploycheck.estargz import (FOOTER_SIZE, Chunk, EStargzError, Toc, check_file_digest, decode_chunk, index_layer,
-                                 parse_footer, parse_toc, toc_digest, toc_json)
+from deploycheck.estargz import (
+    FOOTER_SIZE,
+    Chunk,
+    EStargzError,
+    Toc,
+    check_file_digest,
+    decode_chunk,
+    index_layer,
+    parse_footer,
+    parse_toc,
+    toc_digest,
+    toc_json,
+)
 from deploycheck.imageref import ImageRef
-from deploycheck.imageview import (Integrity, LayerIndex, MergedView, Resolution, SymlinkLoop, describe_links,
-                                   path_components, watched_paths)
+from deploycheck.imageview import (
+    Integrity,
+    LayerIndex,
+    MergedView,
+    Resolution,
+    SymlinkLoop,
+    describe_links,
+    path_components,
+    watched_paths,
+)
 from deploycheck.layerscan import GZIP_LAYERS, ReadBudget, counted, scan_tar
 from deploycheck.registry import Descriptor, RegistryClient
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from . import re2
 from .errors import ObservationError

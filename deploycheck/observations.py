@@ -17,8 +17,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from .errors import ObservationError
 
@@ -114,7 +115,7 @@ class ObservationCache:
                 return
             try:
                 task()
-            except BaseException:  # noqa: BLE001 - kept in the facts (see prefetch); nothing to do here
+            except BaseException:
                 pass
 
     def close(self) -> None:

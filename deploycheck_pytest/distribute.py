@@ -55,9 +55,7 @@ def is_project_wide(item: pytest.Item) -> bool:
     if callspec is None:
         return True
     params = callspec.params
-    if any(params.get(name) is not None for name in RESOURCE_PARAMS):
-        return False
-    return True
+    return not any(params.get(name) is not None for name in RESOURCE_PARAMS)
 
 
 @dataclass(frozen=True)

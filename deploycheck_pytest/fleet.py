@@ -72,7 +72,7 @@ class Fleet:
         self.batch_logs = known and not wait
 
     @classmethod
-    def for_session(cls, config: pytest.Config, session_items: list[pytest.Item], **readers) -> "Fleet":
+    def for_session(cls, config: pytest.Config, session_items: list[pytest.Item], **readers) -> Fleet:
         share = worker_share(config)
         if hasattr(config, "workerinput") and share is None:
             items = None  # xdist hands this worker tests as it goes: its share is not known

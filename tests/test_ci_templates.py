@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ci_runner import (
     ArtifactStore,
     CloudBuild,
@@ -40,6 +39,7 @@ from ci_runner import (
     step_scripts,
     strip_expressions,
 )
+
 from conftest import REPO
 
 CI = REPO / "ci"
@@ -507,7 +507,7 @@ def test_nightly_finds_the_newest_unexpired_artifact(tmp_path, ci_tools):
     store.artifacts[2].expired = True  # run 303, the newest one
     listing = tmp_path / "listing.json"
     store.write_listing(listing)
-    (job, name, script), = [s for s in step_scripts(NIGHTLY) if s[1] == "last"]
+    (_job, _name, script), = [s for s in step_scripts(NIGHTLY) if s[1] == "last"]
     output = tmp_path / "out"
     env = {**environment(ci_tools, tmp_path / "home", None), "GH_STAND_IN_LISTING": str(listing),
            "GITHUB_OUTPUT": str(output), "GITHUB_REPOSITORY": "o/r", "ARTIFACT": "deploycheck-nightly",

@@ -14,13 +14,21 @@ import pytest
 
 from deploycheck.blobcache import BlobCache
 from deploycheck.errors import ObservationError
-from deploycheck.estargz import (TOC_DIGEST_ANNOTATION, Chunk, EStargzError, decode_chunk, parse_footer, parse_toc,
-                                 toc_json)
-from deploycheck.images import ImageLimits, RegistryImageReader
+from deploycheck.estargz import (
+    TOC_DIGEST_ANNOTATION,
+    Chunk,
+    EStargzError,
+    decode_chunk,
+    parse_footer,
+    parse_toc,
+    toc_json,
+)
 from deploycheck.imageref import ImageRef
+from deploycheck.images import ImageLimits, RegistryImageReader
 from deploycheck.registry import sha256_digest
 from deploycheck.sandbox.estargz_layer import estargz_layer_from_files
 from deploycheck.sandbox.oci_builder import Blob, FileEntry, build_image, random_layer
+
 from imagetools import MIB, StubRegistry, mirror_client, publish, publish_layers, relabel_layers
 
 HEARTBEAT = "/app/shared/monitoring/processor_heartbeat.py"
@@ -75,7 +83,7 @@ def test_chunks_sharing_one_gzip_member_are_cut_at_their_inner_offset():
     second = Chunk(offset=0, end=len(member), inner_offset=10, file_offset=0, length=11,
                    digest=sha256_digest(b"second-file"))
     assert decode_chunk(member, second, "/b") == b"second-file"
-    with pytest.raises(EStargzError, match="hashes to .* not its TOC chunkDigest"):
+    with pytest.raises(EStargzError, match=r"hashes to .* not its TOC chunkDigest"):
         decode_chunk(member, Chunk(0, len(member), 0, 0, 11, second.digest), "/b")
 
 

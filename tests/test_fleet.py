@@ -70,7 +70,7 @@ def test_the_inventory_declares_what_the_scenario_deploys(tmp_path):
     ({"services": 2, "failures": {"boot_error": 2, "traffic_pinned": 1}}, "exceed the 2 services"),
 ])
 def test_a_bad_fleet_is_refused_naming_the_field(section, message):
-    with pytest.raises(InputError, match="scenario.yaml: fleet") as caught:
+    with pytest.raises(InputError, match=r"scenario\.yaml: fleet") as caught:
         Fleet.parse(section, "scenario.yaml")
     assert message in str(caught.value)
 

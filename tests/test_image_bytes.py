@@ -10,9 +10,10 @@ import pytest
 
 from deploycheck.blobcache import BlobCache
 from deploycheck.errors import ObservationError
-from deploycheck.images import ImageLimits, RegistryImageReader
 from deploycheck.imageref import ImageRef
+from deploycheck.images import ImageLimits, RegistryImageReader
 from deploycheck.sandbox.oci_builder import FileEntry, build_image, layer_from_files, random_layer
+
 from imagetools import MIB, StubRegistry, mirror_client, publish, publish_layers
 
 HEARTBEAT = "/app/shared/monitoring/processor_heartbeat.py"

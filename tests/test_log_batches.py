@@ -9,14 +9,24 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
-from conftest import serving
 from deploycheck.errors import ObservationError
 from deploycheck.gcall import CallPolicy
 from deploycheck.inventory import HeartbeatLogSpec
-from deploycheck.logs import (BOOT_ERROR_PATTERNS, LIMIT_OPTION, Listing, LogBatch, LogLine, LogQuestion, LogReader,
-                              LogScope, batches, settle)
+from deploycheck.logs import (
+    BOOT_ERROR_PATTERNS,
+    LIMIT_OPTION,
+    Listing,
+    LogLine,
+    LogQuestion,
+    LogReader,
+    LogScope,
+    batches,
+    settle,
+)
 from deploycheck.sandbox.apiserver import ApiState
 from deploycheck.sandbox.logstore import revision_entry
+
+from conftest import serving
 
 PROJECT, REGION = "p", "us-west2"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -61,7 +71,7 @@ def logs():
 def quiet_fleet() -> list[dict]:
     """Three quiet services: a boot error in b, an old-format heartbeat in c, INFO lines in all."""
     entries = []
-    for number, service in enumerate(("a", "b", "c")):
+    for _number, service in enumerate(("a", "b", "c")):
         revision = f"{service}-1"
         entries += [entry(service, revision, 50, "Booting worker", number=1),
                     entry(service, revision, 40, "Started heartbeat for p2_nba_raw.x", number=2),
@@ -88,7 +98,7 @@ def test_one_listing_answers_every_fact_of_every_quiet_service(logs):
 
 
 def test_the_answers_are_those_of_each_facts_own_query(logs):
-    reader, state = logs(quiet_fleet())
+    reader, _state = logs(quiet_fleet())
     [batch] = batches(reader, [scope(s, since_minutes=60, heartbeat=HEARTBEAT) for s in ("a", "b", "c")])
     for key in batch._questions:
         question = batch.question(*key)
@@ -151,8 +161,8 @@ def test_a_listing_that_cannot_be_read_is_each_facts_error_asked_once(logs):
 def test_settle_never_answers_from_a_listing_that_stops_inside_the_window():
     line = LogLine(NOW - timedelta(minutes=1), "INFO", "x", "a-1", "projects/p/logs/x")
     older = LogLine(NOW - timedelta(minutes=30), "INFO", "x", "a-1", "projects/p/logs/x")
-    question = LogQuestion("q", scope("a", since_minutes=10), ("a-1",), "", lambda l: l.severity == "ERROR", 5)
-    latest = LogQuestion("q", scope("a", since_minutes=10), ("a-1",), "", lambda l: True, None)
+    question = LogQuestion("q", scope("a", since_minutes=10), ("a-1",), "", lambda line: line.severity == "ERROR", 5)
+    latest = LogQuestion("q", scope("a", since_minutes=10), ("a-1",), "", lambda line: True, None)
     cut_inside = Listing([line], complete=False, limit=1, beyond=line)
     cut_before = Listing([line], complete=False, limit=1, beyond=older)
     assert settle(question, cut_inside) is not None and not isinstance(settle(question, cut_inside), Listing)

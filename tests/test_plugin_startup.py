@@ -11,7 +11,6 @@ import sys
 from dataclasses import fields
 
 import pytest
-
 from installed import LOADERS_PROBE, install_copy, project
 
 from deploycheck.images import ImageLimits
@@ -78,4 +77,4 @@ def test_collecting_the_checks_imports_no_google_cloud_client():
 
 def test_the_image_option_defaults_are_the_readers_defaults():
     defaults = {field.name: field.default for field in fields(ImageLimits)}
-    assert IMAGE_LIMIT_DEFAULTS == {name: defaults[name] for name in IMAGE_LIMIT_DEFAULTS}
+    assert {name: defaults[name] for name in IMAGE_LIMIT_DEFAULTS} == IMAGE_LIMIT_DEFAULTS

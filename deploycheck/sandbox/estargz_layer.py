@@ -15,7 +15,7 @@ import hashlib
 import io
 import json
 import tarfile
-from typing import Mapping
+from collections.abc import Mapping
 
 from deploycheck.estargz import FOOTER_SIZE, TOC_DIGEST_ANNOTATION, TOC_NAME
 from deploycheck.registry import OCI_LAYER_GZIP, sha256_digest

@@ -77,28 +77,28 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     server: _ProxyServer
 
     def log_message(self, fmt: str, *args) -> None:
-        sys.stderr.write("%s %s\n" % (self.log_date_time_string(), fmt % args))
+        sys.stderr.write(f"{self.log_date_time_string()} {fmt % args}\n")
 
     def setup(self) -> None:
         super().setup()
         self.wfile = CountingWriter(self.wfile, self.server.traffic)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def do_GET(self) -> None:
         self._proxy("GET")
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._proxy("HEAD")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._proxy("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._proxy("PUT")
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._proxy("PATCH")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._proxy("DELETE")
 
     def _proxy(self, method: str) -> None:
@@ -345,7 +345,7 @@ class _ControlHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == f"{CONTROL_PREFIX}/health":
             return self._send(200, {"ok": True})
         if self.path == f"{CONTROL_PREFIX}/faults":
@@ -354,13 +354,13 @@ class _ControlHandler(BaseHTTPRequestHandler):
             return self._send(200, self.traffic.describe())
         return self._send(404, {"error": f"no control endpoint GET {self.path}"})
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         if self.path != f"{CONTROL_PREFIX}/traffic":
             return self._send(404, {"error": f"no control endpoint DELETE {self.path}"})
         self.traffic.reset()
         return self._send(200, self.traffic.describe())
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         if self.path != f"{CONTROL_PREFIX}/faults":
             return self._send(404, {"error": f"no control endpoint PUT {self.path}"})
         try:

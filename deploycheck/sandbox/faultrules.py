@@ -138,7 +138,7 @@ class Link:
         self._lock = threading.Lock()
 
     @classmethod
-    def parse(cls, mbit: object, where: str) -> "Link":
+    def parse(cls, mbit: object, where: str) -> Link:
         if not isinstance(mbit, (int, float)) or isinstance(mbit, bool) or mbit <= 0:
             raise InputError(f"{where}: throttle needs mbit, a positive number of megabits per second, not {mbit!r}")
         return cls(float(mbit))

@@ -52,7 +52,7 @@ class Fleet:
     failures: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, section: object, where: str) -> "Fleet":
+    def parse(cls, section: object, where: str) -> Fleet:
         if not isinstance(section, dict):
             raise InputError(f"{where}: fleet: expected a mapping like {{services: 500, jobs: 500}}")
         unknown = set(section) - _KEYS
@@ -245,7 +245,7 @@ def write_fleet(directory: Path, *, services: int, jobs: int, log_lines: int = 2
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "scenario.yaml").write_text(
-        f"# A generated fleet; the matching inventory is services.yaml next to this file.\n"
+        "# A generated fleet; the matching inventory is services.yaml next to this file.\n"
         + yaml.safe_dump({"project": project, "region": region, "fleet": section}, sort_keys=False), encoding="utf-8")
     inventory_path = directory / "services.yaml"
     inventory_path.write_text(inventory_yaml(fleet, project=project, region=region), encoding="utf-8")

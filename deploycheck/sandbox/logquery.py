@@ -28,9 +28,10 @@ from __future__ import annotations
 import json
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, NoReturn
+from typing import NoReturn
 
 import re2 as google_re2  # the google-re2 binding: Cloud Logging evaluates =~ with RE2
 

@@ -26,15 +26,22 @@ import httpx
 
 from ..errors import InputError
 from ..netutil import free_port, http_probe, stop_process_group, wait_until_ready
+from . import fleet as fleets
 from .faultproxy import FaultProxy
 from .faultrules import BACKENDS
 from .firestore_process import FirestoreEmulator, seed_documents
-from . import fleet as fleets
 from .oci_builder import build_image, layer_from_files, push_image, push_oci_layout, random_layer
 from .registry_process import LocalRegistry
 from .registry_storage import RegistryStorage
-from .scenario import (Scenario, expand_iam_policies, expand_iam_resources, expand_log_entries, expand_log_volume,
-                       expand_resources, load_scenario)
+from .scenario import (
+    Scenario,
+    expand_iam_policies,
+    expand_iam_resources,
+    expand_log_entries,
+    expand_log_volume,
+    expand_resources,
+    load_scenario,
+)
 from .timeutil import rfc3339
 
 STOP_GRACE_SECONDS = 5.0
@@ -68,7 +75,7 @@ class SandboxInfo:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path) -> "SandboxInfo":
+    def load(cls, path: Path) -> SandboxInfo:
         try:
             return cls(**json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError) as exc:
@@ -135,7 +142,7 @@ class Sandbox:
                        "--port", str(api_port)]
             if self.parent_pid:
                 command += ["--parent-pid", str(self.parent_pid), "--also-kill-file", str(self._children_file)]
-            log = open(self.workdir / "apiserver.log", "ab")
+            log = open(self.workdir / "apiserver.log", "ab")  # noqa: SIM115 (the child holds it; closed in stop)
             self.api_process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                                 start_new_session=True)
             log.close()
@@ -206,7 +213,7 @@ class Sandbox:
         with open(self._children_file, "a", encoding="ascii") as handle:
             handle.write(f"{pid}\n")
 
-    def _start_firestore(self, scenario: Scenario, step: "_Stopwatch") -> None:
+    def _start_firestore(self, scenario: Scenario, step: _Stopwatch) -> None:
         with step("firestore"):
             self.firestore = FirestoreEmulator(self.workdir / "firestore").start()
             self._record_child(self.firestore.pid)

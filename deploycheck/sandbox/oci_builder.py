@@ -12,10 +12,11 @@ import json
 import posixpath
 import random
 import tarfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator, Literal, Mapping, NamedTuple, Sequence
+from typing import Literal, NamedTuple
 
 import httpx
 
@@ -54,7 +55,7 @@ class Blob:
 
     @classmethod
     def of(cls, data: bytes, media_type: str, *, diff_id: str | None = None,
-           annotations: Mapping[str, str] | None = None) -> "Blob":
+           annotations: Mapping[str, str] | None = None) -> Blob:
         return cls(media_type=media_type, data=data, digest=sha256_digest(data), size=len(data), diff_id=diff_id,
                    annotations=dict(annotations or {}))
 
@@ -92,15 +93,15 @@ class FileEntry:
     raw_name: bool = False
 
     @classmethod
-    def symlink(cls, target: str) -> "FileEntry":
+    def symlink(cls, target: str) -> FileEntry:
         return cls(kind="symlink", target=target)
 
     @classmethod
-    def hardlink(cls, target: str) -> "FileEntry":
+    def hardlink(cls, target: str) -> FileEntry:
         return cls(kind="hardlink", target=target)
 
     @classmethod
-    def directory(cls, mode: int = 0o755) -> "FileEntry":
+    def directory(cls, mode: int = 0o755) -> FileEntry:
         return cls(kind="dir", mode=mode)
 
 
@@ -398,7 +399,7 @@ class _OciLayout:
     def top_descriptor(self, ref_name: str | None) -> dict:
         entries = self.index.get("manifests", [])
         names = [entry.get("annotations", {}).get(_REF_NAME_ANNOTATION, entry["digest"]) for entry in entries]
-        chosen = [entry for entry, name in zip(entries, names) if ref_name is None or name == ref_name]
+        chosen = [entry for entry, name in zip(entries, names, strict=False) if ref_name is None or name == ref_name]
         if len(chosen) != 1:
             wanted = f"named {ref_name!r}" if ref_name else "in total"
             raise ValueError(
