@@ -61,11 +61,17 @@ class FleetSandbox:
 
     def __enter__(self) -> FleetSandbox:
         services, jobs = fleet_split(self.resources)
-        self.scenario_dir, self.inventory = write_fleet(self.root / "scenario", services=services, jobs=jobs,
-                                                        failures=self.failures)
+        self.scenario_dir, self.inventory = write_fleet(
+            self.root / "scenario", services=services, jobs=jobs, failures=self.failures
+        )
         began = time.monotonic()
-        self.sandbox = Sandbox(str(self.scenario_dir), project="fleet-project", region="us-central1",
-                               workdir=self.root / "sandbox", fault_proxies=BACKENDS)
+        self.sandbox = Sandbox(
+            str(self.scenario_dir),
+            project="fleet-project",
+            region="us-central1",
+            workdir=self.root / "sandbox",
+            fault_proxies=BACKENDS,
+        )
         self.info = self.sandbox.start()
         self.start_s = time.monotonic() - began
         self.controls = {backend: FaultControl(url) for backend, url in self.info.fault_controls.items()}
@@ -95,28 +101,57 @@ class FleetSandbox:
         """One full run; its figures, report.json's findings and what the sandbox counted."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.reset_counters()
-        command = [sys.executable, "-m", "pytest", "-m", "postdeploy or nightly",
-                   "--target", f"sandbox:{self.scenario_dir}", "--inventory", str(self.inventory),
-                   "--report-dir", str(workdir / "out"), "--cache-dir", str(workdir / "blob-cache"),
-                   "-p", "no:cacheprovider", "-q", *extra]  # a cold blob cache: every run reads what it needs
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-m",
+            "postdeploy or nightly",
+            "--target",
+            f"sandbox:{self.scenario_dir}",
+            "--inventory",
+            str(self.inventory),
+            "--report-dir",
+            str(workdir / "out"),
+            "--cache-dir",
+            str(workdir / "blob-cache"),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *extra,
+        ]  # a cold blob cache: every run reads what it needs
         env = {**os.environ, SANDBOX_STATE_ENV: str(self.sandbox.state_path)}
         load_before = os.getloadavg()[0]  # other work on the machine slows any run: say how busy it was
-        seconds, returncode, peak_rss_kb = run_measured(command, cwd=workdir, env=env,
-                                                        log=workdir / "pytest.log", timeout=RUN_TIMEOUT_S)
+        seconds, returncode, peak_rss_kb = run_measured(
+            command, cwd=workdir, env=env, log=workdir / "pytest.log", timeout=RUN_TIMEOUT_S
+        )
         report_path = workdir / "out" / "report.json"
         if not report_path.is_file():
             raise RuntimeError(f"the run wrote no report (exit {returncode}); see {workdir / 'pytest.log'}")
         report = json.loads(report_path.read_text(encoding="utf-8"))
-        return {"seconds": seconds, "exit": returncode, "peak_rss_kb": peak_rss_kb, "report": report,
-                "counters": self.counters(), "load_avg_1m": (round(load_before, 2), round(os.getloadavg()[0], 2))}
+        return {
+            "seconds": seconds,
+            "exit": returncode,
+            "peak_rss_kb": peak_rss_kb,
+            "report": report,
+            "counters": self.counters(),
+            "load_avg_1m": (round(load_before, 2), round(os.getloadavg()[0], 2)),
+        }
 
 
 def run_measured(command: list[str], *, cwd: Path, env: dict, log: Path, timeout: float) -> tuple[float, int, int]:
     """Wall seconds, exit status and peak RSS (KiB) of a command and its descendants."""
     with open(log, "wb") as output:
         began = time.monotonic()
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         timer = threading.Timer(timeout, lambda: os.killpg(process.pid, signal.SIGKILL))
         timer.start()
         try:
@@ -174,8 +209,9 @@ def pages_needed(lists: dict[str, dict], sizes: dict[str, int]) -> int:
     """The list calls that read each collection the run listed once, whole, at the largest page size
     it asked for: one per page of results. Listing a collection per parent (each service's
     revisions apart instead of `services/-/revisions`) or again in another worker costs more."""
-    return sum(max(1, math.ceil(sizes[route.rsplit("/", 1)[-1]] / max(entry["page_sizes"])))
-               for route, entry in lists.items())
+    return sum(
+        max(1, math.ceil(sizes[route.rsplit("/", 1)[-1]] / max(entry["page_sizes"]))) for route, entry in lists.items()
+    )
 
 
 def failing_findings(report: dict) -> set[tuple[str, str, str]]:

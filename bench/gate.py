@@ -76,8 +76,14 @@ def build_image(scale: float):
     base = random_layer(max(4096, int(BASE_BYTES * scale)), seed=1)
     per_dependency = max(1024, int(DEPENDENCY_BYTES * scale) // DEPENDENCY_FILES)
     dependencies = layer_from_files(
-        {f"/usr/local/lib/python3.11/site-packages/pkg{index // 50:02d}/module{index:04d}.so":
-         generator.randbytes(per_dependency) for index in range(DEPENDENCY_FILES)}, compresslevel=1)
+        {
+            f"/usr/local/lib/python3.11/site-packages/pkg{index // 50:02d}/module{index:04d}.so": generator.randbytes(
+                per_dependency
+            )
+            for index in range(DEPENDENCY_FILES)
+        },
+        compresslevel=1,
+    )
     per_app_file = max(1024, int(APP_BYTES * scale) // (2 * APP_FILES_EACH_SIDE))
     fixed = (REPO / "deploycheck/sandbox/scenarios/_common/processor_heartbeat_fixed.py").read_bytes()
     app_files: dict[str, bytes | FileEntry] = {HEARTBEAT: fixed}
@@ -85,9 +91,12 @@ def build_image(scale: float):
         app_files[f"/app/data/fixture{index:03d}.bin"] = generator.randbytes(per_app_file)
         app_files[f"/app/static/asset{index:03d}.bin"] = generator.randbytes(per_app_file)
     app = layer_from_files(app_files, compresslevel=1)
-    image = build_image([base, dependencies, app], created="2026-12-02T07:00:00Z",
-                        labels={"org.opencontainers.image.revision": COMMIT},
-                        env=["PYTHONUNBUFFERED=1", f"COMMIT_SHA={COMMIT}"])
+    image = build_image(
+        [base, dependencies, app],
+        created="2026-12-02T07:00:00Z",
+        labels={"org.opencontainers.image.revision": COMMIT},
+        env=["PYTHONUNBUFFERED=1", f"COMMIT_SHA={COMMIT}"],
+    )
     return image, app
 
 
@@ -104,12 +113,12 @@ def _gzip_prefix_for(blob: bytes, produced_wanted: int) -> int:
     inflater, produced, position, step = zlib.decompressobj(wbits=31), 0, 0, 64 * 1024
     while True:
         before = inflater.copy()
-        out = len(inflater.decompress(blob[position:position + step]))
+        out = len(inflater.decompress(blob[position : position + step]))
         if produced + out >= produced_wanted:
             break
         produced, position = produced + out, position + step
     for extra in range(1, step + 1):  # byte by byte through the step that crossed it
-        produced += len(before.decompress(blob[position + extra - 1:position + extra]))
+        produced += len(before.decompress(blob[position + extra - 1 : position + extra]))
         if produced >= produced_wanted:
             return position + extra
     raise AssertionError("unreachable: the step crossed the end")
@@ -154,11 +163,24 @@ def write_scenario(directory: Path, image, latency_ms: float, mbit: float, delay
 
 
 def run_gate(info, scenario_dir: Path, work: Path, extra: list[str]) -> tuple[float, int, str]:
-    env = {**os.environ, "DEPLOYCHECK_SANDBOX_STATE": str(Path(info.workdir) / "sandbox.json"),
-           "XDG_CACHE_HOME": str(work / "gate-cache")}  # a fresh runner: nothing cached
+    env = {
+        **os.environ,
+        "DEPLOYCHECK_SANDBOX_STATE": str(Path(info.workdir) / "sandbox.json"),
+        "XDG_CACHE_HOME": str(work / "gate-cache"),
+    }  # a fresh runner: nothing cached
     env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
-    command = [str(Path(sys.executable).parent / "pytest"), "-m", "postdeploy", "--service", SERVICE,
-               "--target", f"sandbox:{scenario_dir}", "--report-dir", str(work / "gate-report"), *extra]
+    command = [
+        str(Path(sys.executable).parent / "pytest"),
+        "-m",
+        "postdeploy",
+        "--service",
+        SERVICE,
+        "--target",
+        f"sandbox:{scenario_dir}",
+        "--report-dir",
+        str(work / "gate-report"),
+        *extra,
+    ]
     began = time.perf_counter()
     run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     return time.perf_counter() - began, run.returncode, run.stdout + run.stderr
@@ -171,8 +193,14 @@ def client_bytes(work: Path) -> int | None:
         report = json.loads((work / "gate-report" / "report.json").read_text())
     except (OSError, ValueError):
         return None
-    return next((finding["evidence"].get("bytes_read") for finding in report.get("findings", [])
-                 if finding.get("check") == "code"), None)
+    return next(
+        (
+            finding["evidence"].get("bytes_read")
+            for finding in report.get("findings", [])
+            if finding.get("check") == "code"
+        ),
+        None,
+    )
 
 
 def run_naive(info, work: Path) -> tuple[float, int]:
@@ -200,17 +228,29 @@ def run_naive(info, work: Path) -> tuple[float, int]:
     digest = revision["containerStatuses"][0]["imageDigest"].rsplit("@", 1)[-1]
     next(iter(revisions.list_revisions(parent=f"{parent}/services/{SERVICE}").pages))
     calls += 1
-    scope = (f'resource.type="cloud_run_revision" AND resource.labels.service_name="{SERVICE}" '
-             f'AND resource.labels.revision_name="{serving}" AND timestamp>="{_hours_ago(24)}"')
+    scope = (
+        f'resource.type="cloud_run_revision" AND resource.labels.service_name="{SERVICE}" '
+        f'AND resource.labels.revision_name="{serving}" AND timestamp>="{_hours_ago(24)}"'
+    )
     # As `gcloud logging read` does: the REST call, no per-entry objects (google-cloud-logging's
     # would ask the metadata server about every entry off GCP).
-    for query in ('textPayload:"ImportError" OR textPayload:"ModuleNotFoundError"', 'textPayload:"Traceback"',
-                  'textPayload:"Worker failed to boot"', 'textPayload:"heartbeat for p2_nba_raw"',
-                  'textPayload=~"Processor_None_"', 'severity="INFO" AND NOT logName:"requests"',
-                  'logName:"requests"'):
-        session.post(f"{info.api_url}/v2/entries:list", json={
-            "resourceNames": [f"projects/{project}"], "filter": f"{scope} AND ({query})", "pageSize": 100,
-        }).raise_for_status()
+    for query in (
+        'textPayload:"ImportError" OR textPayload:"ModuleNotFoundError"',
+        'textPayload:"Traceback"',
+        'textPayload:"Worker failed to boot"',
+        'textPayload:"heartbeat for p2_nba_raw"',
+        'textPayload=~"Processor_None_"',
+        'severity="INFO" AND NOT logName:"requests"',
+        'logName:"requests"',
+    ):
+        session.post(
+            f"{info.api_url}/v2/entries:list",
+            json={
+                "resourceNames": [f"projects/{project}"],
+                "filter": f"{scope} AND ({query})",
+                "pageSize": 100,
+            },
+        ).raise_for_status()
         calls += 1
     projects.get_iam_policy(resource=f"projects/{project}")
     calls += 1
@@ -221,8 +261,11 @@ def run_naive(info, work: Path) -> tuple[float, int]:
 
     repository = f"{info.registry_url.split('://', 1)[1]}/us-west2-docker.pkg.dev/{project}/nba-props/{SERVICE}"
     copy = work / "naive-copy"
-    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{repository}@{digest}",
-                    f"dir:{copy}"], check=True, timeout=900)
+    subprocess.run(
+        ["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{repository}@{digest}", f"dir:{copy}"],
+        check=True,
+        timeout=900,
+    )
     content = _read_from_copy(copy, HEARTBEAT)
     assert b"return self.processor_name" in content, "the by-hand read did not find the fix"
     return time.perf_counter() - began, calls
@@ -250,8 +293,11 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=50.0, help="delay per Google API exchange (default 50)")
     parser.add_argument("--mbit", type=float, default=200.0, help="registry bandwidth, Mbit/s (default 200; 0: none)")
     parser.add_argument("--scale", type=float, default=1.0, help="layer sizes relative to the realistic image")
-    parser.add_argument("--verify-layers", action="store_true",
-                        help="run the gate with --verify-layers (whole layers, sha256-verified) instead of the default")
+    parser.add_argument(
+        "--verify-layers",
+        action="store_true",
+        help="run the gate with --verify-layers (whole layers, sha256-verified) instead of the default",
+    )
     args = parser.parse_args()
     if shutil.which("skopeo") is None:
         print("skopeo not found: apt-get install skopeo (or run `make setup`)", file=sys.stderr)
@@ -271,14 +317,21 @@ def main() -> int:
     floor = floor_bytes(image, app)
     write_scenario(scenario_dir, image, args.latency_ms, args.mbit, delay_supported)
     del app
-    sandbox = Sandbox(str(scenario_dir), project="nba-props-platform", region="us-west2", workdir=work / "sandbox",
-                      progress=lambda line: print(line, file=sys.stderr), fault_proxies=("api", "registry"))
+    sandbox = Sandbox(
+        str(scenario_dir),
+        project="nba-props-platform",
+        region="us-west2",
+        workdir=work / "sandbox",
+        progress=lambda line: print(line, file=sys.stderr),
+        fault_proxies=("api", "registry"),
+    )
     info = sandbox.start()
     try:
         api, registry = FaultControl(info.fault_controls["api"]), FaultControl(info.fault_controls["registry"])
         api_before, bytes_before = api.status()["requests"], _registry_bytes(registry)
-        gate_s, gate_exit, gate_output = run_gate(info, scenario_dir, work,
-                                                  ["--verify-layers"] if args.verify_layers else [])
+        gate_s, gate_exit, gate_output = run_gate(
+            info, scenario_dir, work, ["--verify-layers"] if args.verify_layers else []
+        )
         api_calls, registry_bytes = api.status()["requests"] - api_before, _registry_bytes(registry) - bytes_before
         reader_bytes = client_bytes(work)
         if gate_exit != 0:
@@ -308,10 +361,13 @@ def main() -> int:
         "delay_applied": bool(args.latency_ms and delay_supported),
         "verify_layers": args.verify_layers,
     }
-    print(f"gate: {gate_s:.2f}s, {api_calls} API calls, {registry_bytes:,} registry bytes "
-          f"({figures['bytes_ratio']:.3f}x the {floor:,}-byte floor); by hand: {naive_s:.2f}s, "
-          f"{naive_api_calls} API calls and a {figures['image_bytes']:,}-byte copy; "
-          f"speedup {figures['speedup_vs_naive']}x", file=sys.stderr)
+    print(
+        f"gate: {gate_s:.2f}s, {api_calls} API calls, {registry_bytes:,} registry bytes "
+        f"({figures['bytes_ratio']:.3f}x the {floor:,}-byte floor); by hand: {naive_s:.2f}s, "
+        f"{naive_api_calls} API calls and a {figures['image_bytes']:,}-byte copy; "
+        f"speedup {figures['speedup_vs_naive']}x",
+        file=sys.stderr,
+    )
     print(json.dumps(figures))
     return 0
 

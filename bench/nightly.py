@@ -41,9 +41,11 @@ GROWTH_METRICS = ("seconds", "api_calls", "list_calls", "registry_requests", "by
 def expected_failures(resources: int, failures: dict[str, int]) -> set[tuple[str, str]]:
     services, jobs = fleet_split(resources)
     fleet = Fleet.parse({"services": services, "jobs": jobs, "failures": failures}, "bench")
-    return ({("boot", fleet.service_name(i)) for i in fleet.failing("boot_error")}
-            | {("traffic", fleet.service_name(i)) for i in fleet.failing("traffic_pinned")}
-            | {("stale-jobs", fleet.job_name(i)) for i in fleet.failing("stale_job")})
+    return (
+        {("boot", fleet.service_name(i)) for i in fleet.failing("boot_error")}
+        | {("traffic", fleet.service_name(i)) for i in fleet.failing("traffic_pinned")}
+        | {("stale-jobs", fleet.job_name(i)) for i in fleet.failing("stale_job")}
+    )
 
 
 def measure(resources: int, root: Path, *, latency_ms: float, mbit: float | None, workers: str | None) -> dict:
@@ -64,16 +66,21 @@ def growth(results: list[dict]) -> dict:
     if small["resources"] == large["resources"]:
         return {}
     scale = large["resources"] / small["resources"]
-    return {metric: round(large[metric] / small[metric] / scale, 3) if small[metric] else None
-            for metric in GROWTH_METRICS}
+    return {
+        metric: round(large[metric] / small[metric] / scale, 3) if small[metric] else None for metric in GROWTH_METRICS
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="25,250,1000", help="fleet sizes, services + jobs (default 25,250,1000)")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="delay per API exchange (default 50)")
-    parser.add_argument("--mbit", type=float, default=200.0,
-                        help="registry throughput cap, when the sandbox has the throttle fault (default 200)")
+    parser.add_argument(
+        "--mbit",
+        type=float,
+        default=200.0,
+        help="registry throughput cap, when the sandbox has the throttle fault (default 200)",
+    )
     parser.add_argument("-n", "--workers", default=None, help="pytest-xdist workers for the run (default: none)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (reports, logs)")
     args = parser.parse_args()
@@ -84,22 +91,36 @@ def main() -> int:
         for size in sizes:
             line = measure(size, root, latency_ms=args.latency_ms, mbit=args.mbit, workers=args.workers)
             results.append(line)
-            print(f"{size} resources: {line['seconds']}s, {line['api_calls']} API calls "
-                  f"({line['list_calls']} list, {line['log_queries']} log queries), "
-                  f"{line['registry_requests']} registry requests, {line['bytes']} bytes, "
-                  f"{line['peak_rss_mb']} MB peak; sandbox up in {line['sandbox_start_s']}s", flush=True)
+            print(
+                f"{size} resources: {line['seconds']}s, {line['api_calls']} API calls "
+                f"({line['list_calls']} list, {line['log_queries']} log queries), "
+                f"{line['registry_requests']} registry requests, {line['bytes']} bytes, "
+                f"{line['peak_rss_mb']} MB peak; sandbox up in {line['sandbox_start_s']}s",
+                flush=True,
+            )
     finally:
         if args.keep:
             print(f"work directory: {root}", flush=True)
         else:
             shutil.rmtree(root, ignore_errors=True)
-    print(json.dumps({
-        "latency_ms": args.latency_ms, "mbit": args.mbit if any(r["throttled"] for r in results) else None,
-        "workers": args.workers, "results": results, "growth": growth(results),
-        "list_calls_one_per_page": all(r["list_calls"] == r["list_pages_needed"] for r in results),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }))
+    print(
+        json.dumps(
+            {
+                "latency_ms": args.latency_ms,
+                "mbit": args.mbit if any(r["throttled"] for r in results) else None,
+                "workers": args.workers,
+                "results": results,
+                "growth": growth(results),
+                "list_calls_one_per_page": all(r["list_calls"] == r["list_pages_needed"] for r in results),
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+        )
+    )
     return 0
 
 

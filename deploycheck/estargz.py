@@ -31,8 +31,16 @@ TOC_DIGEST_ANNOTATION = "containerd.io/snapshot/stargz/toc.digest"
 TOC_NAME = "stargz.index.json"
 FOOTER_SIZE = 51
 _FOOTER_MAGIC = b"STARGZ"
-_ENTRY_TYPES = {"dir": "dir", "reg": "file", "symlink": "symlink", "hardlink": "hardlink", "char": "other",
-                "block": "other", "fifo": "other", "chunk": None}
+_ENTRY_TYPES = {
+    "dir": "dir",
+    "reg": "file",
+    "symlink": "symlink",
+    "hardlink": "hardlink",
+    "char": "other",
+    "block": "other",
+    "fifo": "other",
+    "chunk": None,
+}
 
 
 class EStargzError(Exception):
@@ -54,7 +62,7 @@ def parse_footer(footer: bytes, blob_size: int) -> int:
     if len(footer) != FOOTER_SIZE or footer[:3] != b"\x1f\x8b\x08" or not footer[3] & 0x04:
         raise EStargzError("the blob does not end with an eStargz footer (a gzip member with an extra field)")
     extra_length = int.from_bytes(footer[10:12], "little")
-    extra = footer[12:12 + extra_length]
+    extra = footer[12 : 12 + extra_length]
     if extra_length != 26 or extra[:2] != b"SG" or int.from_bytes(extra[2:4], "little") != 22:
         raise EStargzError("the footer's gzip extra field is not the eStargz one (SG, 22 bytes)")
     subfield = extra[4:26]
@@ -175,9 +183,16 @@ def _chunks_of(path: str, parts: list[dict], size: int | None, next_offset: dict
         length = size - file_offset if last else part.get("chunkSize", 0)
         if file_offset != position or length <= 0 or (last and part.get("chunkSize", 0) not in (0, length)):
             raise EStargzError(f"TOC: the chunks of {path} do not cover its {size:,} bytes in order")
-        chunks.append(Chunk(offset=part["offset"], end=next_offset[part["offset"]],
-                            inner_offset=part.get("innerOffset", 0), file_offset=file_offset, length=length,
-                            digest=part["chunkDigest"]))
+        chunks.append(
+            Chunk(
+                offset=part["offset"],
+                end=next_offset[part["offset"]],
+                inner_offset=part.get("innerOffset", 0),
+                file_offset=file_offset,
+                length=length,
+                digest=part["chunkDigest"],
+            )
+        )
         position += length
     return chunks
 
@@ -195,14 +210,18 @@ def index_layer(toc: Toc, layer: LayerIndex) -> None:
 def decode_chunk(member: bytes, chunk: Chunk, path: str) -> bytes:
     """The chunk out of the bytes of its gzip member, verified against its chunkDigest."""
     data = _gunzip(member, chunk.inner_offset + chunk.length, f"the member of {path} at offset {chunk.offset:,}")
-    piece = data[chunk.inner_offset:chunk.inner_offset + chunk.length]
+    piece = data[chunk.inner_offset : chunk.inner_offset + chunk.length]
     if len(piece) != chunk.length:
-        raise EStargzError(f"the member of {path} at offset {chunk.offset:,} holds {len(data):,} bytes, "
-                           f"too few for the chunk at {chunk.inner_offset:,}+{chunk.length:,}")
+        raise EStargzError(
+            f"the member of {path} at offset {chunk.offset:,} holds {len(data):,} bytes, "
+            f"too few for the chunk at {chunk.inner_offset:,}+{chunk.length:,}"
+        )
     actual = "sha256:" + hashlib.sha256(piece).hexdigest()
     if actual != chunk.digest:
-        raise EStargzError(f"the chunk of {path} at file offset {chunk.file_offset:,} hashes to {actual}, "
-                           f"not its TOC chunkDigest {chunk.digest} (corrupt or hostile registry)")
+        raise EStargzError(
+            f"the chunk of {path} at file offset {chunk.file_offset:,} hashes to {actual}, "
+            f"not its TOC chunkDigest {chunk.digest} (corrupt or hostile registry)"
+        )
     return piece
 
 

@@ -88,13 +88,15 @@ def finding_id(check: str, resource: str, cause: str) -> str:
     return hashlib.sha256(f"{check}|{resource}|{cause}".encode()).hexdigest()[:12]
 
 
-def passed(check: str, resource: str, summary: str, severity: Severity = Severity.P3, *, cause: str = "",
-           **evidence) -> Finding:
+def passed(
+    check: str, resource: str, summary: str, severity: Severity = Severity.P3, *, cause: str = "", **evidence
+) -> Finding:
     return Finding(check, resource, severity, Outcome.PASS, summary, evidence, cause=cause)
 
 
-def failed(check: str, resource: str, severity: Severity, summary: str, remediation: str | None, *, cause: str = "",
-           **evidence) -> Finding:
+def failed(
+    check: str, resource: str, severity: Severity, summary: str, remediation: str | None, *, cause: str = "", **evidence
+) -> Finding:
     return Finding(check, resource, severity, Outcome.FAIL, summary, evidence, remediation, cause)
 
 

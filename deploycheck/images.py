@@ -45,6 +45,7 @@ __all__ = [
 
 MIB = 1024 * 1024
 
+
 @dataclass(frozen=True)
 class ImageLimits:
     max_file_bytes: int = MIB
@@ -182,5 +183,3 @@ def truncation_note(size: int, limits: ImageLimits) -> str:
         f"file is {size:,} bytes, over the {limits.max_file_bytes:,}-byte --max-file-bytes limit: "
         "data holds only its beginning"
     )
-
-

@@ -67,7 +67,9 @@ class LayerIndex:
 
     # --- building -----------------------------------------------------------------------------
 
-    def record(self, name: str, kind: str, *, linkname: str = "", size: int = 0, data: bytes | None = None) -> str | None:
+    def record(
+        self, name: str, kind: str, *, linkname: str = "", size: int = 0, data: bytes | None = None
+    ) -> str | None:
         """Add one archive member as the union filesystem sees it; returns its path (None if ignored).
 
         `kind` is file, dir, symlink, hardlink or other. Whiteouts and opaque markers are files by name.
@@ -86,7 +88,7 @@ class LayerIndex:
             return None
         elif base.startswith(_WHITEOUT):
             if len(base) > len(_WHITEOUT):
-                self.whiteouts.add(posixpath.join(parent, base[len(_WHITEOUT):]))
+                self.whiteouts.add(posixpath.join(parent, base[len(_WHITEOUT) :]))
                 self._imply_parents(path)
         elif kind == "hardlink":
             target = member_path(linkname)
@@ -123,9 +125,10 @@ class LayerIndex:
         return {
             "format": INDEX_FORMAT,
             "layer": self.descriptor.digest,
-            "entries": [[path, m.kind, m.target, m.size,
-                         base64.b64encode(m.data).decode() if m.data is not None else None]
-                        for path, m in self.entries.items()],
+            "entries": [
+                [path, m.kind, m.target, m.size, base64.b64encode(m.data).decode() if m.data is not None else None]
+                for path, m in self.entries.items()
+            ],
             "whiteouts": sorted(self.whiteouts),
             "opaque_dirs": sorted(self.opaque_dirs),
             "ignored": [list(item) for item in self.ignored],
@@ -141,8 +144,13 @@ class LayerIndex:
                 # Content kept under a smaller --max-file-bytes than this read's is not enough.
                 if data is not None and len(data) < min(size, max_file_bytes):
                     data = None
-                member = Member(kind, target=target, size=size, data=data[:max_file_bytes] if data is not None else None,
-                                data_integrity="sha256" if data is not None else None)
+                member = Member(
+                    kind,
+                    target=target,
+                    size=size,
+                    data=data[:max_file_bytes] if data is not None else None,
+                    data_integrity="sha256" if data is not None else None,
+                )
                 self._add(path, member)
             for path in document["whiteouts"]:
                 self.whiteouts.add(path)
@@ -241,8 +249,9 @@ class MergedView:
             if found.state != "found":
                 state = "pending" if found.state == "unknown" else "absent"
                 physical = posixpath.normpath(posixpath.join(path, *pending))
-                return Resolution(state, physical, layer=found.layer, reason=found.reason, links=links,
-                                  consulted=consulted)
+                return Resolution(
+                    state, physical, layer=found.layer, reason=found.reason, links=links, consulted=consulted
+                )
             member = found.member
             if member.kind == "symlink":
                 links.append((path, member.target))
@@ -274,8 +283,14 @@ class MergedView:
         if member.kind == "file":
             return Resolution("found", path, member=member, layer=layer, links=links, consulted=consulted)
         what = "a directory" if member.kind == "dir" else "not a regular file"
-        return Resolution("absent", path, layer=layer, reason=f"{path} is {what} in layer {layer.index}", links=links,
-                          consulted=consulted)
+        return Resolution(
+            "absent",
+            path,
+            layer=layer,
+            reason=f"{path} is {what} in layer {layer.index}",
+            links=links,
+            consulted=consulted,
+        )
 
 
 def member_path(name: str) -> str | None:

@@ -68,8 +68,15 @@ _STRENGTH = {"partial": 0, "estargz": 1, "sha256": 2}
 
 
 class LayerWalk:
-    def __init__(self, client: RegistryClient, cache: BlobCache | None, limits: ImageLimits, ref: ImageRef,
-                 layers: list[Descriptor], started: float):
+    def __init__(
+        self,
+        client: RegistryClient,
+        cache: BlobCache | None,
+        limits: ImageLimits,
+        ref: ImageRef,
+        layers: list[Descriptor],
+        started: float,
+    ):
         self._client = client
         self._cache = cache
         self._limits = limits
@@ -117,8 +124,9 @@ class LayerWalk:
 
     def _resolve_all(self) -> None:
         try:
-            self._resolutions = {path: self.view.resolve(normal, self._limits.max_symlink_hops)
-                                 for path, normal in self._wanted.items()}
+            self._resolutions = {
+                path: self.view.resolve(normal, self._limits.max_symlink_hops) for path, normal in self._wanted.items()
+            }
         except SymlinkLoop as loop:
             raise ObservationError(self._what, str(loop)) from None
         self._pending = {r.path for r in self._resolutions.values() if r.state == "pending"}
@@ -198,8 +206,14 @@ class LayerWalk:
             return False
         target = layer or self._begin(index)
         try:
-            scan_tar(target, chunks, budget=self._budget, max_file_bytes=self._limits.max_file_bytes, keep=keep,
-                     stop_after=None if layer is not None else self._track)
+            scan_tar(
+                target,
+                chunks,
+                budget=self._budget,
+                max_file_bytes=self._limits.max_file_bytes,
+                keep=keep,
+                stop_after=None if layer is not None else self._track,
+            )
         except CorruptCacheEntry:
             if layer is None:
                 self._begin(index)
@@ -210,16 +224,23 @@ class LayerWalk:
             self._store_index(target)
         return True
 
-    def _from_registry(self, layer: LayerIndex, keep: Callable[[str], bool],
-                       stop_after: Callable[[str], bool] | None) -> None:
+    def _from_registry(
+        self, layer: LayerIndex, keep: Callable[[str], bool], stop_after: Callable[[str], bool] | None
+    ) -> None:
         descriptor = layer.descriptor
         chunks = self._client.iter_blob(self._ref, descriptor.digest, max_bytes=descriptor.size)
         with ExitStack() as stack:
             sink = stack.enter_context(self._cache.writer(descriptor.digest)) if self._cache is not None else None
             stream = counted(chunks, layer)
             try:
-                complete = scan_tar(layer, _tee(stream, sink.write) if sink else stream, budget=self._budget,
-                                    max_file_bytes=self._limits.max_file_bytes, keep=keep, stop_after=stop_after)
+                complete = scan_tar(
+                    layer,
+                    _tee(stream, sink.write) if sink else stream,
+                    budget=self._budget,
+                    max_file_bytes=self._limits.max_file_bytes,
+                    keep=keep,
+                    stop_after=stop_after,
+                )
             finally:
                 chunks.close()  # a read that stopped early abandons the rest of the HTTP body here
             if not complete and sink is not None:
@@ -257,7 +278,7 @@ class LayerWalk:
             tail = self._range(layer, tail_start, size)
             toc_offset = parse_footer(tail[-FOOTER_SIZE:], size)
             if toc_offset >= tail_start:
-                member = tail[toc_offset - tail_start:-FOOTER_SIZE]
+                member = tail[toc_offset - tail_start : -FOOTER_SIZE]
             else:
                 member = self._range(layer, toc_offset, tail_start) + tail[:-FOOTER_SIZE]
             raw = toc_json(member, min(_MAX_TOC_BYTES, self._limits.max_decompressed_bytes))
@@ -282,14 +303,16 @@ class LayerWalk:
         missing = [chunk for chunk in chunks if chunk.file_offset not in pieces]
         try:
             if any(chunk.end < 0 for chunk in missing):  # the TOC came from the cache: the footer says where it starts
-                toc_offset = parse_footer(self._range(layer, layer.descriptor.size - FOOTER_SIZE,
-                                                      layer.descriptor.size), layer.descriptor.size)
+                toc_offset = parse_footer(
+                    self._range(layer, layer.descriptor.size - FOOTER_SIZE, layer.descriptor.size),
+                    layer.descriptor.size,
+                )
                 missing = [chunk if chunk.end >= 0 else _ending_at(chunk, toc_offset) for chunk in missing]
             for start, end, group in _ranges(missing):
                 self._budget.check_deadline()
                 data = self._range(layer, start, end)
                 for chunk in group:
-                    piece = decode_chunk(data[chunk.offset - start:chunk.end - start], chunk, path)
+                    piece = decode_chunk(data[chunk.offset - start : chunk.end - start], chunk, path)
                     self._budget.add_decompressed(chunk.inner_offset + chunk.length, layer)
                     pieces[chunk.file_offset] = piece
                     if self._cache is not None:
@@ -359,8 +382,11 @@ class LayerWalk:
         for member_path in member_paths:
             found = again.entries.get(member_path)
             if found is None or found.data is None:
-                raise ObservationError(self._what, f"layer {opened.index} ({opened.descriptor.digest}) held "
-                                                   f"{member_path} at first but not when read again")
+                raise ObservationError(
+                    self._what,
+                    f"layer {opened.index} ({opened.descriptor.digest}) held "
+                    f"{member_path} at first but not when read again",
+                )
             member = opened.entries[member_path]
             member.data, member.data_integrity, member.read_again = found.data, found.data_integrity, True
         self._store_index(opened if opened.integrity == "sha256" else again)
@@ -383,9 +409,13 @@ class LayerWalk:
                 notes.append(truncation_note(member.size, self._limits))
             if layer.index == 0 and len(self._layers) > 1:
                 # A base layer read in part or by eStargz says what it cost in its integrity note.
-                cost = {"sha256": ": reading it cost that much" + (" (from the blob cache)" if layer.from_cache else "")}
-                notes.append(f"found only in layer 0 (a {layer.descriptor.size:,}-byte base layer)"
-                             + cost.get(layer.integrity, ""))
+                cost = {
+                    "sha256": ": reading it cost that much" + (" (from the blob cache)" if layer.from_cache else "")
+                }
+                notes.append(
+                    f"found only in layer 0 (a {layer.descriptor.size:,}-byte base layer)"
+                    + cost.get(layer.integrity, "")
+                )
             if member.read_again:
                 notes.append(f"layer {layer.index} was read twice: only a link seen later led to this file")
         else:
@@ -422,8 +452,10 @@ class LayerWalk:
             read = f"{layer.bytes_read:,} of {layer.descriptor.size:,} bytes"
             data_partial = found is not None and layer is found.layer and found.member.data_integrity == "partial"
             if layer.integrity == "partial" or data_partial:
-                notes.append(f"layer {layer.index} read in part ({read}), blob digest not verified "
-                             "(--verify-layers reads it whole)")
+                notes.append(
+                    f"layer {layer.index} read in part ({read}), blob digest not verified "
+                    "(--verify-layers reads it whole)"
+                )
             elif layer.integrity == "estargz":
                 what = "its TOC and the file's chunks" if found is not None and layer is found.layer else "its TOC"
                 how = f"read {what} ({read})" if layer.bytes_read else f"{what} came from the blob cache"

@@ -58,9 +58,17 @@ _OPTIONS = _re2.Options()
 _OPTIONS.log_errors = False  # RE2 would also print every refused pattern to stderr
 
 # RE2's names for its parse errors (re2/regexp.cc), said for a reader who writes Python or Perl regexes.
-_PERL_GROUPS = (("(?=", "a lookahead"), ("(?!", "a negative lookahead"), ("(?<=", "a lookbehind"),
-                ("(?<!", "a negative lookbehind"), ("(?P=", "a named backreference"), ("(?P>", "a recursion"),
-                ("(?(", "a conditional"), ("(?>", "an atomic group"), ("(?#", "a comment group"))
+_PERL_GROUPS = (
+    ("(?=", "a lookahead"),
+    ("(?!", "a negative lookahead"),
+    ("(?<=", "a lookbehind"),
+    ("(?<!", "a negative lookbehind"),
+    ("(?P=", "a named backreference"),
+    ("(?P>", "a recursion"),
+    ("(?(", "a conditional"),
+    ("(?>", "an atomic group"),
+    ("(?#", "a comment group"),
+)
 _INVALID = "is not a valid regular expression: "
 _PLAIN_REASONS = {
     "missing )": _INVALID + "a '(' is never closed",
@@ -102,8 +110,9 @@ def _explained(pattern: str, code: str, snippet: str) -> tuple[str, str]:
 
 
 def _refusal(pattern: str, error: _re2.error) -> Re2Error:
-    message = error.args[0].decode("utf-8", "replace") if error.args and isinstance(error.args[0], bytes) \
-        else str(error)
+    message = (
+        error.args[0].decode("utf-8", "replace") if error.args and isinstance(error.args[0], bytes) else str(error)
+    )
     code, _, snippet = message.partition(": ")
     snippet, reason = _explained(pattern, code, snippet)
     return Re2Error(pattern, snippet, reason)

@@ -63,8 +63,12 @@ class Descriptor:
         ):
             raise ObservationError(what, f"malformed descriptor in manifest: {json.dumps(value)[:200]}")
         annotations = _string_map(value.get("annotations"), what, f"annotations of descriptor {value['digest']}")
-        return cls(media_type=str(value.get("mediaType", "")), digest=value["digest"], size=value["size"],
-                   annotations=annotations)
+        return cls(
+            media_type=str(value.get("mediaType", "")),
+            digest=value["digest"],
+            size=value["size"],
+            annotations=annotations,
+        )
 
 
 @dataclass
@@ -88,7 +92,6 @@ class ImageConfig:
     """Index, index entry and manifest annotations merged, the most specific winning."""
     layers: list[Descriptor]
     """Layer blobs, bottom first, as the platform manifest lists them."""
-
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,9 @@ class RegistryClient:
         max_manifest_bytes: int = 4 * 1024 * 1024,
         cache: BlobCache | None = None,
     ):
-        self._http = RegistryTransport(router, credentials=credentials, timeout=timeout, deadline=deadline,
-                                       not_after=not_after)
+        self._http = RegistryTransport(
+            router, credentials=credentials, timeout=timeout, deadline=deadline, not_after=not_after
+        )
         self.stats = self._http.stats
         self.cache = cache
         self._platform = _Platform.parse(platform)
@@ -261,14 +265,16 @@ class RegistryClient:
             raise ObservationError(what, "not a sha256 digest")
         if not 0 <= start < end <= blob_size:
             raise ObservationError(what, f"outside the blob's {blob_size:,} bytes")
-        with self._http.open(ref, "GET", f"blobs/{digest}", what=what, missing=f"blob {digest}",
-                             byte_range=(start, end)) as response:
+        with self._http.open(
+            ref, "GET", f"blobs/{digest}", what=what, missing=f"blob {digest}", byte_range=(start, end)
+        ) as response:
             if response.status_code == 206:
                 expected = f"bytes {start}-{end - 1}/"
                 content_range = response.headers.get("Content-Range", "")
                 if not content_range.startswith(expected):
-                    raise ObservationError(what, f"registry answered Content-Range {content_range!r}, "
-                                                 f"not {expected}{blob_size}")
+                    raise ObservationError(
+                        what, f"registry answered Content-Range {content_range!r}, not {expected}{blob_size}"
+                    )
                 data = b"".join(bounded_chunks(response, end - start, what))
             else:
                 data = self._prefix(response, end, blob_size, what)[start:]
@@ -365,6 +371,7 @@ class RegistryClient:
         return self._http.open(
             ref, method, f"manifests/{ref.reference}", what=f"image {ref}", missing=missing, accept=MANIFEST_ACCEPT
         )
+
 
 def _is_attestation(entry: dict) -> bool:
     annotations = entry.get("annotations")

@@ -67,8 +67,15 @@ class RegistryStats:
 class RegistryTransport:
     """Authorized, bounded requests to /v2/ endpoints of the registries a router names."""
 
-    def __init__(self, router: RegistryRouter, *, credentials: google.auth.credentials.Credentials | None,
-                 timeout: float, deadline: float, not_after: float | None):
+    def __init__(
+        self,
+        router: RegistryRouter,
+        *,
+        credentials: google.auth.credentials.Credentials | None,
+        timeout: float,
+        deadline: float,
+        not_after: float | None,
+    ):
         self.router = router
         self._credentials = credentials
         self._timeout = timeout
@@ -86,7 +93,14 @@ class RegistryTransport:
 
     @contextmanager
     def open(
-        self, ref: ImageRef, method: str, suffix: str, *, what: str, missing: str, accept: str | None = None,
+        self,
+        ref: ImageRef,
+        method: str,
+        suffix: str,
+        *,
+        what: str,
+        missing: str,
+        accept: str | None = None,
         byte_range: tuple[int, int] | None = None,
     ) -> Iterator[httpx.Response]:
         """A successful streamed response for /v2/REPOSITORY/SUFFIX, else the matching ObservationError.
@@ -192,8 +206,9 @@ class RegistryTransport:
         while True:
             self.stats.requests += 1
             try:
-                response = within(max(0.0, answer_by - time.monotonic()),
-                                  lambda: client.send(request, auth=auth, stream=True))
+                response = within(
+                    max(0.0, answer_by - time.monotonic()), lambda: client.send(request, auth=auth, stream=True)
+                )
             except (httpx.TimeoutException, AttemptTimedOut) as exc:
                 failures.append(f"timed out ({type(exc).__name__})")
             except httpx.ConnectError as exc:
@@ -210,9 +225,12 @@ class RegistryTransport:
                 self.close_response(response)
             pause = _BACKOFF.backoff(len(failures))
             if len(failures) == _MAX_ATTEMPTS or answer_by - time.monotonic() - pause <= 0:
-                raise ObservationError(what, f"registry {method} {request.url} {tally(failures)} over "
-                                             f"{time.monotonic() - began:.1f}s; gave up within --deadline "
-                                             f"{self._deadline:g}s")
+                raise ObservationError(
+                    what,
+                    f"registry {method} {request.url} {tally(failures)} over "
+                    f"{time.monotonic() - began:.1f}s; gave up within --deadline "
+                    f"{self._deadline:g}s",
+                )
             self.stats.retries += 1
             time.sleep(pause)  # backoff between retries of a remote call
 
@@ -288,8 +306,11 @@ def bounded_chunks(response: httpx.Response, limit: int, what: str, *, whole: bo
         if received > limit:
             raise ObservationError(what, f"{response.request.url} is over the {limit}-byte limit")
         if answer_by is not None and time.monotonic() > answer_by:
-            raise ObservationError(what, f"{response.request.url} sent only {received} bytes before the deadline "
-                                         "(a stalled or trickling registry); raise --deadline if it is just slow")
+            raise ObservationError(
+                what,
+                f"{response.request.url} sent only {received} bytes before the deadline "
+                "(a stalled or trickling registry); raise --deadline if it is just slow",
+            )
         yield chunk
 
 

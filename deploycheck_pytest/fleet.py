@@ -35,8 +35,15 @@ from deploycheck.observations import ObservationCache
 
 from .distribute import keeps_on_worker, worker_share
 
-SERVICE_FACTS = {"service_state", "newest_revision", "serving_revisions", "serving_revision", "service_revisions",
-                 "serving_images", "image_digest"}
+SERVICE_FACTS = {
+    "service_state",
+    "newest_revision",
+    "serving_revisions",
+    "serving_revision",
+    "service_revisions",
+    "serving_images",
+    "image_digest",
+}
 
 
 def expected_pages(count: int) -> int:
@@ -56,8 +63,16 @@ def resources_of(items: list[pytest.Item], kind: str) -> list:
 
 
 class Fleet:
-    def __init__(self, *, config: pytest.Config, items: list[pytest.Item] | None, observations: ObservationCache,
-                 cloudrun, inventory: Inventory, wait: bool):
+    def __init__(
+        self,
+        *,
+        config: pytest.Config,
+        items: list[pytest.Item] | None,
+        observations: ObservationCache,
+        cloudrun,
+        inventory: Inventory,
+        wait: bool,
+    ):
         self.config = config
         self.observations = observations
         self.cloudrun = cloudrun
@@ -83,6 +98,7 @@ class Fleet:
     # --- Cloud Run ------------------------------------------------------------------------------
     def listed_services(self) -> list[ServiceState]:
         """services.list, once; each listed service is also the answer to its services.get."""
+
         def read() -> list[ServiceState]:
             services = self.cloudrun.services()
             for state in services:
@@ -101,8 +117,10 @@ class Fleet:
         return self.observations.get(("jobs.list",), read)
 
     def deployed(self) -> dict[str, list[str]]:
-        return {"services": [state.name for state in self.listed_services()],
-                "jobs": [state.name for state in self.listed_jobs()]}
+        return {
+            "services": [state.name for state in self.listed_services()],
+            "jobs": [state.name for state in self.listed_jobs()],
+        }
 
     def service(self, name: str) -> ServiceState:
         if self.list_services:
@@ -118,6 +136,7 @@ class Fleet:
         """Every revision of the service: from the region-wide listing when services are listed,
         else its own revisions.list."""
         if self.list_services:
+
             def read_all() -> dict[str, list[RevisionState]]:
                 listed = self.cloudrun.all_revisions()
                 for owner, revisions in listed.items():
@@ -130,6 +149,7 @@ class Fleet:
 
     def revision(self, service: str, name: str) -> RevisionState:
         """One revision: as its service's listing holds it, else read by name (created after the listing)."""
+
         def read() -> RevisionState:
             listed = next((revision for revision in self.revisions(service) if revision.name == name), None)
             return listed or self.cloudrun.revision(service, name)
@@ -151,6 +171,7 @@ class Fleet:
     # --- logs -------------------------------------------------------------------------------------
     def log_scope(self, spec: ServiceSpec) -> LogScope:
         """The service's revisions whose logs its checks read, and since when (read once)."""
+
         def scope() -> LogScope:
             state = self.service(spec.name)
             serving = self.serving_revisions(state)
@@ -160,9 +181,11 @@ class Fleet:
             revisions = [*serving, newest]
             undated = [r.name for r in revisions if not r.create_time]
             if undated and hours is None:
-                raise ObservationError(f"the log window of {spec.name}",
-                                       f"revision {', '.join(undated)} reports no createTime, so nothing says since "
-                                       "when its logs must be read; pass --log-window HOURS")
+                raise ObservationError(
+                    f"the log window of {spec.name}",
+                    f"revision {', '.join(undated)} reports no createTime, so nothing says since "
+                    "when its logs must be read; pass --log-window HOURS",
+                )
             created = min((r.create_time for r in revisions if r.create_time), default=now)
             since = created if hours is None else max(created, now - timedelta(hours=hours))
             return LogScope(spec.name, tuple(r.name for r in serving), newest.name, since, spec.heartbeat_log)
@@ -173,12 +196,21 @@ class Fleet:
         scope = self.log_scope(spec)
         max_entries = self.config.getoption("--max-log-entries")
         batch = self._log_batches(log_reader, max_entries).get(spec.name) if self.batch_logs else None
-        return RevisionLogs(log_reader, spec.name, serving=list(scope.serving), newest=scope.newest, since=scope.since,
-                            max_entries=max_entries, heartbeat=scope.heartbeat, remember=self.observations.get,
-                            batch=batch)
+        return RevisionLogs(
+            log_reader,
+            spec.name,
+            serving=list(scope.serving),
+            newest=scope.newest,
+            since=scope.since,
+            max_entries=max_entries,
+            heartbeat=scope.heartbeat,
+            remember=self.observations.get,
+            batch=batch,
+        )
 
     def _log_batches(self, log_reader, max_entries: int) -> dict[str, LogBatch]:
         """Every service of this process whose log scope could be read, batched (once)."""
+
         def plan() -> dict[str, LogBatch]:
             scopes = []
             for spec in self.services:
@@ -188,16 +220,21 @@ class Fleet:
                     scopes.append(self.log_scope(spec))
                 except DeploycheckError:
                     continue  # its checks meet the error themselves
-            return {scope.service: batch for batch in batches(log_reader, scopes, max_entries=max_entries)
-                    for scope in batch.scopes.values()}
+            return {
+                scope.service: batch
+                for batch in batches(log_reader, scopes, max_entries=max_entries)
+                for scope in batch.scopes.values()
+            }
 
         return self.observations.get(("log-batches",), plan)
 
     @functools.cached_property
     def _log_checked(self) -> set[str]:
         """The services whose log facts a check of this process reads."""
-        return {entry.name for entry in resources_of([i for i in self.items or [] if "revision_logs" in i.fixturenames],
-                                                      "service")}
+        return {
+            entry.name
+            for entry in resources_of([i for i in self.items or [] if "revision_logs" in i.fixturenames], "service")
+        }
 
     # --- reading ahead ------------------------------------------------------------------------------
     def read_ahead(self, request: pytest.FixtureRequest) -> None:
@@ -220,8 +257,11 @@ class Fleet:
             submit(self.listed_services)
         for spec in self.services:
             submit(lambda spec=spec: self._service_facts(spec))
-        registry = _reader(request, "registry") if wanted("tag_digest", "running_image_config", "job_image_digest",
-                                                            "job_expected_digest") else None
+        registry = (
+            _reader(request, "registry")
+            if wanted("tag_digest", "running_image_config", "job_image_digest", "job_expected_digest")
+            else None
+        )
         if registry is not None:
             for spec in self.services:
                 submit(lambda spec=spec: self._image_facts(spec, registry))
@@ -278,8 +318,12 @@ class Fleet:
         running = self._running_digest(spec)
         if running:
             _read(reader, self.observations, spec.image.with_digest(running), paths)
-        _read(reader, self.observations, spec.image.with_digest(resolved_digest(registry, self.observations, spec.image)),
-              paths)
+        _read(
+            reader,
+            self.observations,
+            spec.image.with_digest(resolved_digest(registry, self.observations, spec.image)),
+            paths,
+        )
 
     def _iam_facts(self, spec: ServiceSpec, iam) -> None:
         from .fixtures.observe import iam_roles_of

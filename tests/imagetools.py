@@ -136,9 +136,7 @@ class StubRegistry:
         if respond.stall_after is not None:
             self._closing.wait()
 
-    def serve_image(
-        self, ref: ImageRef, image: BuiltImage, blobs: Mapping[str, Respond | bytes] = {}
-    ) -> None:
+    def serve_image(self, ref: ImageRef, image: BuiltImage, blobs: Mapping[str, Respond | bytes] = {}) -> None:
         """Serve `image` under `ref`'s mirror repository; `blobs` overrides what some digests answer."""
         repository = RegistryRouter.mirror(self.url).endpoint(ref)[1]
         self.routes[("GET", f"/v2/{repository}/manifests/{image.digest}")] = Respond(

@@ -58,8 +58,12 @@ def test_gate_bench_reads_within_a_fifth_of_the_floor_and_prints_its_figures():
     link's rate times however long a busy machine leaves the reader unscheduled: a slow link
     keeps that within the margin here. The keys, the gate green, the by-hand procedure's 13 calls,
     and the bytes ratios; times are printed, not judged."""
-    run = subprocess.run([sys.executable, str(BENCH / "gate.py"), "--scale", "0.2", "--mbit", "25"],
-                         capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [sys.executable, str(BENCH / "gate.py"), "--scale", "0.2", "--mbit", "25"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr
     figures = json.loads(run.stdout.strip().splitlines()[-1])
     assert set(figures) >= {"api_calls", "registry_bytes", "floor_bytes", "gate_s", "naive_s", "speedup_vs_naive"}

@@ -54,23 +54,35 @@ def app_files(count: int = 20, size: int = 100_000) -> dict:
 
 def toc_of(layer: Blob):
     offset = parse_footer(layer.data[-51:], layer.size)
-    return parse_toc(toc_json(layer.data[offset:-51], 1 << 24), layer.annotations[TOC_DIGEST_ANNOTATION],
-                     toc_offset=offset)
+    return parse_toc(
+        toc_json(layer.data[offset:-51], 1 << 24), layer.annotations[TOC_DIGEST_ANNOTATION], toc_offset=offset
+    )
 
 
 # --- the builder ------------------------------------------------------------------------------------
 
 
 def test_built_layer_is_an_ordinary_gzip_tar_with_toc_landmark_and_footer():
-    files = {"/app/a.py": b"print('a')\n", "/app/big.bin": os.urandom(10_000), "/app/empty": b"",
-             "/app/link": FileEntry.symlink("a.py")}
+    files = {
+        "/app/a.py": b"print('a')\n",
+        "/app/big.bin": os.urandom(10_000),
+        "/app/empty": b"",
+        "/app/link": FileEntry.symlink("a.py"),
+    }
     layer = estargz_layer_from_files(files, chunk_size=4096)
 
     tar_bytes = gzip.decompress(layer.data)  # any gzip reader sees one stream
     assert layer.diff_id == sha256_digest(tar_bytes)
     with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
-        assert tar.getnames() == [".no.prefetch.landmark", "app", "app/a.py", "app/big.bin", "app/empty", "app/link",
-                                  "stargz.index.json"]
+        assert tar.getnames() == [
+            ".no.prefetch.landmark",
+            "app",
+            "app/a.py",
+            "app/big.bin",
+            "app/empty",
+            "app/link",
+            "stargz.index.json",
+        ]
         assert tar.extractfile("app/big.bin").read() == files["/app/big.bin"]
     toc = toc_of(layer)
     assert [(c.file_offset, c.length) for c in toc.chunks["/app/big.bin"]] == [(0, 4096), (4096, 4096), (8192, 1808)]
@@ -80,25 +92,31 @@ def test_built_layer_is_an_ordinary_gzip_tar_with_toc_landmark_and_footer():
 
 def test_chunks_sharing_one_gzip_member_are_cut_at_their_inner_offset():
     member = gzip.compress(b"first-file" + b"second-file", mtime=0)
-    second = Chunk(offset=0, end=len(member), inner_offset=10, file_offset=0, length=11,
-                   digest=sha256_digest(b"second-file"))
+    second = Chunk(
+        offset=0, end=len(member), inner_offset=10, file_offset=0, length=11, digest=sha256_digest(b"second-file")
+    )
     assert decode_chunk(member, second, "/b") == b"second-file"
     with pytest.raises(EStargzError, match=r"hashes to .* not its TOC chunkDigest"):
         decode_chunk(member, Chunk(0, len(member), 0, 0, 11, second.digest), "/b")
 
 
-@pytest.mark.parametrize("footer, message", [
-    (b"\x1f\x8b\x08\x00" + bytes(47), "does not end with an eStargz footer"),
-    (bytes(51), "does not end with an eStargz footer"),
-])
+@pytest.mark.parametrize(
+    "footer, message",
+    [
+        (b"\x1f\x8b\x08\x00" + bytes(47), "does not end with an eStargz footer"),
+        (bytes(51), "does not end with an eStargz footer"),
+    ],
+)
 def test_a_blob_without_a_footer_is_refused(footer, message):
     with pytest.raises(EStargzError, match=message):
         parse_footer(footer, 1000)
 
 
 def test_toc_with_chunks_that_do_not_cover_the_file_is_refused():
-    raw = b'{"version":1,"entries":[{"name":"a","type":"reg","size":10,"offset":0,"chunkSize":4,' \
-          b'"chunkDigest":"sha256:' + b"0" * 64 + b'"}]}'
+    raw = (
+        b'{"version":1,"entries":[{"name":"a","type":"reg","size":10,"offset":0,"chunkSize":4,'
+        b'"chunkDigest":"sha256:' + b"0" * 64 + b'"}]}'
+    )
     with pytest.raises(EStargzError, match="do not cover its 10 bytes"):
         parse_toc(raw + b"", sha256_digest(raw), toc_offset=100)
 
@@ -118,7 +136,8 @@ def test_file_of_an_estargz_layer_costs_the_footer_toc_and_its_chunk(registry, c
     assert "verified against the manifest's TOC digest" in heartbeat.note
     # Absence needs every layer: the TOC lists layer 1 whole, the plain base layer is read whole.
     assert not result["/app/nope.py"].found and result["/app/nope.py"].note.startswith(
-        "not in any of the 2 layers; layer 1 is eStargz: read its TOC (")
+        "not in any of the 2 layers; layer 1 is eStargz: read its TOC ("
+    )
     estargz_bytes = result.bytes_read - base.size - 4096  # less manifest and config (a few hundred bytes)
     assert 0 < estargz_bytes < 32 * 1024 < layer.size / 100
     assert client.stats.requests == 5  # manifest, config, the layer's tail (footer + TOC), the chunk, the base layer
@@ -189,8 +208,12 @@ def test_a_tampered_chunk_is_an_error(registry, client):
 
 def test_a_toc_that_does_not_match_the_annotation_is_an_error(registry, client):
     layer = estargz_layer_from_files(app_files(count=2))
-    wrong = Blob.of(layer.data, layer.media_type, diff_id=layer.diff_id,
-                    annotations={TOC_DIGEST_ANNOTATION: sha256_digest(b"another TOC")})
+    wrong = Blob.of(
+        layer.data,
+        layer.media_type,
+        diff_id=layer.diff_id,
+        annotations={TOC_DIGEST_ANNOTATION: sha256_digest(b"another TOC")},
+    )
     ref = publish_layers(registry, "estargz-wrong-toc", [wrong])
     with pytest.raises(ObservationError, match=r"the TOC hashes to sha256:\w+, not the sha256:\w+ the manifest's"):
         read(client, ref, [HEARTBEAT])

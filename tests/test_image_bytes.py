@@ -32,13 +32,18 @@ def read(client, ref, paths, *, cache=None, **limits):
 
 def app_layer(before: int = MIB, after: int = 2 * MIB):
     """An app layer with the heartbeat file between `before` and `after` bytes of random files."""
-    return layer_from_files({"/app/assets/a.bin": os.urandom(before), HEARTBEAT: FIXED_CODE,
-                             "/app/static/z.bin": os.urandom(after)}, compresslevel=1)
+    return layer_from_files(
+        {"/app/assets/a.bin": os.urandom(before), HEARTBEAT: FIXED_CODE, "/app/static/z.bin": os.urandom(after)},
+        compresslevel=1,
+    )
 
 
 def cached_digests(directory) -> set[str]:
-    return {"sha256:" + path.name for path in (directory / "sha256").iterdir()} if (directory / "sha256").is_dir() \
+    return (
+        {"sha256:" + path.name for path in (directory / "sha256").iterdir()}
+        if (directory / "sha256").is_dir()
         else set()
+    )
 
 
 # --- partial reads ----------------------------------------------------------------------------------
@@ -80,8 +85,7 @@ def test_a_small_rest_is_read_anyway_so_the_layer_is_verified(registry, client):
 
 def test_a_symlink_found_in_a_layer_read_in_part_marks_the_file_it_leads_to(registry, client):
     # /app -> /srv/app comes from the base layer, which the read leaves after the link.
-    base = layer_from_files({"/app": FileEntry.symlink("/srv/app"), "/zz/filler.bin": os.urandom(MIB)},
-                            compresslevel=1)
+    base = layer_from_files({"/app": FileEntry.symlink("/srv/app"), "/zz/filler.bin": os.urandom(MIB)}, compresslevel=1)
     app = layer_from_files({"/srv/app/shared/monitoring/processor_heartbeat.py": FIXED_CODE})
     ref = publish_layers(registry, "partial-link", [base, app])
 
@@ -167,8 +171,12 @@ def test_warm_read_after_a_partial_read_reads_the_prefix_again(registry, tmp_pat
 
 
 def test_config_is_fetched_once_when_the_commit_check_asked_for_it_first(registry, client, tmp_path):
-    ref = publish_layers(registry, "config-once", [layer_from_files({HEARTBEAT: FIXED_CODE})],
-                         labels={"org.opencontainers.image.revision": "ce269d67"})
+    ref = publish_layers(
+        registry,
+        "config-once",
+        [layer_from_files({HEARTBEAT: FIXED_CODE})],
+        labels={"org.opencontainers.image.revision": "ce269d67"},
+    )
     assert client.image_config(ref).labels == {"org.opencontainers.image.revision": "ce269d67"}
     assert client.stats.requests == 2  # manifest, config
     # The image reader attaches its disk cache only now, as the session's fixtures do.

@@ -81,7 +81,7 @@ def test_file_in_the_app_layer_is_read_without_touching_a_big_base_layer(registr
 
 
 def test_file_only_in_the_base_layer_says_what_reading_it_cost(registry, client):
-    base = layer_from_files({"/etc/os-release": b'ID=debian\n', "/opt/filler.bin": os.urandom(MIB)})
+    base = layer_from_files({"/etc/os-release": b"ID=debian\n", "/opt/filler.bin": os.urandom(MIB)})
     app = layer_from_files({HEARTBEAT: FIXED_CODE})
     ref = publish_layers(registry, "base-only", [base, app])
 
@@ -89,7 +89,9 @@ def test_file_only_in_the_base_layer_says_what_reading_it_cost(registry, client)
     os_release = result["/etc/os-release"]
 
     assert os_release.found and os_release.data == b"ID=debian\n" and os_release.layer_index == 0
-    assert os_release.note.startswith(f"found only in layer 0 (a {base.size:,}-byte base layer); layer 0 read in part (")
+    assert os_release.note.startswith(
+        f"found only in layer 0 (a {base.size:,}-byte base layer); layer 0 read in part ("
+    )
     assert result.bytes_read < base.size / 4  # /etc comes before /opt/filler.bin in the tar: the read stopped there
 
     whole = read(client, ref, ["/etc/os-release"], verify_layers=True)["/etc/os-release"]

@@ -38,11 +38,27 @@ def stamp(minutes_ago: float) -> str:
     return (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def entry(service: str, revision: str, minutes_ago: float, text: str = "", *, number: int, severity: str = "INFO",
-          log: str = "stdout", json: dict | None = None) -> dict:
+def entry(
+    service: str,
+    revision: str,
+    minutes_ago: float,
+    text: str = "",
+    *,
+    number: int,
+    severity: str = "INFO",
+    log: str = "stdout",
+    json: dict | None = None,
+) -> dict:
     line = {"severity": severity, "log": log, **({"json": json} if json is not None else {"text": text})}
-    return revision_entry(project=PROJECT, region=REGION, service=service, revision=revision,
-                          timestamp=stamp(minutes_ago), insert_id=f"{revision}-{number}", line=line)
+    return revision_entry(
+        project=PROJECT,
+        region=REGION,
+        service=service,
+        revision=revision,
+        timestamp=stamp(minutes_ago),
+        insert_id=f"{revision}-{number}",
+        line=line,
+    )
 
 
 def scope(service: str, *, since_minutes: float, heartbeat: HeartbeatLogSpec | None = None) -> LogScope:
@@ -73,9 +89,11 @@ def quiet_fleet() -> list[dict]:
     entries = []
     for _number, service in enumerate(("a", "b", "c")):
         revision = f"{service}-1"
-        entries += [entry(service, revision, 50, "Booting worker", number=1),
-                    entry(service, revision, 40, "Started heartbeat for p2_nba_raw.x", number=2),
-                    entry(service, revision, 5, "", number=3, log="requests")]
+        entries += [
+            entry(service, revision, 50, "Booting worker", number=1),
+            entry(service, revision, 40, "Started heartbeat for p2_nba_raw.x", number=2),
+            entry(service, revision, 5, "", number=3, log="requests"),
+        ]
     entries.append(entry("b", "b-1", 30, "ImportError: cannot import name 'firestore'", number=4, severity="ERROR"))
     entries.append(entry("c", "c-1", 20, "Started heartbeat for NbacProcessor_None_a7ac21c9", number=5))
     entries.append(entry("other", "other-1", 10, "ImportError: not ours", number=6, severity="ERROR"))
@@ -85,15 +103,21 @@ def quiet_fleet() -> list[dict]:
 def test_one_listing_answers_every_fact_of_every_quiet_service(logs):
     reader, state = logs(quiet_fleet())
     [batch] = batches(reader, [scope(s, since_minutes=60, heartbeat=HEARTBEAT) for s in ("a", "b", "c")])
-    answers = {s: {kind: batch.answer(batch.question(s, kind)) for kind in ("boot", "info", "forbidden", "expected")}
-               for s in ("a", "b", "c")}
+    answers = {
+        s: {kind: batch.answer(batch.question(s, kind)) for kind in ("boot", "info", "forbidden", "expected")}
+        for s in ("a", "b", "c")
+    }
     latest = {s: batch.answer(batch.question(s, "latest", f"{s}-1")) for s in ("a", "b", "c")}
     assert state.calls[LIST_CALLS] == 1
     assert [line.text for line in answers["b"]["boot"].lines] == ["ImportError: cannot import name 'firestore'"]
     assert answers["a"]["boot"].complete and answers["a"]["boot"].lines == []  # nothing of b's or other's leaks in
-    assert [line.text for line in answers["c"]["forbidden"].lines] == ["Started heartbeat for NbacProcessor_None_a7ac21c9"]
+    assert [line.text for line in answers["c"]["forbidden"].lines] == [
+        "Started heartbeat for NbacProcessor_None_a7ac21c9"
+    ]
     assert answers["a"]["expected"].text == "Started heartbeat for p2_nba_raw.x"
-    assert answers["a"]["info"].text == "Started heartbeat for p2_nba_raw.x"  # the newest INFO line that is no request log
+    assert (
+        answers["a"]["info"].text == "Started heartbeat for p2_nba_raw.x"
+    )  # the newest INFO line that is no request log
     assert all(line.log_name.endswith("%2Frequests") for line in latest.values())  # any line proves logs arrive
 
 
@@ -146,8 +170,14 @@ def test_a_line_without_application_text_never_matches_a_pattern(logs):
 
 def test_a_listing_that_cannot_be_read_is_each_facts_error_asked_once(logs):
     reader, state = logs(quiet_fleet())
-    state.faults = [{"method": "POST", "path_regex": "^/v2/entries:list", "status": 403,
-                     "message": "Permission 'logging.logEntries.list' denied"}]
+    state.faults = [
+        {
+            "method": "POST",
+            "path_regex": "^/v2/entries:list",
+            "status": 403,
+            "message": "Permission 'logging.logEntries.list' denied",
+        }
+    ]
     reader.policy = CallPolicy(deadline=2)
     [batch] = batches(reader, [scope(s, since_minutes=60) for s in ("a", "b")])
     for service in ("a", "b"):
@@ -172,8 +202,16 @@ def test_settle_never_answers_from_a_listing_that_stops_inside_the_window():
 
 def test_batches_keep_filters_short(logs):
     reader, _ = logs([])
-    scopes = [LogScope(f"service-{n:04d}", (f"service-{n:04d}-00001-abc",), f"service-{n:04d}-00002-def",
-                       NOW - timedelta(hours=1), HEARTBEAT) for n in range(200)]
+    scopes = [
+        LogScope(
+            f"service-{n:04d}",
+            (f"service-{n:04d}-00001-abc",),
+            f"service-{n:04d}-00002-def",
+            NOW - timedelta(hours=1),
+            HEARTBEAT,
+        )
+        for n in range(200)
+    ]
     made = batches(reader, scopes)
     assert sum(len(batch.scopes) for batch in made) == 200 and len(made) >= 8
     assert [s for batch in made for s in batch.scopes.values()] == scopes  # in order, each once

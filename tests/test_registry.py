@@ -193,8 +193,11 @@ def test_local_registry_stop_leaves_no_process(tmp_path):
 
 def test_local_registry_names_the_package_when_the_binary_is_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(SandboxUnavailable, match=r"docker-registry .* not found on PATH; .*deploycheck\[sandbox\].*"
-                                                  r"apt-get install docker-registry"):
+    with pytest.raises(
+        SandboxUnavailable,
+        match=r"docker-registry .* not found on PATH; .*deploycheck\[sandbox\].*"
+        r"apt-get install docker-registry",
+    ):
         LocalRegistry(tmp_path).start()
 
 

@@ -39,8 +39,9 @@ def _request(path: str) -> bytes:
 def _one_recv_holds_the_whole_answer(connection: socket.socket) -> bool:
     data = connection.recv(1 << 20)
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
+    length = next(
+        int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+    )
     return len(body) == length
 
 
@@ -81,16 +82,23 @@ def test_api_stand_in_answers_in_one_write_with_nodelay(apiserver):
 def proxied(tmp_path_factory):
     server = make_server(ApiState(dict(STATE)), free_port())
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    proxy = FaultProxy(tmp_path_factory.mktemp("proxy"), backend="api", kind="http",
-                       upstream=f"http://127.0.0.1:{server.server_address[1]}").start()
+    proxy = FaultProxy(
+        tmp_path_factory.mktemp("proxy"),
+        backend="api",
+        kind="http",
+        upstream=f"http://127.0.0.1:{server.server_address[1]}",
+    ).start()
     yield proxy
     proxy.stop()
     server.shutdown()
     server.server_close()
 
 
-@pytest.mark.parametrize("rules", [[], [{"fault": "delay", "ms": 1}], [{"fault": "status", "status": 503}]],
-                         ids=["forwarded", "delayed", "status"])
+@pytest.mark.parametrize(
+    "rules",
+    [[], [{"fault": "delay", "ms": 1}], [{"fault": "status", "status": 503}]],
+    ids=["forwarded", "delayed", "status"],
+)
 def test_fault_proxy_answers_in_one_write(proxied, rules):
     FaultControl(proxied.control_url).set(rules)
     with socket.create_connection(("127.0.0.1", proxied.port)) as connection:

@@ -84,15 +84,28 @@ def load_inventory(path: str | Path) -> Inventory:
         raise InventoryError(issues)
     assert resolver is not None  # Parts.of refuses only documents the schema refused too
     return Inventory(
-        source=source, project=document.project, region=document.region, registry=document.registry,
-        legacy_registries=list(document.legacy_registries), services=services, jobs=jobs,
+        source=source,
+        project=document.project,
+        region=document.region,
+        registry=document.registry,
+        legacy_registries=list(document.legacy_registries),
+        services=services,
+        jobs=jobs,
         heartbeats=_heartbeat_spec(document.heartbeats) if document.heartbeats else None,
-        patterns=resolver.patterns, waivers=waivers)
+        patterns=resolver.patterns,
+        waivers=waivers,
+    )
 
 
 def _heartbeat_spec(entry) -> HeartbeatSpec:
     count = entry.count
-    return HeartbeatSpec(collection=entry.collection, id_pattern=entry.id_pattern,
-                         bad_id_patterns=list(entry.bad_id_patterns), expected_min=count.expected_min,
-                         expected_max=count.expected_max, p1_above=count.p1_above, p0_above=count.p0_above,
-                         max_age_hours=entry.max_age_hours)
+    return HeartbeatSpec(
+        collection=entry.collection,
+        id_pattern=entry.id_pattern,
+        bad_id_patterns=list(entry.bad_id_patterns),
+        expected_min=count.expected_min,
+        expected_max=count.expected_max,
+        p1_above=count.p1_above,
+        p0_above=count.p0_above,
+        max_age_hours=entry.max_age_hours,
+    )

@@ -141,8 +141,13 @@ class Inventory:
         def moved(entry):
             return entry if entry.own_region else replace(entry, region=region)
 
-        return replace(self, project=project or self.project, region=region,
-                       services=[moved(spec) for spec in self.services], jobs=[moved(spec) for spec in self.jobs])
+        return replace(
+            self,
+            project=project or self.project,
+            region=region,
+            services=[moved(spec) for spec in self.services],
+            jobs=[moved(spec) for spec in self.jobs],
+        )
 
     def regions(self) -> list[str]:
         """Every region the inventory's entries run in, the top-level one first."""
@@ -181,5 +186,11 @@ class Inventory:
 
 
 def legacy_registry_among(image: ImageRef, legacy_registries: list[str]) -> str | None:
-    return next((prefix for prefix in legacy_registries
-                 if image.repository == prefix or image.repository.startswith(prefix + "/")), None)
+    return next(
+        (
+            prefix
+            for prefix in legacy_registries
+            if image.repository == prefix or image.repository.startswith(prefix + "/")
+        ),
+        None,
+    )

@@ -56,8 +56,13 @@ _CLOUDRUN_COLLECTIONS = ("services", "revisions", "jobs", "executions", "tasks")
 class ApiState:
     """Resources by name plus the bookkeeping tests and benchmarks read back."""
 
-    def __init__(self, resources: dict[str, dict], iam_policies: dict[str, dict] | None = None,
-                 log_entries: list[dict] | None = None, iam_resources: dict[str, dict] | None = None):
+    def __init__(
+        self,
+        resources: dict[str, dict],
+        iam_policies: dict[str, dict] | None = None,
+        log_entries: list[dict] | None = None,
+        iam_resources: dict[str, dict] | None = None,
+    ):
         self.resources = resources
         self.iam_policies = iam_policies or {}
         self.iam_resources = iam_resources or {}  # projects, folders, organisations, custom roles by name
@@ -78,8 +83,9 @@ class ApiState:
         never change, so each collection is found once, and its list pages cost only the page."""
         names = self._collections.get(prefix)
         if names is None:
-            pattern = re.compile("^" + "/".join("[^/]+" if seg == "-" else re.escape(seg) for seg in prefix.split("/"))
-                                 + "[^/]+$")
+            pattern = re.compile(
+                "^" + "/".join("[^/]+" if seg == "-" else re.escape(seg) for seg in prefix.split("/")) + "[^/]+$"
+            )
             names = sorted(name for name in self.resources if pattern.match(name))
             self._collections[prefix] = names
         return names
@@ -131,7 +137,7 @@ def _page_size(query: dict[str, list[str]]) -> int:
 def _page(items: list, query: dict[str, list[str]]) -> tuple[list, str]:
     size = _page_size(query)
     start = int((query.get("pageToken") or ["0"])[0] or 0)
-    chunk = items[start:start + size]
+    chunk = items[start : start + size]
     next_token = str(start + size) if start + size < len(items) else ""
     return chunk, next_token
 
@@ -156,8 +162,9 @@ class Handler(BaseHTTPRequestHandler):
         self.flush_headers()
 
     def _send_error(self, status: int, message: str) -> None:
-        self._send_json(status, {"error": {"code": status, "message": message,
-                                           "status": _STATUS_NAMES.get(status, "UNKNOWN")}})
+        self._send_json(
+            status, {"error": {"code": status, "message": message, "status": _STATUS_NAMES.get(status, "UNKNOWN")}}
+        )
 
     def _read_body(self) -> dict:
         length = int(self.headers.get("Content-Length") or 0)
@@ -210,8 +217,14 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_sandbox/health":
             return self._send_json(200, {"ok": True, "resources": len(self.state.resources)})
         if path == "/_sandbox/calls" and method == "GET":
-            return self._send_json(200, {"calls": dict(self.state.calls), "lists": self.state.lists,
-                                         "write_attempts": self.state.write_attempts})
+            return self._send_json(
+                200,
+                {
+                    "calls": dict(self.state.calls),
+                    "lists": self.state.lists,
+                    "write_attempts": self.state.write_attempts,
+                },
+            )
         if path == "/_sandbox/calls" and method == "DELETE":
             self.state.calls.clear()
             self.state.lists.clear()
@@ -236,8 +249,11 @@ def _get_resource(handler: Handler, match: re.Match, query: dict, body: dict) ->
     resource = handler.state.resources.get(name)
     if resource is None:
         kind = name.split("/")[-2].rstrip("s")
-        return handler._send_error(404, f"Resource '{name.split('/')[-1]}' of kind '{kind.upper()}' in region "
-                                        f"'{name.split('/')[3]}' in project '{name.split('/')[1]}' does not exist.")
+        return handler._send_error(
+            404,
+            f"Resource '{name.split('/')[-1]}' of kind '{kind.upper()}' in region "
+            f"'{name.split('/')[3]}' in project '{name.split('/')[1]}' does not exist.",
+        )
     handler._send_json(200, handler.state.current(resource))
 
 
@@ -245,8 +261,12 @@ def _list_resources(handler: Handler, match: re.Match, query: dict, body: dict) 
     parent, collection = match.group("parent"), match.group("collection")
     # "-" as a parent id is the API's wildcard (e.g. all services' revisions).
     names, next_token = _page(handler.state.names_under(f"{parent}/{collection}/"), query)
-    handler.state.record_list(f"GET {_route_key(urlsplit(handler.path).path)}", began=not query.get("pageToken"),
-                              items=len(names), page_size=_page_size(query))
+    handler.state.record_list(
+        f"GET {_route_key(urlsplit(handler.path).path)}",
+        began=not query.get("pageToken"),
+        items=len(names),
+        page_size=_page_size(query),
+    )
     response: dict = {collection: [handler.state.current(handler.state.resources[name]) for name in names]}
     if next_token:
         response["nextPageToken"] = next_token
@@ -314,8 +334,9 @@ def _list_log_entries(handler: Handler, match: re.Match, query: dict, body: dict
         if after is None:
             return handler._send_error(400, "pageToken does not continue this listing")
     try:
-        page, last = handler.state.logs.page(resource_names, log_query, descending=_LOG_ORDERS[order_by], after=after,
-                                             page_size=page_size)
+        page, last = handler.state.logs.page(
+            resource_names, log_query, descending=_LOG_ORDERS[order_by], after=after, page_size=page_size
+        )
     except (KeyError, ValueError) as exc:
         return handler._send_error(500, f"malformed log entry in the sandbox state: {exc}")
     response: dict = {"entries": page} if page else {}  # the API omits empty fields
@@ -372,13 +393,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", required=True, help="JSON file with resources, IAM policies, log entries")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
-    parser.add_argument("--also-kill", type=int, action="append", default=[],
-                        help="process group to kill when the parent is gone (the sandbox registry)")
+    parser.add_argument(
+        "--also-kill",
+        type=int,
+        action="append",
+        default=[],
+        help="process group to kill when the parent is gone (the sandbox registry)",
+    )
     parser.add_argument("--also-kill-file", help="file of process group ids (one per line) to kill with them")
     args = parser.parse_args(argv)
     server = make_server(ApiState.from_file(args.state), args.port)
     if args.parent_pid:
-        threading.Thread(target=_exit_when_parent_dies, args=(args.parent_pid, args.also_kill, args.also_kill_file), daemon=True).start()
+        threading.Thread(
+            target=_exit_when_parent_dies, args=(args.parent_pid, args.also_kill, args.also_kill_file), daemon=True
+        ).start()
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -28,8 +28,9 @@ _LANDMARK = ".no.prefetch.landmark"
 _TOC_TYPES = {"file": "reg", "dir": "dir", "symlink": "symlink", "hardlink": "hardlink"}
 
 
-def estargz_layer_from_files(files: Mapping[str, bytes | FileEntry], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                             compresslevel: int = 6) -> Blob:
+def estargz_layer_from_files(
+    files: Mapping[str, bytes | FileEntry], *, chunk_size: int = DEFAULT_CHUNK_SIZE, compresslevel: int = 6
+) -> Blob:
     """An eStargz layer holding `files` (absolute paths, parents added), annotated with its TOC digest."""
     writer = _Writer(compresslevel)
     writer.add(_LANDMARK, FileEntry(data=b"\x0f"), chunk_size)  # no prioritised files: the no-prefetch landmark
@@ -63,12 +64,16 @@ class _Writer:
             self._entries.append(toc_entry)
             return
         for start in range(0, len(data), chunk_size):
-            piece = data[start:start + chunk_size]
+            piece = data[start : start + chunk_size]
             self._end_member()  # each chunk's content starts a gzip member of its own
             last = start + chunk_size >= len(data)
             chunk_entry = toc_entry if start == 0 else {"name": name, "type": "chunk"}
-            chunk_entry.update(offset=len(self._blob), chunkOffset=start, chunkSize=0 if last else len(piece),
-                               chunkDigest=sha256_digest(piece))
+            chunk_entry.update(
+                offset=len(self._blob),
+                chunkOffset=start,
+                chunkSize=0 if last else len(piece),
+                chunkDigest=sha256_digest(piece),
+            )
             self._entries.append(chunk_entry)
             self._write(piece)
         self._write(b"\0" * (-len(data) % tarfile.BLOCKSIZE))
@@ -83,8 +88,12 @@ class _Writer:
         self._write(toc_tar.getvalue())
         self._end_member()
         self._blob += _footer(toc_offset)
-        return Blob.of(bytes(self._blob), OCI_LAYER_GZIP, diff_id="sha256:" + self._diff.hexdigest(),
-                       annotations={TOC_DIGEST_ANNOTATION: sha256_digest(toc)})
+        return Blob.of(
+            bytes(self._blob),
+            OCI_LAYER_GZIP,
+            diff_id="sha256:" + self._diff.hexdigest(),
+            annotations={TOC_DIGEST_ANNOTATION: sha256_digest(toc)},
+        )
 
     def _write(self, data: bytes) -> None:
         self._member += data

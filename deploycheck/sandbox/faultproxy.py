@@ -42,8 +42,20 @@ from .traffic import CountingWriter, Traffic
 CONTROL_PREFIX = "/_faultproxy"
 PASSTHROUGH_PREFIX = "/_sandbox/"  # the API stand-in's own control endpoints are never faulted
 FAULT_TOKEN_PREFIX = "faultproxy-"
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-                         "transfer-encoding", "upgrade", "host", "content-length"})
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
 _COPY_CHUNK = 64 * 1024
 _THROTTLE_SLICE = 16 * 1024
 _THROTTLE_SEND_BUFFER = 4 * _THROTTLE_SLICE
@@ -54,8 +66,9 @@ _UPSTREAM_TIMEOUT = 60.0
 class _ProxyServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, upstream: str, book: FaultBook, stopping: threading.Event,
-                 traffic: Traffic | None = None):
+    def __init__(
+        self, port: int, upstream: str, book: FaultBook, stopping: threading.Event, traffic: Traffic | None = None
+    ):
         self.upstream = upstream.rstrip("/")
         self.book = book
         self.traffic = traffic or Traffic()
@@ -127,8 +140,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             response = self.server.client.send(request, stream=True)
         except httpx.HTTPError as exc:
             # The backend is really gone: say so the way a gateway would.
-            payload = json.dumps({"error": {"code": 502, "message": f"upstream unreachable: {exc}",
-                                            "status": "UNAVAILABLE"}}).encode()
+            payload = json.dumps(
+                {"error": {"code": 502, "message": f"upstream unreachable: {exc}", "status": "UNAVAILABLE"}}
+            ).encode()
             return self._answer(502, [("Content-Type", "application/json")], payload, method)
         try:
             self._relay(method, response, rule, incoming_token)
@@ -137,8 +151,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     # --- answers ---------------------------------------------------------------------------------
     def _relay(self, method: str, response: httpx.Response, rule: FaultRule | None, incoming_token: str | None) -> None:
-        headers = [(name, self._rewrite_location(name, value)) for name, value in response.headers.multi_items()
-                   if name.lower() not in _HOP_BY_HOP]
+        headers = [
+            (name, self._rewrite_location(name, value))
+            for name, value in response.headers.multi_items()
+            if name.lower() not in _HOP_BY_HOP
+        ]
         length = response.headers.get("content-length")
         kind = rule.fault if rule else None
         if method == "HEAD" or response.status_code in (204, 304):
@@ -164,7 +181,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         flips = _flip_positions(total) if kind == "corrupt" else set()
         sent, started = 0, False
         for chunk in chunks:
-            chunk = chunk[:limit - sent]
+            chunk = chunk[: limit - sent]
             if flips:
                 chunk = bytes(byte ^ 0xFF if sent + index in flips else byte for index, byte in enumerate(chunk))
             if started:
@@ -181,8 +198,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self._close_quietly()
 
-    def _start(self, status: int, headers: list[tuple[str, str]], length: int | str | None,
-               first: bytes = b"") -> None:
+    def _start(self, status: int, headers: list[tuple[str, str]], length: int | str | None, first: bytes = b"") -> None:
         """The status line and headers, and `first` bytes of the body in the same write."""
         self.send_response(status)
         for name, value in headers:
@@ -192,10 +208,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self._headers_buffer.extend((b"\r\n", first))
         self.flush_headers()
 
-    def _answer(self, status: int, headers: list[tuple[str, str]], payload: bytes, method: str,
-                length: str | None = None) -> None:
-        self._start(status, headers, length if method == "HEAD" and length is not None else len(payload),
-                    first=payload if method != "HEAD" else b"")
+    def _answer(
+        self, status: int, headers: list[tuple[str, str]], payload: bytes, method: str, length: str | None = None
+    ) -> None:
+        self._start(
+            status,
+            headers,
+            length if method == "HEAD" and length is not None else len(payload),
+            first=payload if method != "HEAD" else b"",
+        )
 
     def _trickle(self, chunks, interval: float) -> None:
         for chunk in chunks:
@@ -203,7 +224,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 if self.server.stopping.wait(interval):
                     return self._close_quietly()
                 try:
-                    self.wfile.write(chunk[index:index + 1])
+                    self.wfile.write(chunk[index : index + 1])
                     self.wfile.flush()
                 except OSError:
                     return self._close_quietly()  # the client gave up, as it should
@@ -217,7 +238,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self._start(status, headers, length)
         for chunk in chunks:
             for start in range(0, len(chunk), _THROTTLE_SLICE):
-                piece = chunk[start:start + _THROTTLE_SLICE]
+                piece = chunk[start : start + _THROTTLE_SLICE]
                 if not link.pace(len(piece), self.server.stopping):
                     return self._close_quietly()
                 try:
@@ -254,7 +275,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _rewrite_location(self, name: str, value: str) -> str:
         if name.lower() == "location" and value.startswith(self.server.upstream):
-            return f"http://127.0.0.1:{self.server.server_address[1]}{value[len(self.server.upstream):]}"
+            return f"http://127.0.0.1:{self.server.server_address[1]}{value[len(self.server.upstream) :]}"
         return value
 
     def _read_request_body(self) -> bytes:
@@ -277,8 +298,9 @@ def _strip_fault_token(split, body: bytes) -> tuple[str, bytes, str | None]:
     """A page token the proxy made up is not the backend's: forward the request without it (the
     backend serves its first page again) and remember it to decide the next made-up token."""
     query = parse_qsl(split.query, keep_blank_values=True)
-    incoming = next((value for name, value in query if name == "pageToken" and value.startswith(FAULT_TOKEN_PREFIX)),
-                    None)
+    incoming = next(
+        (value for name, value in query if name == "pageToken" and value.startswith(FAULT_TOKEN_PREFIX)), None
+    )
     if incoming is not None:
         query = [(name, value) for name, value in query if name != "pageToken"]
     target = split.path + (f"?{urlencode(query)}" if query else "")
@@ -310,10 +332,11 @@ def _rewrite_json(raw: bytes, kind: str, incoming_token: str | None) -> bytes | 
     elif kind == "page_token_repeat":
         document["nextPageToken"] = f"{FAULT_TOKEN_PREFIX}A"
     elif kind == "page_token_cycle":
-        document["nextPageToken"] = f"{FAULT_TOKEN_PREFIX}B" if incoming_token == f"{FAULT_TOKEN_PREFIX}A" \
-            else f"{FAULT_TOKEN_PREFIX}A"
+        document["nextPageToken"] = (
+            f"{FAULT_TOKEN_PREFIX}B" if incoming_token == f"{FAULT_TOKEN_PREFIX}A" else f"{FAULT_TOKEN_PREFIX}A"
+        )
     elif kind == "empty_pages":
-        page = int(incoming_token[len(FAULT_TOKEN_PREFIX):]) if incoming_token else 0
+        page = int(incoming_token[len(FAULT_TOKEN_PREFIX) :]) if incoming_token else 0
         if page:
             for name in lists:
                 document[name] = []
@@ -406,8 +429,16 @@ class FaultProxy(LocalServer):
 
     start_timeout = 20.0
 
-    def __init__(self, root: Path, *, backend: str, kind: str, upstream: str, faults: list | None = None,
-                 parent_pid: int | None = None):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        backend: str,
+        kind: str,
+        upstream: str,
+        faults: list | None = None,
+        parent_pid: int | None = None,
+    ):
         super().__init__(Path(root) / f"faultproxy-{backend}")
         self.name = f"fault proxy for {backend}"
         self.log_name = "faultproxy.log"
@@ -429,9 +460,21 @@ class FaultProxy(LocalServer):
         self.control_port = free_port()
         faults_file = self.root / "faults.json"
         faults_file.write_text(json.dumps(self.faults), encoding="utf-8")
-        command = [sys.executable, "-m", "deploycheck.sandbox.faultproxy", "--kind", self.kind, "--upstream",
-                   self.upstream, "--port", str(port), "--control-port", str(self.control_port),
-                   "--faults", str(faults_file)]
+        command = [
+            sys.executable,
+            "-m",
+            "deploycheck.sandbox.faultproxy",
+            "--kind",
+            self.kind,
+            "--upstream",
+            self.upstream,
+            "--port",
+            str(port),
+            "--control-port",
+            str(self.control_port),
+            "--faults",
+            str(faults_file),
+        ]
         return command + (["--parent-pid", str(self.parent_pid)] if self.parent_pid else [])
 
     def ready_probe(self, port: int):
@@ -467,7 +510,9 @@ def main(argv: list[str] | None = None) -> int:
         from .faultproxy_grpc import serve_grpc
 
         proxy = serve_grpc(args.port, args.upstream, book, stopping, traffic)  # kept: a collected server stops
-    control = ThreadingHTTPServer(("127.0.0.1", args.control_port), type("Control", (_ControlHandler,), {"book": book, "traffic": traffic}))
+    control = ThreadingHTTPServer(
+        ("127.0.0.1", args.control_port), type("Control", (_ControlHandler,), {"book": book, "traffic": traffic})
+    )
     control.daemon_threads = True
     if args.parent_pid:
         threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()

@@ -40,8 +40,11 @@ def _code_for(status: int) -> grpc.StatusCode:
 
 
 def _forwarded_metadata(context: grpc.ServicerContext) -> tuple[tuple[str, str | bytes], ...]:
-    return tuple((key, value) for key, value in context.invocation_metadata()
-                 if not key.startswith((":", "grpc-")) and key not in ("user-agent", "content-type", "te"))
+    return tuple(
+        (key, value)
+        for key, value in context.invocation_metadata()
+        if not key.startswith((":", "grpc-")) and key not in ("user-agent", "content-type", "te")
+    )
 
 
 class _Forwarder(grpc.GenericRpcHandler):
@@ -59,12 +62,15 @@ class _Forwarder(grpc.GenericRpcHandler):
         self.traffic.request("POST", method)
         if short in _BIDI_STREAMING:
             return grpc.stream_stream_rpc_method_handler(
-                lambda requests, context: self._counted(self._bidi(method, requests, context)))
+                lambda requests, context: self._counted(self._bidi(method, requests, context))
+            )
         if short in _SERVER_STREAMING:
             return grpc.unary_stream_rpc_method_handler(
-                lambda request, context: self._counted(self._stream(method, request, context)))
+                lambda request, context: self._counted(self._stream(method, request, context))
+            )
         return grpc.unary_unary_rpc_method_handler(
-            lambda request, context: self._counted_one(self._unary(method, request, context)))
+            lambda request, context: self._counted_one(self._unary(method, request, context))
+        )
 
     def _counted(self, messages):
         for message in messages:
@@ -107,7 +113,7 @@ class _Forwarder(grpc.GenericRpcHandler):
             if kind == "empty":
                 return
             if kind == "truncate":
-                yield from received[:len(received) // 2]
+                yield from received[: len(received) // 2]
                 context.abort(grpc.StatusCode.UNAVAILABLE, _RESET_DETAILS)
             for message in call:
                 if kind == "trickle" and rule and self.stopping.wait(rule.interval):
@@ -159,11 +165,15 @@ def _corrupt(message: bytes) -> bytes:
     return b"\xff" + message[1:] if message else b"\xff"
 
 
-def serve_grpc(port: int, upstream: str, book: FaultBook, stopping: threading.Event,
-               traffic: Traffic | None = None) -> grpc.Server:
+def serve_grpc(
+    port: int, upstream: str, book: FaultBook, stopping: threading.Event, traffic: Traffic | None = None
+) -> grpc.Server:
     # so_reuseport off: another process on the port must be an error (LocalServer retries), not shared.
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=_MAX_WORKERS), options=[("grpc.so_reuseport", 0)],
-                         handlers=[_Forwarder(upstream, book, stopping, traffic or Traffic())])
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=_MAX_WORKERS),
+        options=[("grpc.so_reuseport", 0)],
+        handlers=[_Forwarder(upstream, book, stopping, traffic or Traffic())],
+    )
     try:
         bound = server.add_insecure_port(f"127.0.0.1:{port}")
     except RuntimeError as exc:

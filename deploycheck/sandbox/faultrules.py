@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from ..errors import InputError
 
 # Kinds that change a response body: a body-less answer (HEAD) passes them untouched.
-BODY_KINDS = frozenset({"truncate", "corrupt", "empty", "duplicate", "page_token_repeat", "page_token_cycle",
-                        "empty_pages"})
+BODY_KINDS = frozenset(
+    {"truncate", "corrupt", "empty", "duplicate", "page_token_repeat", "page_token_cycle", "empty_pages"}
+)
 FAULT_KINDS = {
     "status": "answer with this HTTP status and Google's JSON error envelope (gRPC: the matching code)",
     "hang": "accept the request and never answer",
@@ -46,15 +47,22 @@ FAULT_KINDS = {
     "empty_pages": "after the first page, endless empty pages, each with a new nextPageToken",
     "down": "the backend is gone: reset every connection (gRPC: forward to a port nobody listens on)",
     "delay": "hold the exchange `ms` milliseconds, then forward it or apply the rule that decides (a network "
-             "round trip, for benchmarks)",
+    "round trip, for benchmarks)",
     "throttle": "send response bodies at `mbit` megabits per second, shared by all matched responses (HTTP)",
 }
 DEFAULT_TRICKLE_INTERVAL = 0.5
 
 # Google's canonical code names, as its JSON error envelope and gRPC use them.
 STATUS_NAMES = {
-    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-    409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 501: "NOT_IMPLEMENTED", 503: "UNAVAILABLE",
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    501: "NOT_IMPLEMENTED",
+    503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
 # What the real services say with those codes (the proxy must not name its own faults).
@@ -87,7 +95,18 @@ class FaultRule:
     def parse(cls, spec: object, where: str = "fault rule") -> FaultRule:
         if not isinstance(spec, dict):
             raise InputError(f"{where}: expected a mapping with a `fault` key, got {type(spec).__name__}")
-        unknown = set(spec) - {"fault", "path", "method", "times", "after", "status", "interval", "message", "ms", "mbit"}
+        unknown = set(spec) - {
+            "fault",
+            "path",
+            "method",
+            "times",
+            "after",
+            "status",
+            "interval",
+            "message",
+            "ms",
+            "mbit",
+        }
         if unknown:
             raise InputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         kind = spec.get("fault")
@@ -108,9 +127,19 @@ class FaultRule:
         if message is not None and not isinstance(message, str):
             raise InputError(f"{where}: message must be a string, not {message!r}")
         link = Link.parse(spec.get("mbit"), where) if kind == "throttle" else None
-        return cls(fault=kind, path=path, method=(spec.get("method") or "").upper() or None, times=times,
-                   after=spec.get("after", 0), status=spec.get("status", 503), interval=float(interval),
-                   message=message, delay_s=_delay_seconds(spec, kind, where), spec=dict(spec), link=link)
+        return cls(
+            fault=kind,
+            path=path,
+            method=(spec.get("method") or "").upper() or None,
+            times=times,
+            after=spec.get("after", 0),
+            status=spec.get("status", 503),
+            interval=float(interval),
+            message=message,
+            delay_s=_delay_seconds(spec, kind, where),
+            spec=dict(spec),
+            link=link,
+        )
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method != method:
@@ -120,8 +149,12 @@ class FaultRule:
         return not (self.fault in BODY_KINDS and method == "HEAD")
 
     def describe(self) -> dict:
-        return {**self.spec, "hits": self.hits, "seen": self.seen,
-                **({"bytes_sent": self.link.bytes_sent} if self.link else {})}
+        return {
+            **self.spec,
+            "hits": self.hits,
+            "seen": self.seen,
+            **({"bytes_sent": self.link.bytes_sent} if self.link else {}),
+        }
 
 
 class Link:
@@ -219,8 +252,13 @@ class FaultBook:
 
 
 def error_envelope(status: int, message: str | None = None) -> dict:
-    return {"error": {"code": status, "message": message or STATUS_MESSAGES.get(status, "Error"),
-                      "status": STATUS_NAMES.get(status, "UNKNOWN")}}
+    return {
+        "error": {
+            "code": status,
+            "message": message or STATUS_MESSAGES.get(status, "Error"),
+            "status": STATUS_NAMES.get(status, "UNKNOWN"),
+        }
+    }
 
 
 def parse_scenario_faults(section: object, where: str) -> dict[str, list]:
@@ -232,7 +270,9 @@ def parse_scenario_faults(section: object, where: str) -> dict[str, list]:
         raise InputError(f"{where}: faults must map a backend (api, registry, firestore) to a list of rules")
     unknown = set(section) - set(BACKENDS)
     if unknown:
-        raise InputError(f"{where}: faults: unknown backend(s) {', '.join(sorted(unknown))}; known: {', '.join(BACKENDS)}")
+        raise InputError(
+            f"{where}: faults: unknown backend(s) {', '.join(sorted(unknown))}; known: {', '.join(BACKENDS)}"
+        )
     parsed = {}
     for backend, rules in section.items():
         rules = rules or []

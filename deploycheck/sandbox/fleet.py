@@ -57,7 +57,9 @@ class Fleet:
             raise InputError(f"{where}: fleet: expected a mapping like {{services: 500, jobs: 500}}")
         unknown = set(section) - _KEYS
         if unknown:
-            raise InputError(f"{where}: fleet: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}")
+            raise InputError(
+                f"{where}: fleet: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}"
+            )
         counts = {}
         for key, default, low in (("services", None, 1), ("jobs", 0, 0), ("log_lines", 20, 1)):
             value = section.get(key, default)
@@ -74,7 +76,9 @@ class Fleet:
             if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= pool:
                 raise InputError(f"{where}: fleet.failures.{kind}: expected an integer from 0 to {pool}, got {count!r}")
         if failures.get("boot_error", 0) + failures.get("traffic_pinned", 0) > counts["services"]:
-            raise InputError(f"{where}: fleet.failures: boot_error + traffic_pinned exceed the {counts['services']} services")
+            raise InputError(
+                f"{where}: fleet.failures: boot_error + traffic_pinned exceed the {counts['services']} services"
+            )
         return cls(counts["services"], counts["jobs"], counts["log_lines"], dict(failures))
 
     # --- names -----------------------------------------------------------------------------------
@@ -136,26 +140,52 @@ def expand(fleet: Fleet, *, project: str, region: str) -> dict:
     for index in range(fleet.services):
         name, processor = fleet.service_name(index), fleet.processor(index)
         commit = _commit(project, name)
-        images[name] = _image(f"{repo_root}/{name}", name, commit, ["latest"], "now-2h",
-                              base_files, heartbeat_code)
+        images[name] = _image(f"{repo_root}/{name}", name, commit, ["latest"], "now-2h", base_files, heartbeat_code)
         older, newest = _suffix(name, 1), _suffix(name, 2)
         services[name] = {
-            "image": f"{repo_root}/{name}:latest", "service_account": runner,
+            "image": f"{repo_root}/{name}:latest",
+            "service_account": runner,
             "labels": {"commit-sha": commit[:8], "managed-by": "fleet"},
-            "revisions": [{"suffix": older, "image": name, "created": "now-3h"},
-                          {"suffix": newest, "image": name, "created": "now-90m"}],
+            "revisions": [
+                {"suffix": older, "image": name, "created": "now-3h"},
+                {"suffix": newest, "image": name, "created": "now-90m"},
+            ],
         }
         if index in pinned:
             services[name]["traffic"] = [{"revision": older, "percent": 100}]
         lines = _log_lines(processor, boot_error=index in booting)
-        log_volume.append({"service": name, "revision": newest, "count": fleet.log_lines, "from": "now-85m",
-                           "to": "now-2m", "lines": lines})
+        log_volume.append(
+            {
+                "service": name,
+                "revision": newest,
+                "count": fleet.log_lines,
+                "from": "now-85m",
+                "to": "now-2m",
+                "lines": lines,
+            }
+        )
         if index in pinned:  # the serving (older) revision logs too, from its own creation
-            log_volume.append({"service": name, "revision": older, "count": fleet.log_lines, "from": "now-175m",
-                               "to": "now-2m", "lines": lines})
-        documents.append({"id": processor, "fields": {
-            "processor_name": processor, "last_heartbeat": f"now-{index % 50 + 1}m", "status": "completed",
-            "run_id": commit[:12]}})
+            log_volume.append(
+                {
+                    "service": name,
+                    "revision": older,
+                    "count": fleet.log_lines,
+                    "from": "now-175m",
+                    "to": "now-2m",
+                    "lines": lines,
+                }
+            )
+        documents.append(
+            {
+                "id": processor,
+                "fields": {
+                    "processor_name": processor,
+                    "last_heartbeat": f"now-{index % 50 + 1}m",
+                    "status": "completed",
+                    "run_id": commit[:12],
+                },
+            }
+        )
     jobs: dict[str, dict] = {}
     for index in range(fleet.jobs):
         name, service = fleet.job_name(index), fleet.service_name(fleet.runs(index))
@@ -163,24 +193,42 @@ def expand(fleet: Fleet, *, project: str, region: str) -> dict:
         if index in stale:
             image_key = f"{name}-old-image"
             old_commit = _commit(project, service, "old", name)
-            images[image_key] = _image(f"{repo_root}/{service}", service, old_commit, [], "now-120d",
-                                       base_files, heartbeat_code)
-        jobs[name] = {"image": image_key, "service_account": runner, "created": "now-1d",
-                      "executions": [{"created": "now-20h", "succeeded": True}]}
+            images[image_key] = _image(
+                f"{repo_root}/{service}", service, old_commit, [], "now-120d", base_files, heartbeat_code
+            )
+        jobs[name] = {
+            "image": image_key,
+            "service_account": runner,
+            "created": "now-1d",
+            "executions": [{"created": "now-20h", "succeeded": True}],
+        }
     return {
-        "images": images, "services": services, "jobs": jobs, "log_volume": log_volume,
-        "iam_policy": {"bindings": [{"role": "roles/datastore.user", "members": [f"serviceAccount:{runner}"]},
-                                    {"role": "roles/logging.logWriter", "members": [f"serviceAccount:{runner}"]}]},
+        "images": images,
+        "services": services,
+        "jobs": jobs,
+        "log_volume": log_volume,
+        "iam_policy": {
+            "bindings": [
+                {"role": "roles/datastore.user", "members": [f"serviceAccount:{runner}"]},
+                {"role": "roles/logging.logWriter", "members": [f"serviceAccount:{runner}"]},
+            ]
+        },
         "firestore": {COLLECTION: documents},
     }
 
 
-def _image(repository: str, service: str, commit: str, tags: list[str], created: str, base_files: dict,
-           heartbeat_code: str) -> dict:
+def _image(
+    repository: str, service: str, commit: str, tags: list[str], created: str, base_files: dict, heartbeat_code: str
+) -> dict:
     return {
-        "repository": repository, "tags": tags, "created": created, "bulk": True,
-        "labels": {"org.opencontainers.image.revision": commit,
-                   "org.opencontainers.image.source": "https://github.com/example/fleet"},
+        "repository": repository,
+        "tags": tags,
+        "created": created,
+        "bulk": True,
+        "labels": {
+            "org.opencontainers.image.revision": commit,
+            "org.opencontainers.image.source": "https://github.com/example/fleet",
+        },
         "env": ["PYTHONUNBUFFERED=1", f"COMMIT_SHA={commit}"],
         "base_files": base_files,
         "files": {HEARTBEAT_FILE: heartbeat_code, "/app/service.txt": f"{service} {commit}\n"},
@@ -196,9 +244,14 @@ def _log_lines(processor: str, *, boot_error: bool) -> list[dict]:
         {"severity": "INFO", "text": f"Stopped heartbeat for {processor}"},
     ]
     if boot_error:
-        lines[:0] = [{"severity": "ERROR", "log": "stderr", "text": "Traceback (most recent call last):"},
-                     {"severity": "ERROR", "log": "stderr",
-                      "text": "ImportError: cannot import name 'firestore' from 'google.cloud' (unknown location)"}]
+        lines[:0] = [
+            {"severity": "ERROR", "log": "stderr", "text": "Traceback (most recent call last):"},
+            {
+                "severity": "ERROR",
+                "log": "stderr",
+                "text": "ImportError: cannot import name 'firestore' from 'google.cloud' (unknown location)",
+            },
+        ]
     return lines
 
 
@@ -210,43 +263,82 @@ def inventory(fleet: Fleet, *, project: str, region: str) -> dict:
         "region": region,
         "registry": registry(project, region),
         "legacy_registries": ["gcr.io"],
-        "patterns": {"heartbeat-doc-id": {"path": HEARTBEAT_FILE, "must_contain": [r"return self\.processor_name"],
-                                          "must_not_contain": [r"f[\"']\{(?:self\.)?processor_name\}_\{"]}},
-        "defaults": {
-            "service": {"tag": "latest", "service_account": RUNNER.format(project=project),
-                        "roles": ["roles/datastore.user"], "code": ["heartbeat-doc-id"],
-                        "commit_label": "org.opencontainers.image.revision", "service_commit_labels": ["commit-sha"],
-                        "heartbeat_log": {"expected": HEARTBEAT_EXPECTED, "forbidden": HEARTBEAT_FORBIDDEN}},
+        "patterns": {
+            "heartbeat-doc-id": {
+                "path": HEARTBEAT_FILE,
+                "must_contain": [r"return self\.processor_name"],
+                "must_not_contain": [r"f[\"']\{(?:self\.)?processor_name\}_\{"],
+            }
         },
-        "heartbeats": {"collection": COLLECTION, "id_pattern": r"^[A-Z][A-Za-z0-9]*Processor$",
-                       "bad_id_patterns": ["_None_", r"_20\d\d"],
-                       "count": {"expected_min": documents, "expected_max": documents + max(5, documents // 10),
-                                 "p1_above": 2 * documents + 10, "p0_above": 10 * documents + 50},
-                       "max_age_hours": 2},
-        "services": [{"name": fleet.service_name(index), "processors": [fleet.processor(index)]}
-                     for index in range(fleet.services)],
-        "jobs": [{"name": fleet.job_name(index), "runs": fleet.service_name(fleet.runs(index))}
-                 for index in range(fleet.jobs)],
+        "defaults": {
+            "service": {
+                "tag": "latest",
+                "service_account": RUNNER.format(project=project),
+                "roles": ["roles/datastore.user"],
+                "code": ["heartbeat-doc-id"],
+                "commit_label": "org.opencontainers.image.revision",
+                "service_commit_labels": ["commit-sha"],
+                "heartbeat_log": {"expected": HEARTBEAT_EXPECTED, "forbidden": HEARTBEAT_FORBIDDEN},
+            },
+        },
+        "heartbeats": {
+            "collection": COLLECTION,
+            "id_pattern": r"^[A-Z][A-Za-z0-9]*Processor$",
+            "bad_id_patterns": ["_None_", r"_20\d\d"],
+            "count": {
+                "expected_min": documents,
+                "expected_max": documents + max(5, documents // 10),
+                "p1_above": 2 * documents + 10,
+                "p0_above": 10 * documents + 50,
+            },
+            "max_age_hours": 2,
+        },
+        "services": [
+            {"name": fleet.service_name(index), "processors": [fleet.processor(index)]}
+            for index in range(fleet.services)
+        ],
+        "jobs": [
+            {"name": fleet.job_name(index), "runs": fleet.service_name(fleet.runs(index))}
+            for index in range(fleet.jobs)
+        ],
     }
 
 
 def inventory_yaml(fleet: Fleet, *, project: str, region: str) -> str:
-    header = (f"# Generated by deploycheck.sandbox.fleet: {fleet.services} services, {fleet.jobs} jobs"
-              + (f", failures {fleet.failures}" if fleet.failures else "") + ".\n")
+    header = (
+        f"# Generated by deploycheck.sandbox.fleet: {fleet.services} services, {fleet.jobs} jobs"
+        + (f", failures {fleet.failures}" if fleet.failures else "")
+        + ".\n"
+    )
     return header + yaml.safe_dump(inventory(fleet, project=project, region=region), sort_keys=False, width=120)
 
 
-def write_fleet(directory: Path, *, services: int, jobs: int, log_lines: int = 20, failures: dict | None = None,
-                project: str = "fleet-project", region: str = "us-central1") -> tuple[Path, Path]:
+def write_fleet(
+    directory: Path,
+    *,
+    services: int,
+    jobs: int,
+    log_lines: int = 20,
+    failures: dict | None = None,
+    project: str = "fleet-project",
+    region: str = "us-central1",
+) -> tuple[Path, Path]:
     """A scenario directory holding scenario.yaml (the `fleet:` key) and the matching services.yaml;
     returns (scenario directory, inventory path)."""
-    section = {"services": services, "jobs": jobs, "log_lines": log_lines, **({"failures": failures} if failures else {})}
+    section = {
+        "services": services,
+        "jobs": jobs,
+        "log_lines": log_lines,
+        **({"failures": failures} if failures else {}),
+    }
     fleet = Fleet.parse(section, str(directory / "scenario.yaml"))
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "scenario.yaml").write_text(
         "# A generated fleet; the matching inventory is services.yaml next to this file.\n"
-        + yaml.safe_dump({"project": project, "region": region, "fleet": section}, sort_keys=False), encoding="utf-8")
+        + yaml.safe_dump({"project": project, "region": region, "fleet": section}, sort_keys=False),
+        encoding="utf-8",
+    )
     inventory_path = directory / "services.yaml"
     inventory_path.write_text(inventory_yaml(fleet, project=project, region=region), encoding="utf-8")
     return directory, inventory_path

@@ -66,11 +66,22 @@ class LocalServer:
         command = self.command(self.port)
         with open(self.log_path, "ab") as log:
             log_offset = log.tell()
-            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                             env=self.environment(), start_new_session=True)
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+                start_new_session=True,
+            )
         try:
-            wait_until_ready(self.ready_probe(self.port), timeout=self.start_timeout,
-                             what=f"{self.name} on port {self.port}", process=self._process, log_path=self.log_path)
+            wait_until_ready(
+                self.ready_probe(self.port),
+                timeout=self.start_timeout,
+                what=f"{self.name} on port {self.port}",
+                process=self._process,
+                log_path=self.log_path,
+            )
         except RuntimeError:
             self.stop()
             with open(self.log_path, errors="replace") as log:

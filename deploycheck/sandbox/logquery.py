@@ -40,13 +40,28 @@ from ..re2 import re2_incompatibility
 SUPPORTED = "the sandbox evaluates AND/OR/NOT, =, !=, <, <=, >, >=, :, =~, !~ and parentheses"
 
 # LogSeverity values; filters compare severities by these, not by name.
-SEVERITIES = {"DEFAULT": 0, "DEBUG": 100, "INFO": 200, "NOTICE": 300, "WARNING": 400, "ERROR": 500,
-              "CRITICAL": 600, "ALERT": 700, "EMERGENCY": 800}
+SEVERITIES = {
+    "DEFAULT": 0,
+    "DEBUG": 100,
+    "INFO": 200,
+    "NOTICE": 300,
+    "WARNING": 400,
+    "ERROR": 500,
+    "CRITICAL": 600,
+    "ALERT": 700,
+    "EMERGENCY": 800,
+}
 
 _INSTANT_FIELDS = {("timestamp",), ("receiveTimestamp",)}
 _SEVERITY_FIELD = ("severity",)
 _COMPARISONS: dict[str, Callable[[object, object], bool]] = {
-    "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATOR = re.compile(r"=~|!~|!=|>=|<=|=|>|<|:")
@@ -55,8 +70,10 @@ _KEYWORD = re.compile(r"(AND|OR|NOT)(?=[\s()]|$)")
 _NOT_IN_BARE_WORDS = re.compile(r"[=<>!~:*\\]")
 _INTEGER = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
-_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-                      r"(?:[Zz]|(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2}))")
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:[Zz]|(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2}))"
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -315,14 +332,14 @@ class _Parser:
             self._reject(start, None, "the query ends where a restriction was expected")
         if self._peek('"'):
             self._string()
-            self._reject(start, self.text[start:self.pos], "is a value without a field (a global restriction)")
+            self._reject(start, self.text[start : self.pos], "is a value without a field (a global restriction)")
         if self._peek(")"):
             self._reject(start, ")", "closes a group where a restriction was expected")
         if not _NAME.match(self.text, self.pos):
             self._reject(start, self._word_at(start), "is not a field name")
         path = self._field_path()
         if self._peek("("):
-            self._reject(start, self.text[start:self.pos + 1], "is a function")
+            self._reject(start, self.text[start : self.pos + 1], "is a function")
         path_end = self.pos
         self._skip_space()
         op_match = _OPERATOR.match(self.text, self.pos)
@@ -453,7 +470,7 @@ class _Parser:
                 self.pos += 1
                 return "".join(chars)
             if char == "\\":
-                escaped = self.text[self.pos + 1:self.pos + 2]
+                escaped = self.text[self.pos + 1 : self.pos + 2]
                 if escaped not in ('"', "\\"):
                     self._reject(self.pos, "\\" + escaped, 'is not an escape the sandbox knows (only \\" and \\\\)')
                 chars.append(escaped)
@@ -461,7 +478,7 @@ class _Parser:
                 continue
             chars.append(char)
             self.pos += 1
-        self._reject(opening, self.text[opening:opening + 20], "opens a string that is never closed")
+        self._reject(opening, self.text[opening : opening + 20], "opens a string that is never closed")
 
     # --- lexical helpers ---
     def _skip_space(self) -> None:
@@ -484,7 +501,7 @@ class _Parser:
 
     def _word_at(self, position: int) -> str:
         match = _BARE_WORD.match(self.text, position)
-        return match.group() if match else self.text[position:position + 1]
+        return match.group() if match else self.text[position : position + 1]
 
     def _reject(self, position: int, snippet: str | None, reason: str) -> NoReturn:
         line = self.text.count("\n", 0, position) + 1
@@ -513,8 +530,13 @@ def _merged_regexes(nodes: list[_Node]) -> list[_Node]:
         if isinstance(node, _RegexMatch) and not node.negated:
             group = by_path.pop(node.path, None)
             if group:
-                merged.append(group[0] if len(group) == 1 else _RegexMatch(
-                    node.path, google_re2.compile("|".join(f"(?:{n.regex.pattern})" for n in group)), False))
+                merged.append(
+                    group[0]
+                    if len(group) == 1
+                    else _RegexMatch(
+                        node.path, google_re2.compile("|".join(f"(?:{n.regex.pattern})" for n in group)), False
+                    )
+                )
         else:
             merged.append(node)
     return merged
@@ -537,7 +559,7 @@ _REVISION = ("resource", "labels", "revision_name")
 def index_terms(query: Query) -> IndexTerms:
     services = revisions = lower = upper = None
     root = query.root
-    for node in (root.children if isinstance(root, _All) else (root,) if root is not None else ()):
+    for node in root.children if isinstance(root, _All) else (root,) if root is not None else ():
         if (names := _names_of(node, _SERVICE)) is not None:
             services = names if services is None else services & names
         elif (names := _names_of(node, _REVISION)) is not None:

@@ -80,16 +80,27 @@ class SandboxInfo:
             return cls(**json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError) as exc:
             # Truncated by a kill, written by another version, or not a state file at all.
-            raise InputError(f"{path}: not a sandbox state file this deploycheck can read ({exc}); delete it and "
-                             f"start the sandbox again (deploycheck sandbox up)") from None
+            raise InputError(
+                f"{path}: not a sandbox state file this deploycheck can read ({exc}); delete it and "
+                f"start the sandbox again (deploycheck sandbox up)"
+            ) from None
 
     def is_healthy(self) -> bool:
         return http_probe(f"{self.api_url}/_sandbox/health")() and http_probe(f"{self.registry_url}/v2/")()
 
 
 class Sandbox:
-    def __init__(self, scenario: str, *, project: str, region: str, workdir: Path | None = None,
-                 parent_pid: int | None = None, progress=None, fault_proxies: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        scenario: str,
+        *,
+        project: str,
+        region: str,
+        workdir: Path | None = None,
+        parent_pid: int | None = None,
+        progress=None,
+        fault_proxies: tuple[str, ...] = (),
+    ):
         self.scenario_name = scenario
         self.project = project
         self.region = region
@@ -131,25 +142,44 @@ class Sandbox:
                 pushed = {**bulk, **self._push_images(scenario)}
             with step("api_state"):
                 api_state = self.workdir / "api-state.json"
-                api_state.write_text(json.dumps({"resources": expand_resources(scenario, pushed),
-                                                 "iam_policies": expand_iam_policies(scenario),
-                                                 "iam_resources": expand_iam_resources(scenario),
-                                                 "log_entries": expand_log_entries(scenario),
-                                                 "log_volume": expand_log_volume(scenario)}), encoding="utf-8")
+                api_state.write_text(
+                    json.dumps(
+                        {
+                            "resources": expand_resources(scenario, pushed),
+                            "iam_policies": expand_iam_policies(scenario),
+                            "iam_resources": expand_iam_resources(scenario),
+                            "log_entries": expand_log_entries(scenario),
+                            "log_volume": expand_log_volume(scenario),
+                        }
+                    ),
+                    encoding="utf-8",
+                )
             api_port = free_port()
             api_url = f"http://127.0.0.1:{api_port}"
-            command = [sys.executable, "-m", "deploycheck.sandbox.apiserver", "--state", str(api_state),
-                       "--port", str(api_port)]
+            command = [
+                sys.executable,
+                "-m",
+                "deploycheck.sandbox.apiserver",
+                "--state",
+                str(api_state),
+                "--port",
+                str(api_port),
+            ]
             if self.parent_pid:
                 command += ["--parent-pid", str(self.parent_pid), "--also-kill-file", str(self._children_file)]
             log = open(self.workdir / "apiserver.log", "ab")  # noqa: SIM115 (the child holds it; closed in stop)
-            self.api_process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                                start_new_session=True)
+            self.api_process = subprocess.Popen(
+                command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+            )
             log.close()
             with step("apiserver"):
-                wait_until_ready(http_probe(f"{api_url}/_sandbox/health"), timeout=60,
-                                 what="sandbox API stand-in", process=self.api_process,
-                                 log_path=self.workdir / "apiserver.log")
+                wait_until_ready(
+                    http_probe(f"{api_url}/_sandbox/health"),
+                    timeout=60,
+                    what="sandbox API stand-in",
+                    process=self.api_process,
+                    log_path=self.workdir / "apiserver.log",
+                )
             if firestore_start is not None:
                 with step("firestore_wait"):
                     firestore_start.result()
@@ -166,21 +196,32 @@ class Sandbox:
         timings["total"] = round(time.monotonic() - began, 3)
         proxied = {backend: proxy.address for backend, proxy in self.proxies.items()}
         self.info = SandboxInfo(
-            scenario=scenario.name, scenario_dir=str(scenario.directory), project=scenario.project,
-            region=scenario.region, workdir=str(self.workdir), api_url=proxied.get("api", api_url),
+            scenario=scenario.name,
+            scenario_dir=str(scenario.directory),
+            project=scenario.project,
+            region=scenario.region,
+            workdir=str(self.workdir),
+            api_url=proxied.get("api", api_url),
             registry_url=proxied.get("registry", self.registry.url),
             firestore_host=proxied.get("firestore", self.firestore.host if self.firestore else None),
-            pids={"registry": self.registry.pid, "apiserver": self.api_process.pid,
-                  **({"firestore": self.firestore.pid} if self.firestore else {}),
-                  **{f"faultproxy-{backend}": proxy.pid for backend, proxy in self.proxies.items()}},
-            images=pushed, started_at=time.time(),
+            pids={
+                "registry": self.registry.pid,
+                "apiserver": self.api_process.pid,
+                **({"firestore": self.firestore.pid} if self.firestore else {}),
+                **{f"faultproxy-{backend}": proxy.pid for backend, proxy in self.proxies.items()},
+            },
+            images=pushed,
+            started_at=time.time(),
             fault_controls={backend: proxy.control_url for backend, proxy in self.proxies.items()},
             upstreams={backend: proxy.upstream for backend, proxy in self.proxies.items()},
-            inventory=self._write_fleet_inventory(scenario), timings=timings,
+            inventory=self._write_fleet_inventory(scenario),
+            timings=timings,
         )
         self.info.save(self.state_path)
-        self.progress(f"sandbox:{scenario.name} up in {time.monotonic() - began:.1f}s "
-                      f"(api {api_url}, registry {self.registry.url}, logs {self.workdir})")
+        self.progress(
+            f"sandbox:{scenario.name} up in {time.monotonic() - began:.1f}s "
+            f"(api {api_url}, registry {self.registry.url}, logs {self.workdir})"
+        )
         return self.info
 
     def _start_fault_proxies(self, scenario: Scenario, api_url: str) -> None:
@@ -190,11 +231,19 @@ class Sandbox:
             upstreams["firestore"] = ("grpc", self.firestore.host)
         for backend in dict.fromkeys([*scenario.faults, *self.fault_proxy_backends]):
             if backend not in upstreams:
-                raise ValueError(f"a fault proxy for {backend} was asked for, but sandbox:{scenario.name} runs no "
-                                 f"{backend} (its scenario seeds no Firestore documents)")
+                raise ValueError(
+                    f"a fault proxy for {backend} was asked for, but sandbox:{scenario.name} runs no "
+                    f"{backend} (its scenario seeds no Firestore documents)"
+                )
             kind, upstream = upstreams[backend]
-            self.proxies[backend] = FaultProxy(self.workdir, backend=backend, kind=kind, upstream=upstream,
-                                               faults=scenario.faults.get(backend), parent_pid=self.parent_pid)
+            self.proxies[backend] = FaultProxy(
+                self.workdir,
+                backend=backend,
+                kind=kind,
+                upstream=upstream,
+                faults=scenario.faults.get(backend),
+                parent_pid=self.parent_pid,
+            )
         if self.proxies:  # each a Python process to start: side by side (stop() stops any that started)
             with ThreadPoolExecutor(max_workers=len(self.proxies), thread_name_prefix="sandbox-proxies") as pool:
                 for started in [pool.submit(proxy.start) for proxy in self.proxies.values()]:
@@ -225,8 +274,9 @@ class Sandbox:
         if scenario.fleet is None:
             return None
         path = self.workdir / "services.yaml"
-        path.write_text(fleets.inventory_yaml(scenario.fleet, project=scenario.project, region=scenario.region),
-                        encoding="utf-8")
+        path.write_text(
+            fleets.inventory_yaml(scenario.fleet, project=scenario.project, region=scenario.region), encoding="utf-8"
+        )
         return str(path)
 
     def _write_bulk_images(self, scenario: Scenario) -> dict[str, str]:
@@ -234,8 +284,11 @@ class Sandbox:
         storage = RegistryStorage(self.workdir / "registry" / "data")
         # Building is CPU, writing is ~30 small files a image: writers overlap the file system's latency.
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-images") as writers:
-            written = {image.key: writers.submit(storage.write, image.repository, _build(image), image.tags)
-                       for image in scenario.images if image.bulk}
+            written = {
+                image.key: writers.submit(storage.write, image.repository, _build(image), image.tags)
+                for image in scenario.images
+                if image.bulk
+            }
             return {key: future.result() for key, future in written.items()}
 
     def _push_images(self, scenario: Scenario) -> dict[str, str]:
@@ -245,10 +298,13 @@ class Sandbox:
                 if image.bulk:
                     continue
                 if image.oci_layout:
-                    pushed[image.key] = push_oci_layout(image.oci_layout, self.registry.url, image.repository, image.tags)
+                    pushed[image.key] = push_oci_layout(
+                        image.oci_layout, self.registry.url, image.repository, image.tags
+                    )
                     continue
-                pushed[image.key] = push_image(self.registry.url, image.repository, _build(image), image.tags,
-                                               client=client)
+                pushed[image.key] = push_image(
+                    self.registry.url, image.repository, _build(image), image.tags, client=client
+                )
         return pushed
 
     def stop(self) -> None:
@@ -289,8 +345,9 @@ def _build(image):
         layers.append(_files_layer(tuple(sorted(image.base_files.items()))))
     if image.files:
         layers.append(layer_from_files(image.files))
-    return build_image(layers, labels=image.labels, annotations=image.annotations, created=rfc3339(image.created),
-                       env=image.env)
+    return build_image(
+        layers, labels=image.labels, annotations=image.annotations, created=rfc3339(image.created), env=image.env
+    )
 
 
 @functools.lru_cache(maxsize=8)

@@ -54,10 +54,17 @@ class Blob:
     """Annotations of the blob's descriptor in the manifest (an eStargz layer's TOC digest)."""
 
     @classmethod
-    def of(cls, data: bytes, media_type: str, *, diff_id: str | None = None,
-           annotations: Mapping[str, str] | None = None) -> Blob:
-        return cls(media_type=media_type, data=data, digest=sha256_digest(data), size=len(data), diff_id=diff_id,
-                   annotations=dict(annotations or {}))
+    def of(
+        cls, data: bytes, media_type: str, *, diff_id: str | None = None, annotations: Mapping[str, str] | None = None
+    ) -> Blob:
+        return cls(
+            media_type=media_type,
+            data=data,
+            digest=sha256_digest(data),
+            size=len(data),
+            diff_id=diff_id,
+            annotations=dict(annotations or {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -271,8 +278,11 @@ def write_oci_layout(image: BuiltImage, directory: Path, *, ref_name: str | None
     directory = Path(directory)
     blobs = directory / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
-    for digest, data in ((image.config.digest, image.config.data), (image.digest, image.manifest),
-                         *((layer.digest, layer.data) for layer in image.layers)):
+    for digest, data in (
+        (image.config.digest, image.config.data),
+        (image.digest, image.manifest),
+        *((layer.digest, layer.data) for layer in image.layers),
+    ):
         path = blobs / digest.removeprefix("sha256:")
         if not path.exists() or path.stat().st_size != len(data):
             path.write_bytes(data)
@@ -280,8 +290,9 @@ def write_oci_layout(image: BuiltImage, directory: Path, *, ref_name: str | None
     if ref_name:
         entry["annotations"] = {_REF_NAME_ANNOTATION: ref_name}
     (directory / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-    (directory / "index.json").write_text(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
-                                                      "manifests": [entry]}))
+    (directory / "index.json").write_text(
+        json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]})
+    )
     return directory
 
 

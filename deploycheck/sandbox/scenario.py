@@ -131,14 +131,26 @@ def load_scenario(name_or_path: str, *, project: str, region: str, now: datetime
     if fleet is not None:
         data = _with_fleet(data, fleets.expand(fleet, project=project, region=region), path)
     images = [_image_spec(key, spec, directory, now) for key, spec in (data.get("images") or {}).items()]
-    return Scenario(name=directory.name, directory=directory, project=project, region=region, images=images,
-                    services=data.get("services") or {}, jobs=data.get("jobs") or {},
-                    resources=captured_resources(data.get("resources") or [], directory=directory, source=path,
-                                                 project=project, region=region),
-                    iam_bindings=(data.get("iam_policy") or {}).get("bindings") or [],
-                    firestore=_firestore_documents(data.get("firestore") or {}, now), logs=data.get("logs") or [],
-                    now=now, faults=parse_scenario_faults(data.get("faults"), str(path)),
-                    log_volume=data.get("log_volume") or [], fleet=fleet, **_iam_hierarchy(data, path))
+    return Scenario(
+        name=directory.name,
+        directory=directory,
+        project=project,
+        region=region,
+        images=images,
+        services=data.get("services") or {},
+        jobs=data.get("jobs") or {},
+        resources=captured_resources(
+            data.get("resources") or [], directory=directory, source=path, project=project, region=region
+        ),
+        iam_bindings=(data.get("iam_policy") or {}).get("bindings") or [],
+        firestore=_firestore_documents(data.get("firestore") or {}, now),
+        logs=data.get("logs") or [],
+        now=now,
+        faults=parse_scenario_faults(data.get("faults"), str(path)),
+        log_volume=data.get("log_volume") or [],
+        fleet=fleet,
+        **_iam_hierarchy(data, path),
+    )
 
 
 def _with_fleet(data: dict, generated: dict, path: Path) -> dict:
@@ -170,8 +182,10 @@ def _firestore_documents(collections: dict, now: datetime) -> dict[str, list[tup
             return resolve_time(field, now)
         return field
 
-    return {name: [(str(doc["id"]), {k: value(v) for k, v in (doc.get("fields") or {}).items()}) for doc in docs]
-            for name, docs in collections.items()}
+    return {
+        name: [(str(doc["id"]), {k: value(v) for k, v in (doc.get("fields") or {}).items()}) for doc in docs]
+        for name, docs in collections.items()
+    }
 
 
 def _files(spec: dict | None, directory: Path) -> dict[str, bytes]:
@@ -212,14 +226,17 @@ def _iam_hierarchy(data: dict, path: Path) -> dict:
         name = ancestor.get("name", "") if isinstance(ancestor, dict) else ""
         last = index == len(ancestors) - 1
         if not re.fullmatch(r"folders/\d+" + (r"|organizations/\d+" if last else ""), str(name)):
-            raise InputError(f"{path}: ancestors[{index}].name {name!r}: expected folders/N"
-                             + (" or organizations/N" if last else " (only the last ancestor may be an organisation)"))
+            raise InputError(
+                f"{path}: ancestors[{index}].name {name!r}: expected folders/N"
+                + (" or organizations/N" if last else " (only the last ancestor may be an organisation)")
+            )
     roles = data.get("custom_roles") or []
     for index, role in enumerate(roles):
         name = role.get("name", "") if isinstance(role, dict) else ""
         if not re.fullmatch(r"(projects|organizations)/[^/]+/roles/[A-Za-z0-9_.]+", str(name)):
-            raise InputError(f"{path}: custom_roles[{index}].name {name!r}: expected projects/P/roles/ID "
-                             "or organizations/N/roles/ID")
+            raise InputError(
+                f"{path}: custom_roles[{index}].name {name!r}: expected projects/P/roles/ID or organizations/N/roles/ID"
+            )
     return {"ancestors": ancestors, "custom_roles": roles}
 
 
@@ -232,8 +249,11 @@ def expand_iam_policies(scenario: Scenario) -> dict[str, dict]:
     for resource, bindings in bindings_of.items():
         if bindings or resource != f"projects/{scenario.project}":
             etag = hashlib.sha256(repr(bindings).encode()).digest()[:8]
-            policies[resource] = {"version": 3, "etag": base64.b64encode(etag).decode(),
-                                  "bindings": copy.deepcopy(bindings)}
+            policies[resource] = {
+                "version": 3,
+                "etag": base64.b64encode(etag).decode(),
+                "bindings": copy.deepcopy(bindings),
+            }
     return policies
 
 
@@ -242,17 +262,31 @@ def expand_iam_resources(scenario: Scenario) -> dict[str, dict]:
     name they are read under (the project by id, as `projects.get` accepts it)."""
     chain = [a["name"] for a in scenario.ancestors]
     number = str(int(hashlib.sha256(scenario.project.encode()).hexdigest(), 16))[:12]
-    resources = {f"projects/{scenario.project}": {
-        "name": f"projects/{number}", "projectId": scenario.project, "state": "ACTIVE",
-        "displayName": scenario.project, **({"parent": chain[0]} if chain else {})}}
+    resources = {
+        f"projects/{scenario.project}": {
+            "name": f"projects/{number}",
+            "projectId": scenario.project,
+            "state": "ACTIVE",
+            "displayName": scenario.project,
+            **({"parent": chain[0]} if chain else {}),
+        }
+    }
     for index, name in enumerate(chain):
-        resources[name] = {"name": name, "state": "ACTIVE", "displayName": f"{name.split('/')[0][:-1]} {index}",
-                           **({"parent": chain[index + 1]} if index + 1 < len(chain) else {})}
+        resources[name] = {
+            "name": name,
+            "state": "ACTIVE",
+            "displayName": f"{name.split('/')[0][:-1]} {index}",
+            **({"parent": chain[index + 1]} if index + 1 < len(chain) else {}),
+        }
     for role in scenario.custom_roles:
         resources[role["name"]] = {
-            "name": role["name"], "title": role["name"].rsplit("/", 1)[-1], "stage": role.get("stage", "GA"),
-            "etag": "BwYAAAAAAAA=", **({"includedPermissions": list(role["permissions"])} if role.get("permissions") else {}),
-            **({"deleted": True} if role.get("deleted") else {})}
+            "name": role["name"],
+            "title": role["name"].rsplit("/", 1)[-1],
+            "stage": role.get("stage", "GA"),
+            "etag": "BwYAAAAAAAA=",
+            **({"includedPermissions": list(role["permissions"])} if role.get("permissions") else {}),
+            **({"deleted": True} if role.get("deleted") else {}),
+        }
     return resources
 
 
@@ -264,10 +298,17 @@ def expand_log_entries(scenario: Scenario) -> list[dict]:
             entries.append(copy.deepcopy(line["entry"]))
             continue
         service = line["service"]
-        entries.append(revision_entry(
-            project=scenario.project, region=line.get("region") or scenario.region, service=service,
-            revision=f"{service}-{line['revision']}", timestamp=rfc3339(resolve_time(line.get("at", "now"), scenario.now)),
-            insert_id=f"{index:06x}{_uid(service, str(index))[:8]}", line=copy.deepcopy(line)))
+        entries.append(
+            revision_entry(
+                project=scenario.project,
+                region=line.get("region") or scenario.region,
+                service=service,
+                revision=f"{service}-{line['revision']}",
+                timestamp=rfc3339(resolve_time(line.get("at", "now"), scenario.now)),
+                insert_id=f"{index:06x}{_uid(service, str(index))[:8]}",
+                line=copy.deepcopy(line),
+            )
+        )
     return entries
 
 
@@ -286,20 +327,31 @@ def expand_log_volume(scenario: Scenario) -> list[dict]:
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise InputError(f"{where}.count: expected a positive integer, got {count!r}")
         if not isinstance(lines, list) or not lines or not all(isinstance(line, dict) for line in lines):
-            raise InputError(f"{where}.lines: expected a non-empty list of lines like "
-                             "{severity: INFO, text: '...'}")
-        first, last = (resolve_time(item.get(key, default), scenario.now) for key, default in
-                       (("from", "now-24h"), ("to", "now")))
+            raise InputError(f"{where}.lines: expected a non-empty list of lines like {{severity: INFO, text: '...'}}")
+        first, last = (
+            resolve_time(item.get(key, default), scenario.now) for key, default in (("from", "now-24h"), ("to", "now"))
+        )
         if last < first:
             raise InputError(f"{where}: `to` ({rfc3339(last)}) is before `from` ({rfc3339(first)})")
         service = str(item["service"])
-        specs.append({"id": f"volume{index}", "project": scenario.project, "region": scenario.region,
-                      "service": service, "revision": f"{service}-{item['revision']}", "count": count,
-                      "lines": copy.deepcopy(lines), "from_ns": instant(rfc3339(first)), "to_ns": instant(rfc3339(last))})
+        specs.append(
+            {
+                "id": f"volume{index}",
+                "project": scenario.project,
+                "region": scenario.region,
+                "service": service,
+                "revision": f"{service}-{item['revision']}",
+                "count": count,
+                "lines": copy.deepcopy(lines),
+                "from_ns": instant(rfc3339(first)),
+                "to_ns": instant(rfc3339(last)),
+            }
+        )
     return specs
 
 
 # --- expansion to Cloud Run admin v2 REST JSON ------------------------------------------------
+
 
 def _uid(*parts: str) -> str:
     digest = hashlib.sha256("/".join(parts).encode()).hexdigest()
@@ -387,12 +439,14 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
             "scaling": {"minInstanceCount": 0, "maxInstanceCount": 100},
             "timeout": "300s",
             "serviceAccount": rev.get("service_account", spec.get("service_account", "")),
-            "containers": [{
-                "name": "app",
-                "image": container_image,
-                "env": [{"name": k, "value": str(v)} for k, v in (rev.get("env") or spec.get("env") or {}).items()],
-                "ports": [{"name": "http1", "containerPort": 8080}],
-            }],
+            "containers": [
+                {
+                    "name": "app",
+                    "image": container_image,
+                    "env": [{"name": k, "value": str(v)} for k, v in (rev.get("env") or spec.get("env") or {}).items()],
+                    "ports": [{"name": "http1", "containerPort": 8080}],
+                }
+            ],
             "executionEnvironment": "EXECUTION_ENVIRONMENT_GEN2",
             "reconciling": ready is None,
             "conditions": [_condition(ready, created, rev.get("message", ""))],
@@ -447,8 +501,9 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
         },
         "traffic": traffic,
         "observedGeneration": generation,
-        "terminalCondition": _condition(True if newest_ready is True else newest_ready, created_times[-1],
-                                        revisions[-1].get("message", "")),
+        "terminalCondition": _condition(
+            True if newest_ready is True else newest_ready, created_times[-1], revisions[-1].get("message", "")
+        ),
         "conditions": [],
         "latestReadyRevision": f"{full_name}/revisions/{latest_ready}" if latest_ready else "",
         "latestCreatedRevision": f"{full_name}/revisions/{latest_created}",
@@ -473,24 +528,28 @@ def _expand_job(scenario: Scenario, parent: str, name: str, spec: dict, image_re
         started = rfc3339(resolve_time(execution.get("created", "now"), scenario.now))
         succeeded = execution.get("succeeded", True)
         exec_name = f"{name}-{execution.get('suffix', f'{index:05d}'[-5:])}"
-        executions.append({
-            "name": f"{full_name}/executions/{exec_name}",
-            "uid": _uid(full_name, exec_name),
-            "generation": "1",
-            "createTime": started,
-            "startTime": started,
-            "completionTime": started,
-            "launchStage": "GA",
-            "job": name,
-            "parallelism": 1,
-            "taskCount": 1,
-            "template": {"containers": [{"image": deployed_as}], "maxRetries": 3, "timeout": "600s"},
-            "conditions": [{"type": "Completed", "state": READY if succeeded else FAILED, "lastTransitionTime": started}],
-            "succeededCount": 1 if succeeded else 0,
-            "failedCount": 0 if succeeded else 1,
-            "observedGeneration": "1",
-            "etag": f'"{_uid(exec_name)[:12]}"',
-        })
+        executions.append(
+            {
+                "name": f"{full_name}/executions/{exec_name}",
+                "uid": _uid(full_name, exec_name),
+                "generation": "1",
+                "createTime": started,
+                "startTime": started,
+                "completionTime": started,
+                "launchStage": "GA",
+                "job": name,
+                "parallelism": 1,
+                "taskCount": 1,
+                "template": {"containers": [{"image": deployed_as}], "maxRetries": 3, "timeout": "600s"},
+                "conditions": [
+                    {"type": "Completed", "state": READY if succeeded else FAILED, "lastTransitionTime": started}
+                ],
+                "succeededCount": 1 if succeeded else 0,
+                "failedCount": 0 if succeeded else 1,
+                "observedGeneration": "1",
+                "etag": f'"{_uid(exec_name)[:12]}"',
+            }
+        )
     job: dict[str, Any] = {
         "name": full_name,
         "uid": _uid(full_name),

@@ -43,8 +43,11 @@ class Traffic:
 
     def describe(self) -> dict:
         with self._lock:
-            return {"requests": dict(self.requests), "total_requests": sum(self.requests.values()),
-                    "bytes": self.bytes_out}
+            return {
+                "requests": dict(self.requests),
+                "total_requests": sum(self.requests.values()),
+                "bytes": self.bytes_out,
+            }
 
     def reset(self) -> None:
         with self._lock:

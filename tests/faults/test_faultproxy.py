@@ -48,8 +48,12 @@ def proxy(tmp_path_factory):
     backend = ThreadingHTTPServer(("127.0.0.1", free_port()), _Backend)
     backend.daemon_threads = True
     threading.Thread(target=backend.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    running = FaultProxy(tmp_path_factory.mktemp("proxy"), backend="api", kind="http",
-                         upstream=f"http://127.0.0.1:{backend.server_address[1]}").start()
+    running = FaultProxy(
+        tmp_path_factory.mktemp("proxy"),
+        backend="api",
+        kind="http",
+        upstream=f"http://127.0.0.1:{backend.server_address[1]}",
+    ).start()
     yield running, FaultControl(running.control_url)
     running.stop()
     backend.shutdown()
@@ -72,8 +76,9 @@ def test_status_n_times_then_ok_with_google_envelope(proxy):
     control.set([{"fault": "status", "status": 503, "path": "^/list", "times": 2}])
     first, second, third = (_get(running, "/list") for _ in range(3))
     assert first.status_code == second.status_code == 503
-    assert first.json() == {"error": {"code": 503, "message": "The service is currently unavailable.",
-                                      "status": "UNAVAILABLE"}}
+    assert first.json() == {
+        "error": {"code": 503, "message": "The service is currently unavailable.", "status": "UNAVAILABLE"}
+    }
     assert third.status_code == 200
     assert _get(running, "/blob").status_code == 200  # the path did not match
     assert control.status()["faults"][0]["hits"] == 2
@@ -159,11 +164,14 @@ def test_duplicate_doubles_list_items(proxy):
     assert [item["name"] for item in _get(running, "/list").json()["services"]] == ["a", "a", "b", "b"]
 
 
-@pytest.mark.parametrize("fault, expected", [
-    ("page_token_repeat", ["faultproxy-A", "faultproxy-A", "faultproxy-A"]),
-    ("page_token_cycle", ["faultproxy-A", "faultproxy-B", "faultproxy-A"]),
-    ("empty_pages", ["faultproxy-1", "faultproxy-2", "faultproxy-3"]),
-])
+@pytest.mark.parametrize(
+    "fault, expected",
+    [
+        ("page_token_repeat", ["faultproxy-A", "faultproxy-A", "faultproxy-A"]),
+        ("page_token_cycle", ["faultproxy-A", "faultproxy-B", "faultproxy-A"]),
+        ("empty_pages", ["faultproxy-1", "faultproxy-2", "faultproxy-3"]),
+    ],
+)
 def test_page_tokens_never_end(proxy, fault, expected):
     running, control = proxy
     control.set([{"fault": fault, "path": "^/list"}])

@@ -25,12 +25,18 @@ def _run_query(request: bytes, context):
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory):
     backend = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    backend.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        "google.firestore.v1.Firestore", {"RunQuery": grpc.unary_stream_rpc_method_handler(_run_query)}),))
+    backend.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "google.firestore.v1.Firestore", {"RunQuery": grpc.unary_stream_rpc_method_handler(_run_query)}
+            ),
+        )
+    )
     port = backend.add_insecure_port(f"127.0.0.1:{free_port()}")
     backend.start()
-    running = FaultProxy(tmp_path_factory.mktemp("grpc-proxy"), backend="firestore", kind="grpc",
-                         upstream=f"127.0.0.1:{port}").start()
+    running = FaultProxy(
+        tmp_path_factory.mktemp("grpc-proxy"), backend="firestore", kind="grpc", upstream=f"127.0.0.1:{port}"
+    ).start()
     channel = grpc.insecure_channel(running.address)
     yield channel.unary_stream(METHOD), FaultControl(running.control_url)
     channel.close()
@@ -60,8 +66,9 @@ def test_status_twice_then_ok(proxy):
     assert _call(proxy) == MESSAGES
 
 
-@pytest.mark.parametrize("status, code", [(429, "RESOURCE_EXHAUSTED"), (403, "PERMISSION_DENIED"),
-                                          (504, "DEADLINE_EXCEEDED")])
+@pytest.mark.parametrize(
+    "status, code", [(429, "RESOURCE_EXHAUSTED"), (403, "PERMISSION_DENIED"), (504, "DEADLINE_EXCEEDED")]
+)
 def test_status_maps_to_the_canonical_code(proxy, status, code):
     proxy[1].set([{"fault": "status", "status": status}])
     assert _code(proxy) == getattr(grpc.StatusCode, code)
@@ -109,5 +116,8 @@ def test_traffic_counts_calls_and_message_bytes(proxy):
     proxy[1].clear()
     proxy[1].reset_traffic()
     _call(proxy)
-    assert proxy[1].traffic() == {"requests": {f"POST {METHOD}": 1}, "total_requests": 1,
-                                  "bytes": sum(len(message) for message in MESSAGES)}
+    assert proxy[1].traffic() == {
+        "requests": {f"POST {METHOD}": 1},
+        "total_requests": 1,
+        "bytes": sum(len(message) for message in MESSAGES),
+    }
