@@ -101,7 +101,7 @@ class LayerIndex:
         elif kind == "file":
             self._add(path, Member("file", size=size, data=data, data_integrity=None))
         else:
-            self._add(path, Member(kind if kind == "dir" else "other"))
+            self._add(path, Member("dir" if kind == "dir" else "other"))
         return path
 
     def _add(self, path: str, member: Member) -> None:
@@ -160,7 +160,7 @@ class LayerIndex:
                 self._imply_parents(posixpath.join(directory, OPAQUE))
             self.ignored = [(name, why) for name, why in document["ignored"]]
         except (KeyError, TypeError, ValueError):
-            self.__init__(self.index, self.descriptor)
+            LayerIndex.__init__(self, self.index, self.descriptor)
             return False
         self.complete, self.integrity, self.from_cache = True, "sha256", True
         return True
@@ -247,12 +247,13 @@ class MergedView:
             if found.layer is not None and found.layer not in consulted:
                 consulted.append(found.layer)
             if found.state != "found":
-                state = "pending" if found.state == "unknown" else "absent"
+                state: Literal["pending", "absent"] = "pending" if found.state == "unknown" else "absent"
                 physical = posixpath.normpath(posixpath.join(path, *pending))
                 return Resolution(
                     state, physical, layer=found.layer, reason=found.reason, links=links, consulted=consulted
                 )
             member = found.member
+            assert member is not None and found.layer is not None  # a found lookup names its member and layer
             if member.kind == "symlink":
                 links.append((path, member.target))
                 if len(links) > max_hops:
@@ -274,6 +275,7 @@ class MergedView:
 
     def _final(self, path: str, found: Lookup, links: list[tuple[str, str]], consulted: list[LayerIndex]) -> Resolution:
         member, layer = found.member, found.layer
+        assert member is not None and layer is not None  # only a found lookup gets here
         if member.kind == "hardlink":
             linked = layer.entries.get(member.target)
             if linked is None or linked.kind != "file":

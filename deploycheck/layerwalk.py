@@ -267,6 +267,7 @@ class LayerWalk:
         if (known := self._tocs.get(layer.index)) is not None:
             return known
         digest = self._estargz_toc_digest(layer)
+        assert digest is not None  # a TOC is only asked of a layer whose manifest names its digest
         try:
             cached = self._cache.get(digest, max_bytes=_MAX_TOC_BYTES) if self._cache is not None else None
             if cached is not None:
@@ -350,7 +351,10 @@ class LayerWalk:
         """
         missing: dict[int, set[str]] = {}
         for resolution in self._resolutions.values():
-            if resolution.state == "found" and resolution.member.data is None:
+            if resolution.state != "found":
+                continue
+            assert resolution.member is not None and resolution.layer is not None  # found names both
+            if resolution.member.data is None:
                 member_path = resolution.path
                 hardlink = resolution.layer.entries.get(member_path)
                 if hardlink is not None and hardlink.kind == "hardlink":
@@ -402,8 +406,9 @@ class LayerWalk:
             notes.append("via symlinks " + describe_links(resolution.links))
         truncated = False
         found = resolution.state == "found"
+        member = resolution.member
         if found:
-            member = resolution.member
+            assert member is not None and layer is not None  # a found resolution names both
             truncated = member.size > self._limits.max_file_bytes
             if truncated:
                 notes.append(truncation_note(member.size, self._limits))
@@ -421,9 +426,9 @@ class LayerWalk:
         else:
             notes.append(resolution.reason)
         consulted = resolution.consulted if resolution.consulted or found else self.view.layers
-        integrity: Integrity = min((layer.integrity for layer in consulted), key=_STRENGTH.get, default="sha256")
-        if found and resolution.member.data_integrity is not None:
-            integrity = min(integrity, resolution.member.data_integrity, key=_STRENGTH.get)
+        integrity: Integrity = min((layer.integrity for layer in consulted), key=_STRENGTH.__getitem__, default="sha256")
+        if found and member is not None and member.data_integrity is not None:
+            integrity = min(integrity, member.data_integrity, key=_STRENGTH.__getitem__)
         notes.extend(self._integrity_notes(consulted, resolution if found else None))
         for opened in self.view.layers:
             for name, why in opened.ignored:
@@ -432,8 +437,8 @@ class LayerWalk:
         return FileRead(
             path=path,
             found=found,
-            data=resolution.member.data if found else None,
-            size=resolution.member.size if found else 0,
+            data=member.data if found and member is not None else None,
+            size=member.size if found and member is not None else 0,
             resolved_path=resolution.path,
             layer_digest=layer.descriptor.digest if layer else None,
             layer_index=layer.index if layer else None,
@@ -446,11 +451,12 @@ class LayerWalk:
     def _integrity_notes(self, consulted: list[LayerIndex], found: Resolution | None) -> list[str]:
         notes = []
         layers = list(consulted)
-        if found is not None and found.member.data_integrity == "partial" and found.layer not in layers:
+        found_partial = found is not None and found.member is not None and found.member.data_integrity == "partial"
+        if found is not None and found_partial and found.layer is not None and found.layer not in layers:
             layers.append(found.layer)
         for layer in layers:
             read = f"{layer.bytes_read:,} of {layer.descriptor.size:,} bytes"
-            data_partial = found is not None and layer is found.layer and found.member.data_integrity == "partial"
+            data_partial = found is not None and layer is found.layer and found_partial
             if layer.integrity == "partial" or data_partial:
                 notes.append(
                     f"layer {layer.index} read in part ({read}), blob digest not verified "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -291,7 +291,9 @@ class RegistryClient:
                 break
         return bytes(received[:end])
 
-    def iter_blob(self, ref: ImageRef, digest: str, *, max_bytes: int, whole: bool = False) -> Iterator[bytes]:
+    def iter_blob(
+        self, ref: ImageRef, digest: str, *, max_bytes: int, whole: bool = False
+    ) -> Generator[bytes, None, None]:
         """Stream a blob; raises after the last chunk if the bytes do not hash to `digest`.
 
         A caller acting on chunks before the end (e.g. a layer walk that stops early) must
