@@ -87,7 +87,9 @@ def toc_json(member: bytes, limit: int) -> bytes:
                 raise EStargzError(f"the TOC's member holds {entry.name if entry else 'nothing'!r}, not {TOC_NAME}")
             if entry.size > limit:
                 raise EStargzError(f"the TOC is {entry.size:,} bytes, over the {limit:,}-byte limit")
-            data = tar.extractfile(entry).read()
+            extracted = tar.extractfile(entry)
+            assert extracted is not None  # a regular member always extracts
+            data = extracted.read()
     except tarfile.TarError as exc:
         raise EStargzError(f"the TOC's member is not a tar: {exc}") from None
     if len(data) != entry.size:

@@ -12,7 +12,7 @@ import tarfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from deploycheck.errors import ObservationError
 from deploycheck.imageview import LayerIndex, member_path
@@ -107,10 +107,16 @@ class ChunkReader:
             self._budget.check_deadline()
 
 
+class Readable(Protocol):
+    """What a layer stream is read through: read(n) only (tar's stream mode never seeks)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class _CountingReader:
     """Reports every decompressed byte read through it, so a bomb stops at the budget."""
 
-    def __init__(self, source: IO[bytes], count: Callable[[int], None]):
+    def __init__(self, source: Readable, count: Callable[[int], None]):
         self._source = source
         self._count = count
 
@@ -120,10 +126,11 @@ class _CountingReader:
         return data
 
 
-def decompressor(descriptor: Descriptor, index: int, what: str) -> Callable[[IO[bytes]], IO[bytes]]:
+def decompressor(descriptor: Descriptor, index: int, what: str) -> Callable[[Readable], Readable]:
     media_type = descriptor.media_type
     if media_type in GZIP_LAYERS:
-        return lambda compressed: gzip.GzipFile(fileobj=compressed, mode="rb")
+        # The stub asks for seek() too; a forward read never rewinds, and ChunkReader cannot.
+        return lambda compressed: gzip.GzipFile(fileobj=compressed, mode="rb")  # type: ignore[call-overload]
     if media_type in _TAR_LAYERS:
         return lambda raw: raw
     if media_type in _ZSTD_LAYERS:
@@ -135,7 +142,11 @@ def decompressor(descriptor: Descriptor, index: int, what: str) -> Callable[[IO[
                 f"unsupported layer media type {media_type} (zstd) of layer {index} ({descriptor.digest}): "
                 "install zstandard (pip install zstandard) to read zstd layers",
             ) from None
-        return lambda compressed: zstandard.ZstdDecompressor().stream_reader(compressed, read_across_frames=True)
+        # The stub says IO[bytes]; stream_reader only calls read() on its source.
+        return lambda compressed: zstandard.ZstdDecompressor().stream_reader(
+            compressed,  # type: ignore[arg-type]
+            read_across_frames=True,
+        )
     raise ObservationError(
         what,
         f"unsupported layer media type {media_type!r} of layer {index} ({descriptor.digest}): "
@@ -180,7 +191,8 @@ def scan_tar(
     compressed = ChunkReader(chunks, budget)
     tar_bytes = _CountingReader(open_layer(compressed), lambda count: budget.add_decompressed(count, layer))
     try:
-        with tarfile.open(fileobj=tar_bytes, mode="r|") as tar:
+        # The stub asks any fileobj for write/seek/tell; the stream mode ("r|") only ever reads.
+        with tarfile.open(fileobj=tar_bytes, mode="r|") as tar:  # type: ignore[call-overload]
             for member in tar:
                 data = None
                 if member.isreg() and (normal := member_path(member.name)) is not None and keep(normal):

@@ -426,7 +426,9 @@ class LayerWalk:
         else:
             notes.append(resolution.reason)
         consulted = resolution.consulted if resolution.consulted or found else self.view.layers
-        integrity: Integrity = min((layer.integrity for layer in consulted), key=_STRENGTH.__getitem__, default="sha256")
+        integrity: Integrity = min(
+            (layer.integrity for layer in consulted), key=_STRENGTH.__getitem__, default="sha256"
+        )
         if found and member is not None and member.data_integrity is not None:
             integrity = min(integrity, member.data_integrity, key=_STRENGTH.__getitem__)
         notes.extend(self._integrity_notes(consulted, resolution if found else None))
