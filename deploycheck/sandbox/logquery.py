@@ -31,11 +31,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import NoReturn
+from typing import Any, NoReturn, TypeGuard
 
 import re2 as google_re2  # the google-re2 binding: Cloud Logging evaluates =~ with RE2
 
-from ..re2 import re2_incompatibility
+from ..re2 import Pattern, re2_incompatibility
 
 SUPPORTED = "the sandbox evaluates AND/OR/NOT, =, !=, <, <=, >, >=, :, =~, !~ and parentheses"
 
@@ -54,7 +54,7 @@ SEVERITIES = {
 
 _INSTANT_FIELDS = {("timestamp",), ("receiveTimestamp",)}
 _SEVERITY_FIELD = ("severity",)
-_COMPARISONS: dict[str, Callable[[object, object], bool]] = {
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,
@@ -93,7 +93,8 @@ def instant(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not an RFC 3339 timestamp")
     try:
-        moment = datetime(*(int(part) for part in match.groups()[:6]), tzinfo=timezone.utc)
+        year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
     except ValueError as exc:
         raise ValueError(f"{text!r} is not an RFC 3339 timestamp: {exc}") from None
     seconds = (moment - _EPOCH) // timedelta(seconds=1)
@@ -229,7 +230,7 @@ class _Has(_Node):
 @dataclass(frozen=True)
 class _RegexMatch(_Node):
     path: tuple[str, ...]
-    regex: object  # a compiled google-re2 expression
+    regex: Pattern  # compiled by google-re2
     negated: bool
 
     def matches(self, entry: dict) -> bool:
@@ -406,6 +407,8 @@ class _Parser:
 
     def _name(self) -> str:
         match = _NAME.match(self.text, self.pos)
+        if not match:
+            self._reject(self.pos, self._word_at(self.pos), "is not a field name")
         self.pos = match.end()
         return match.group()
 
@@ -463,7 +466,7 @@ class _Parser:
         """A double-quoted literal; only \\" and \\\\ are escapes, so a value cannot widen a match."""
         opening = self.pos
         self.pos += 1
-        chars = []
+        chars: list[str] = []
         while self.pos < len(self.text):
             char = self.text[self.pos]
             if char == '"':
@@ -497,7 +500,10 @@ class _Parser:
         return match.group() if match else None
 
     def _take_keyword(self) -> None:
-        self.pos = _KEYWORD.match(self.text, self.pos).end()
+        match = _KEYWORD.match(self.text, self.pos)
+        if not match:
+            self._reject(self.pos, self._word_at(self.pos), "is not AND, OR or NOT")
+        self.pos = match.end()
 
     def _word_at(self, position: int) -> str:
         match = _BARE_WORD.match(self.text, position)
@@ -573,7 +579,7 @@ def index_terms(query: Query) -> IndexTerms:
     return IndexTerms(services, revisions, lower, upper)
 
 
-def _is_equality(node: _Node, path: tuple[str, ...]) -> bool:
+def _is_equality(node: _Node, path: tuple[str, ...]) -> TypeGuard[_ValueComparison]:
     # A numeric-looking value compares as a number, which an exact-string index would miss.
     return isinstance(node, _ValueComparison) and node.path == path and node.op == "=" and node.number is None
 
@@ -581,6 +587,7 @@ def _is_equality(node: _Node, path: tuple[str, ...]) -> bool:
 def _names_of(node: _Node, path: tuple[str, ...]) -> frozenset[str] | None:
     """The values `path` must equal for `node` to hold (`f="a"`, `f=("a" OR "b")`), or None."""
     alternatives = node.children if isinstance(node, _Any) else (node,)
-    if all(_is_equality(child, path) for child in alternatives):
-        return frozenset(child.text for child in alternatives)
+    equalities = [child for child in alternatives if _is_equality(child, path)]
+    if len(equalities) == len(alternatives):
+        return frozenset(child.text for child in equalities)
     return None
