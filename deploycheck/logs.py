@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from . import re2
 from .errors import ObservationError
@@ -50,6 +50,16 @@ BOOT_ERROR_PATTERNS = [
 ]
 
 T = TypeVar("T")
+
+
+class Remember(Protocol):
+    """Where a fact is read at most once: `fetch()` on first use, the same answer after."""
+
+    def __call__(self, key: tuple, fetch: Callable[[], T], /) -> T: ...
+
+
+def _fetch_every_time(key: tuple, fetch: Callable[[], T], /) -> T:
+    return fetch()
 
 
 @dataclass(frozen=True)
@@ -413,7 +423,7 @@ class LogBatch:
         self.max_entries = max_entries
         self.scopes = {scope.service: scope for scope in scopes}
         self._questions = {key: question for scope in scopes for key, question in self._ask(scope).items()}
-        self._stages: dict[str, Listing | ObservationError] = {}
+        self._stages: dict[str, Listing | ObservationError | None] = {}
         self._locks = {"every line": threading.Lock(), "patterns": threading.Lock()}
 
     def holds(self, scope: LogScope) -> bool:
@@ -422,7 +432,7 @@ class LogBatch:
     # --- the questions ------------------------------------------------------------------------
     def _ask(self, scope: LogScope) -> dict[tuple, LogQuestion]:
         service, serving = scope.service, scope.serving
-        questions = {
+        questions: dict[tuple, LogQuestion] = {
             (service, "boot"): LogQuestion(
                 f"the boot-error lines of {service}",
                 scope,
@@ -598,7 +608,7 @@ class RevisionLogs:
         since: datetime,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         heartbeat: HeartbeatLogSpec | None = None,
-        remember: Callable[[tuple, Callable[[], T]], T] | None = None,
+        remember: Remember | None = None,
         batch: LogBatch | None = None,
     ):
         self.reader = reader
@@ -607,13 +617,15 @@ class RevisionLogs:
         self.newest = newest
         self.since = since
         self.max_entries = max_entries
-        self._remember = remember or (lambda key, fetch: fetch())
+        self._remember: Remember = remember or _fetch_every_time
         self.covered = list(dict.fromkeys([*serving, newest]))
         self.scope = revision_filter(reader.project, service, since, revisions=self.covered)
         self.serving_scope = revision_filter(reader.project, service, since, revisions=serving)
         self.log_scope = LogScope(service, tuple(serving), newest, since, heartbeat)
         held = batch is not None and batch.holds(self.log_scope) and batch.max_entries == max_entries
-        self.batch = batch if held else LogBatch(reader, [self.log_scope], max_entries=max_entries)
+        self.batch = (
+            batch if batch is not None and held else LogBatch(reader, [self.log_scope], max_entries=max_entries)
+        )
 
     def boot(self) -> BootLogs:
         def read() -> BootLogs:
