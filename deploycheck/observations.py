@@ -28,6 +28,11 @@ T = TypeVar("T")
 DEFAULT_READ_AHEAD = 8  # background reads at once: enough to hide latency, few enough for any API quota
 
 
+class _Fact(Future):
+    read_ahead = False
+    """The fact is being read by a read-ahead thread (a defect there is re-read by the check)."""
+
+
 class ObservationCache:
     def __init__(
         self, *, budget_s: float | None = None, clock: Callable[[], float] = time.monotonic, read_ahead: int = 0
@@ -35,7 +40,7 @@ class ObservationCache:
         self._clock = clock
         self._budget_s = budget_s
         self._deadline = clock() + budget_s if budget_s is not None else None
-        self._facts: dict[tuple, Future] = {}
+        self._facts: dict[tuple, _Fact] = {}
         self._lock = threading.Lock()
         self._read_ahead = read_ahead
         self._pending: queue.SimpleQueue | None = None
@@ -47,11 +52,13 @@ class ObservationCache:
         """The fact under `key`: cached, being read by another thread (then waited for), or read now."""
         while True:
             with self._lock:
-                fact = self._facts.get(key)
-                mine = fact is None
-                if mine:
-                    fact = self._facts[key] = Future()
+                known = self._facts.get(key)
+                mine = known is None
+                if known is None:
+                    fact = self._facts[key] = _Fact()
                     fact.read_ahead = self._reading_ahead()
+                else:
+                    fact = known
             if mine:
                 self._read(key, fact, fetch)
             try:
@@ -70,7 +77,7 @@ class ObservationCache:
         """Record a fact learnt as part of another answer (a service from a listing), unless known."""
         with self._lock:
             if key not in self._facts:
-                fact = self._facts[key] = Future()
+                fact = self._facts[key] = _Fact()
                 fact.set_result(value)
 
     def knows(self, key: tuple) -> bool:
@@ -114,6 +121,7 @@ class ObservationCache:
 
     def _work(self) -> None:
         while True:
+            assert self._pending is not None  # workers start only after the queue exists
             task = self._pending.get()
             if task is None or self._closed:
                 return
