@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,9 +74,9 @@ class Shard:
         return partition(resource_key(item.nodeid), self.count, "shard") == self.index
 
 
-def parse_shard(option: str | None, environ: dict[str, str] | None = None) -> Shard | None:
+def parse_shard(option: str | None, environ: Mapping[str, str] | None = None) -> Shard | None:
     """--shard K/N (1-based), else CLOUD_RUN_TASK_INDEX (0-based) / CLOUD_RUN_TASK_COUNT, else None."""
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     if option is not None:
         match = _SHARD_RE.fullmatch(option)
         if not match:
@@ -84,15 +85,21 @@ def parse_shard(option: str | None, environ: dict[str, str] | None = None) -> Sh
         if count < 1 or not 1 <= number <= count:
             raise pytest.UsageError(f"--shard {option}: K must be between 1 and N, and N at least 1")
         return Shard(number - 1, count, f"--shard {option}")
-    index, count = environ.get(TASK_INDEX_ENV), environ.get(TASK_COUNT_ENV)
-    if index is None and count is None:
+    index, count_text = env.get(TASK_INDEX_ENV), env.get(TASK_COUNT_ENV)
+    if index is None and count_text is None:
         return None
-    if index is None or count is None or not index.isdigit() or not count.isdigit() or not 0 <= int(index) < int(count):
+    if (
+        index is None
+        or count_text is None
+        or not index.isdigit()
+        or not count_text.isdigit()
+        or not 0 <= int(index) < int(count_text)
+    ):
         raise pytest.UsageError(
-            f"{TASK_INDEX_ENV}={index!r} and {TASK_COUNT_ENV}={count!r}: expected a task index "
+            f"{TASK_INDEX_ENV}={index!r} and {TASK_COUNT_ENV}={count_text!r}: expected a task index "
             f"0..N-1 and a task count N (as a Cloud Run job sets them), or pass --shard K/N"
         )
-    return Shard(int(index), int(count), f"{TASK_INDEX_ENV}={index} {TASK_COUNT_ENV}={count}")
+    return Shard(int(index), int(count_text), f"{TASK_INDEX_ENV}={index} {TASK_COUNT_ENV}={count_text}")
 
 
 def shard_of(config: pytest.Config) -> Shard | None:

@@ -205,10 +205,10 @@ class Sandbox:
             registry_url=proxied.get("registry", self.registry.url),
             firestore_host=proxied.get("firestore", self.firestore.host if self.firestore else None),
             pids={
-                "registry": self.registry.pid,
+                "registry": self.registry.running_pid,
                 "apiserver": self.api_process.pid,
-                **({"firestore": self.firestore.pid} if self.firestore else {}),
-                **{f"faultproxy-{backend}": proxy.pid for backend, proxy in self.proxies.items()},
+                **({"firestore": self.firestore.running_pid} if self.firestore else {}),
+                **{f"faultproxy-{backend}": proxy.running_pid for backend, proxy in self.proxies.items()},
             },
             images=pushed,
             started_at=time.time(),
@@ -224,9 +224,14 @@ class Sandbox:
         )
         return self.info
 
+    def _registry(self) -> LocalRegistry:
+        if self.registry is None:
+            raise RuntimeError("the sandbox's registry is not running")
+        return self.registry
+
     def _start_fault_proxies(self, scenario: Scenario, api_url: str) -> None:
         """A proxy only for the backends that asked for one: the normal path has no extra hop."""
-        upstreams = {"api": ("http", api_url), "registry": ("http", self.registry.url)}
+        upstreams = {"api": ("http", api_url), "registry": ("http", self._registry().url)}
         if self.firestore:
             upstreams["firestore"] = ("grpc", self.firestore.host)
         for backend in dict.fromkeys([*scenario.faults, *self.fault_proxy_backends]):
@@ -299,11 +304,11 @@ class Sandbox:
                     continue
                 if image.oci_layout:
                     pushed[image.key] = push_oci_layout(
-                        image.oci_layout, self.registry.url, image.repository, image.tags
+                        image.oci_layout, self._registry().url, image.repository, image.tags
                     )
                     continue
                 pushed[image.key] = push_image(
-                    self.registry.url, image.repository, _build(image), image.tags, client=client
+                    self._registry().url, image.repository, _build(image), image.tags, client=client
                 )
         return pushed
 
