@@ -163,7 +163,7 @@ def parse_revision(data: dict) -> RevisionState:
                 reported = next(iter(statuses.values()))
             digest = digest_of(reported) if reported else None
         containers.append(ContainerState(name=container.get("name", f"container-{index}"), image=image, digest=digest))
-    ready = next((c for c in data.get("conditions", []) if c.get("type") == "Ready"), {})
+    ready: dict = next((c for c in data.get("conditions", []) if c.get("type") == "Ready"), {})
     env = {
         item["name"]: item.get("value", "")
         for c in data.get("containers", [])
@@ -341,7 +341,7 @@ class CloudRunReader:
             api=API,
         )
         problems = revision_shape_problems(data, revision)
-        if problems:
+        if problems or not isinstance(data, dict):  # (a body that is no object is a problem too)
             raise ObservationError(
                 what, f"{API} revisions.get answered a revision the checks cannot trust: {'; '.join(problems)}"
             )

@@ -106,7 +106,8 @@ class IamReader:
         from google.auth.transport.requests import AuthorizedSession
         from google.cloud import resourcemanager_v3
 
-        options = ClientOptions(api_endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/"))
+        api_endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
+        options = ClientOptions(api_endpoint=api_endpoint)
         self._projects = resourcemanager_v3.ProjectsClient(
             transport="rest", credentials=credentials, client_options=options
         )
@@ -119,7 +120,7 @@ class IamReader:
         self._session = AuthorizedSession(credentials)
         pin_environment(self._session, self.iam_endpoint)
         for client in (self._projects, self._folders, self._organizations):
-            pin_environment(transport_session(client), options.api_endpoint)
+            pin_environment(transport_session(client), api_endpoint)
         self._roles: dict[str, Role] = {}
 
     # --- the resource hierarchy ---------------------------------------------------------------

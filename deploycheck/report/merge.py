@@ -100,7 +100,8 @@ def merge_reports(directories: list[Path]) -> dict:
         lines += [f"shard {index} is not one of 1..{count}" for index in sorted(outside)]
         raise InputError("the shards do not make one whole run:\n  " + "\n  ".join(lines))
     reports.sort(key=lambda pair: pair[1]["shard"]["index"])
-    findings, seen = [], {}
+    findings: list[dict] = []
+    seen: dict[tuple[str, str], Path] = {}
     for directory, report in reports:
         for finding in report["findings"]:
             where = (finding["check"], finding["resource"])
@@ -172,7 +173,7 @@ def _changes(per_shard: list[dict | None]) -> dict | None:
     present = [changes for changes in per_shard if changes]
     if not present:
         return None
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for changes in present:
         totals.update({key: changes.get(key, 0) for key in ("new", "still", "fixed", "unchecked")})
     return {**present[0], **dict(totals)}

@@ -236,7 +236,7 @@ def _image(
 
 
 def _log_lines(processor: str, *, boot_error: bool) -> list[dict]:
-    lines = [
+    lines: list[dict] = [
         {"severity": "INFO", "text": "Booting worker with pid: 7"},
         {"severity": "INFO", "json": {"message": "Application startup complete", "severity": "INFO"}},
         {"severity": "INFO", "text": f"Started heartbeat for {processor}"},
