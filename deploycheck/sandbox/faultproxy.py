@@ -94,7 +94,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.wfile = CountingWriter(self.wfile, self.server.traffic)
+        # The stub fixes wfile to BufferedIOBase; the handler only ever calls write() and flush() on it.
+        self.wfile = CountingWriter(self.wfile, self.server.traffic)  # type: ignore[assignment]
 
     def do_GET(self) -> None:
         self._proxy("GET")
@@ -131,6 +132,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if kind == "hang":
             return self._hang()
         if kind == "status":
+            assert rule is not None  # a fault kind comes from a rule
             payload = json.dumps(error_envelope(rule.status, rule.message)).encode()
             return self._answer(rule.status, [("Content-Type", "application/json; charset=UTF-8")], payload, method)
         target, body, incoming_token = _strip_fault_token(split, body)
@@ -173,8 +175,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             chunks = response.iter_raw(_COPY_CHUNK)
         total = int(length)
         if kind == "throttle":
+            assert rule is not None  # a fault kind comes from a rule
             return self._throttle(response.status_code, headers, total, chunks, rule.link)
         if kind == "trickle":
+            assert rule is not None
             self._start(response.status_code, headers, total)
             return self._trickle(chunks, rule.interval)
         limit = total // 2 if kind == "truncate" else total
@@ -205,7 +209,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if length is not None:
             self.send_header("Content-Length", str(length))
-        self._headers_buffer.extend((b"\r\n", first))
+        # send_header buffers here; the stub does not declare the attribute.
+        self._headers_buffer.extend((b"\r\n", first))  # type: ignore[attr-defined]
         self.flush_headers()
 
     def _answer(
@@ -280,7 +285,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _read_request_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -504,8 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     stopping = threading.Event()
     traffic = Traffic()
     if args.kind == "http":
-        proxy = _ProxyServer(args.port, args.upstream, book, stopping, traffic)
-        threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+        http_proxy = _ProxyServer(args.port, args.upstream, book, stopping, traffic)
+        threading.Thread(target=http_proxy.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     else:
         from .faultproxy_grpc import serve_grpc
 
