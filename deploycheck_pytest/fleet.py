@@ -23,6 +23,7 @@ and a failure is the same error for every check that needs it. With --wait, or u
 from __future__ import annotations
 
 import functools
+from typing import cast
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -49,6 +50,10 @@ SERVICE_FACTS = {
 def expected_pages(count: int) -> int:
     """Pages a listing of `count` resources takes (at least one)."""
     return max(1, -(-count // LIST_PAGE_SIZE))
+
+
+def _fixturenames(item: pytest.Item) -> list[str]:
+    return cast(pytest.Function, item).fixturenames  # the checks collected are test functions
 
 
 def resources_of(items: list[pytest.Item], kind: str) -> list:
@@ -233,7 +238,7 @@ class Fleet:
         """The services whose log facts a check of this process reads."""
         return {
             entry.name
-            for entry in resources_of([i for i in self.items or [] if "revision_logs" in i.fixturenames], "service")
+            for entry in resources_of([i for i in self.items or [] if "revision_logs" in _fixturenames(i)], "service")
         }
 
     # --- reading ahead ------------------------------------------------------------------------------
@@ -242,7 +247,7 @@ class Fleet:
         need them, on the observation cache's background threads."""
         if self.items is None or self.wait:
             return
-        needs = {name for item in self.items for name in item.fixturenames}
+        needs = {name for item in self.items for name in _fixturenames(item)}
 
         def wanted(*names: str) -> bool:
             return bool(needs.intersection(names))
@@ -256,7 +261,7 @@ class Fleet:
         if wanted("deployed"):
             submit(self.listed_services)
         for spec in self.services:
-            submit(lambda spec=spec: self._service_facts(spec))
+            submit(functools.partial(self._service_facts, spec))
         registry = (
             _reader(request, "registry")
             if wanted("tag_digest", "running_image_config", "job_image_digest", "job_expected_digest")
@@ -264,31 +269,31 @@ class Fleet:
         )
         if registry is not None:
             for spec in self.services:
-                submit(lambda spec=spec: self._image_facts(spec, registry))
+                submit(functools.partial(self._image_facts, spec, registry))
         if wanted("running_code", "tag_code") and self.config.getoption("--image-source") == "registry":
             reader = _reader(request, "image_reader")
             if reader is not None and registry is not None:
                 for spec in self.services:
                     if spec.code:
-                        submit(lambda spec=spec: self._code_facts(spec, registry, reader))
+                        submit(functools.partial(self._code_facts, spec, registry, reader))
         if wanted("heartbeat_scan"):
             heartbeats = _reader(request, "heartbeat_reader")
-            if heartbeats is not None:
+            if heartbeats is not None and self.inventory.heartbeats is not None:
                 collection = self.inventory.heartbeats.collection
                 submit(lambda: self.observations.get(("heartbeats", collection), lambda: heartbeats.scan(collection)))
         iam = _reader(request, "iam") if wanted("iam_roles", "iam_hierarchy") else None
         if iam is not None:
             for spec in self.services:
                 if spec.roles:
-                    submit(lambda spec=spec: self._iam_facts(spec, iam))
+                    submit(functools.partial(self._iam_facts, spec, iam))
         if registry is not None:
-            for spec in self.jobs:
-                submit(lambda spec=spec: self._job_facts(spec, registry))
+            for job in self.jobs:
+                submit(functools.partial(self._job_facts, job, registry))
         log_reader = _reader(request, "log_reader") if wanted("revision_logs") else None
         if log_reader is not None:
             for spec in self.services:
                 if spec.name in self._log_checked:
-                    submit(lambda spec=spec: self._log_facts(spec, log_reader))
+                    submit(functools.partial(self._log_facts, spec, log_reader))
 
     def _service_facts(self, spec: ServiceSpec) -> None:
         state = self.service(spec.name)
