@@ -23,8 +23,8 @@ and a failure is the same error for every check that needs it. With --wait, or u
 from __future__ import annotations
 
 import functools
-from typing import cast
 from datetime import datetime, timedelta, timezone
+from typing import cast
 
 import pytest
 

@@ -60,7 +60,7 @@ def leave_the_library_unrewritten(pluginmanager: pytest.PytestPluginManager) -> 
     calls on this plugin, before any library module is imported."""
     hook = getattr(pluginmanager, "rewrite_hook", None)
     marked = getattr(hook, "_must_rewrite", None)  # pytest keeps the marks privately; no public unmark
-    if isinstance(marked, set) and LIBRARY_PACKAGE in marked:
+    if hook is not None and isinstance(marked, set) and LIBRARY_PACKAGE in marked:
         marked.discard(LIBRARY_PACKAGE)
         hook.mark_rewrite()  # (nothing new) drops the hook's cache of names it already judged
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from xdist.scheduler import LoadScopeScheduling
 
 from .distribute import partition, resource_key
@@ -12,6 +14,8 @@ class ResourceScheduling(LoadScopeScheduling):
     to the worker its hash names (distribute.partition, purpose "worker"), so that each worker
     knows its share before it starts and no two workers fetch one resource's facts. A worker that
     dies leaves its unfinished scopes to the others, as LoadScopeScheduling does."""
+
+    collection: list[str] | None  # set by LoadScopeScheduling (untyped); None until collected
 
     def _split_scope(self, nodeid: str) -> str:
         return resource_key(nodeid)
@@ -29,7 +33,7 @@ class ResourceScheduling(LoadScopeScheduling):
         count = len(self.config.getvalue("tx"))
         by_index = {int(node.gateway.id.removeprefix("gw")): node for node in self.nodes}
         present = [node for _, node in sorted(by_index.items())]
-        shares: dict[object, dict[str, dict[str, bool]]] = {node: {} for node in self.nodes}
+        shares: dict[Any, dict[str, dict[str, bool]]] = {node: {} for node in self.nodes}
         for nodeid in self.collection:
             scope = self._split_scope(nodeid)
             index = partition(scope, count, "worker")

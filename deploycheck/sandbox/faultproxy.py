@@ -514,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from .faultproxy_grpc import serve_grpc
 
-        proxy = serve_grpc(args.port, args.upstream, book, stopping, traffic)  # kept: a collected server stops
+        _grpc_server = serve_grpc(args.port, args.upstream, book, stopping, traffic)  # kept: a collected server stops
     control = ThreadingHTTPServer(
         ("127.0.0.1", args.control_port), type("Control", (_ControlHandler,), {"book": book, "traffic": traffic})
     )
