@@ -82,11 +82,13 @@ class Fleet:
 
     # --- Cloud Run ------------------------------------------------------------------------------
     def listed_services(self) -> list[ServiceState]:
-        """services.list, once; each listed service is also the answer to its services.get."""
+        """services.list, once; when services are listed, each listed service is also the answer
+        to its services.get (otherwise each is read by name, whatever else listed it)."""
         def read() -> list[ServiceState]:
             services = self.cloudrun.services()
-            for state in services:
-                self.observations.prime(("service", state.name), state)
+            if self.list_services:
+                for state in services:
+                    self.observations.prime(("service", state.name), state)
             return services
 
         return self.observations.get(("services.list",), read)
@@ -94,8 +96,9 @@ class Fleet:
     def listed_jobs(self) -> list[JobState]:
         def read() -> list[JobState]:
             jobs = self.cloudrun.jobs()
-            for state in jobs:
-                self.observations.prime(("job", state.name), state)
+            if self.list_jobs:
+                for state in jobs:
+                    self.observations.prime(("job", state.name), state)
             return jobs
 
         return self.observations.get(("jobs.list",), read)
@@ -116,8 +119,11 @@ class Fleet:
 
     def revisions(self, service: str) -> list[RevisionState]:
         """Every revision of the service: from the region-wide listing when services are listed,
-        else its own revisions.list."""
+        else its own revisions.list. Either is read after the service itself, so it holds every
+        revision the service names (see revision())."""
         if self.list_services:
+            self.listed_services()
+
             def read_all() -> dict[str, list[RevisionState]]:
                 listed = self.cloudrun.all_revisions()
                 for owner, revisions in listed.items():
@@ -126,13 +132,25 @@ class Fleet:
 
             self.observations.get(("revisions.list", "-"), read_all)
             return self.observations.get(("revisions", service), lambda: [])  # listed none: it has none
+        if not self.wait:
+            self.service(service)
         return self.observations.get(("revisions", service), lambda: self.cloudrun.revisions(service))
 
     def revision(self, service: str, name: str) -> RevisionState:
-        """One revision: as its service's listing holds it, else read by name (created after the listing)."""
+        """One revision the service names (serving or newest), as its listing holds it. A listing
+        read after the service that lacks it is an incomplete answer, an error; only a service
+        read by name after the region's listing (created since) has its revisions read by name."""
         def read() -> RevisionState:
             listed = next((revision for revision in self.revisions(service) if revision.name == name), None)
-            return listed or self.cloudrun.revision(service, name)
+            if listed is not None:
+                return listed
+            if self.list_services and not any(state.name == service for state in self.listed_services()):
+                return self.cloudrun.revision(service, name)
+            if self.wait:
+                return self.cloudrun.revision(service, name)  # the rollout went on after the listing
+            raise ObservationError(f"revision {name} of {service}",
+                                   f"Cloud Run revisions.list answered no revision named {name}, though the "
+                                   f"service, read before the listing, names it: the listing is incomplete")
 
         return self.observations.get(("revision", service, name), read)
 
@@ -241,9 +259,11 @@ class Fleet:
             for spec in self.services:
                 if spec.roles:
                     submit(lambda spec=spec: self._iam_facts(spec, iam))
-        if registry is not None:
-            for spec in self.jobs:
+        for spec in self.jobs:
+            if registry is not None:
                 submit(lambda spec=spec: self._job_facts(spec, registry))
+            elif wanted("job_state"):
+                submit(lambda spec=spec: self.job(spec.name))
         log_reader = _reader(request, "log_reader") if wanted("revision_logs") else None
         if log_reader is not None:
             for spec in self.services:
