@@ -25,7 +25,7 @@ system-packages:
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,sandbox,docker]'
 	touch $(STAMP)
 
 # Runs every check against the local stand-in of the incidents; red is the expected answer there.

@@ -17,4 +17,4 @@ def test_deployed_by_script(service, service_state, deploy_script_label, deploy_
                    f"label {key}={found!r}, expected {value!r}: deployed by hand, so its deploy was never verified",
                    f"./bin/deploy-service.sh {service.name}  # redeploy through the script; or label it once "
                    f"verified: gcloud run services update {service.name} --update-labels {key}={value} "
-                   f"--region {deploy_target.region} --project {deploy_target.project}"))
+                   f"--region {service.region} --project {deploy_target.project}"))

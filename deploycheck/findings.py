@@ -96,3 +96,12 @@ def passed(check: str, resource: str, summary: str, severity: Severity = Severit
 def failed(check: str, resource: str, severity: Severity, summary: str, remediation: str | None, *, cause: str = "",
            **evidence) -> Finding:
     return Finding(check, resource, severity, Outcome.FAIL, summary, evidence, remediation, cause)
+
+
+def below_fail_on(finding: Finding, fail_on: Severity | str | None) -> bool:
+    """A failure that does not fail the run under `--fail-on`: an observed FAIL less severe than
+    the threshold. An ERROR (a fact not observed) never is: nobody knows how bad it is."""
+    if fail_on is None or finding.outcome is not Outcome.FAIL:
+        return False
+    order = list(Severity)
+    return order.index(finding.severity) > order.index(Severity(fail_on))

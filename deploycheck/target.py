@@ -8,6 +8,8 @@ from pathlib import Path
 from .errors import CredentialsError, InputError, ObservationError
 
 SANDBOX_STATE_ENV = "DEPLOYCHECK_SANDBOX_STATE"
+# Where `deploycheck sandbox up` records the sandbox it leaves running (relative to the project).
+SANDBOX_STATE_FILE = Path(".deploycheck/sandbox.json")
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 AUTH_HELP = """--target gcp needs Application Default Credentials, and none were found ({reason}).
@@ -15,7 +17,7 @@ AUTH_HELP = """--target gcp needs Application Default Credentials, and none were
   or in CI:       set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or use workload identity
   The identity needs read access: roles/run.viewer, roles/logging.viewer, roles/datastore.viewer,
   roles/artifactregistry.reader, and on the organisation roles/iam.securityReviewer and roles/browser.
-  No cloud account? Run against the local stand-in: --target sandbox:incident"""
+  No cloud account? See your checks against a stand-in generated from your inventory: --target sandbox:auto"""
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,11 @@ class Target:
         return cls(spec, info.project, info.region, AnonymousCredentials(), api_endpoint=info.api_url,
                    registry_mirror=info.registry_url, firestore_emulator=info.firestore_host)
 
-    def cloudrun(self):
+    def cloudrun(self, region: str | None = None):
+        """A Cloud Run reader of the project in `region` (default: the target's region)."""
         from .cloudrun import CloudRunReader
 
-        return CloudRunReader(self.project, self.region, self.credentials, endpoint=self.api_endpoint,
+        return CloudRunReader(self.project, region or self.region, self.credentials, endpoint=self.api_endpoint,
                               policy=self.call_policy())
 
     def iam(self):
@@ -126,3 +129,22 @@ class Target:
             return ref
         host = self.registry_mirror.split("://", 1)[-1].rstrip("/")
         return ImageRef(host=host, path=f"{ref.host}/{ref.path}", tag=ref.tag, digest=ref.digest)
+
+
+class RegionalReaders:
+    """One reader per region, each made on first use: an inventory entry may run outside the
+    inventory's region, and a run that checks one region opens one reader."""
+
+    def __init__(self, make):
+        self._make = make
+        self._readers: dict[str, object] = {}
+
+    def __call__(self, region: str):
+        if region not in self._readers:
+            self._readers[region] = self._make(region)
+        return self._readers[region]
+
+    def close(self) -> None:
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()

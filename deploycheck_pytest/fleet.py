@@ -57,18 +57,22 @@ def resources_of(items: list[pytest.Item], kind: str) -> list:
 
 class Fleet:
     def __init__(self, *, config: pytest.Config, items: list[pytest.Item] | None, observations: ObservationCache,
-                 cloudrun, inventory: Inventory, wait: bool):
+                 cloudrun_in, inventory: Inventory, wait: bool):
         self.config = config
         self.observations = observations
-        self.cloudrun = cloudrun
+        self.cloudrun_in = cloudrun_in  # region -> CloudRunReader
         self.inventory = inventory
         self.wait = wait
         self.items = items  # None: not known in advance (see module docstring)
-        known = items is not None
         self.services: list[ServiceSpec] = resources_of(items or [], "service")
         self.jobs: list[JobSpec] = resources_of(items or [], "job")
-        self.list_services = known and not wait and len(self.services) > expected_pages(len(inventory.services))
-        self.list_jobs = known and len(self.jobs) > expected_pages(len(inventory.jobs))
+        known = items is not None
+        self._list_services = {region: known and not wait and sum(1 for s in self.services if s.region == region)
+                               > expected_pages(sum(1 for s in inventory.services if s.region == region))
+                               for region in {s.region for s in self.services}}
+        self._list_jobs = {region: known and sum(1 for j in self.jobs if j.region == region)
+                           > expected_pages(sum(1 for j in inventory.jobs if j.region == region))
+                           for region in {j.region for j in self.jobs}}
         self.batch_logs = known and not wait
 
     @classmethod
@@ -80,99 +84,105 @@ class Fleet:
             items = [item for item in session_items if share is None or keeps_on_worker(item, share)]
         return cls(config=config, items=items, **readers)
 
+    def lists_services(self, region: str) -> bool:
+        return self._list_services.get(region, False)
+
+    def lists_jobs(self, region: str) -> bool:
+        return self._list_jobs.get(region, False)
+
     # --- Cloud Run ------------------------------------------------------------------------------
-    def listed_services(self) -> list[ServiceState]:
-        """services.list, once; when services are listed, each listed service is also the answer
-        to its services.get (otherwise each is read by name, whatever else listed it)."""
+    def listed_services(self, region: str) -> list[ServiceState]:
+        """services.list of the region, once; when this process lists that region's services, each
+        listed service is also the answer to its services.get (else each is read by name)."""
         def read() -> list[ServiceState]:
-            services = self.cloudrun.services()
-            if self.list_services:
+            services = self.cloudrun_in(region).services()
+            if self.lists_services(region):
                 for state in services:
-                    self.observations.prime(("service", state.name), state)
+                    self.observations.prime(("service", region, state.name), state)
             return services
 
-        return self.observations.get(("services.list",), read)
+        return self.observations.get(("services.list", region), read)
 
-    def listed_jobs(self) -> list[JobState]:
+    def listed_jobs(self, region: str) -> list[JobState]:
         def read() -> list[JobState]:
-            jobs = self.cloudrun.jobs()
-            if self.list_jobs:
+            jobs = self.cloudrun_in(region).jobs()
+            if self.lists_jobs(region):
                 for state in jobs:
-                    self.observations.prime(("job", state.name), state)
+                    self.observations.prime(("job", region, state.name), state)
             return jobs
 
-        return self.observations.get(("jobs.list",), read)
+        return self.observations.get(("jobs.list", region), read)
 
-    def deployed(self) -> dict[str, list[str]]:
-        return {"services": [state.name for state in self.listed_services()],
-                "jobs": [state.name for state in self.listed_jobs()]}
+    def deployed(self, region: str) -> dict[str, list[str]]:
+        return {"services": [state.name for state in self.listed_services(region)],
+                "jobs": [state.name for state in self.listed_jobs(region)]}
 
-    def service(self, name: str) -> ServiceState:
-        if self.list_services:
-            self.listed_services()
-        return self.observations.get(("service", name), lambda: self.cloudrun.service(name))
+    def service(self, region: str, name: str) -> ServiceState:
+        if self.lists_services(region):
+            self.listed_services(region)
+        return self.observations.get(("service", region, name), lambda: self.cloudrun_in(region).service(name))
 
-    def job(self, name: str) -> JobState:
-        if self.list_jobs:
-            self.listed_jobs()
-        return self.observations.get(("job", name), lambda: self.cloudrun.job(name))
+    def job(self, region: str, name: str) -> JobState:
+        if self.lists_jobs(region):
+            self.listed_jobs(region)
+        return self.observations.get(("job", region, name), lambda: self.cloudrun_in(region).job(name))
 
-    def revisions(self, service: str) -> list[RevisionState]:
+    def revisions(self, region: str, service: str) -> list[RevisionState]:
         """Every revision of the service: from the region-wide listing when services are listed,
         else its own revisions.list. Either is read after the service itself, so it holds every
         revision the service names (see revision())."""
-        if self.list_services:
-            self.listed_services()
+        if self.lists_services(region):
+            self.listed_services(region)
 
             def read_all() -> dict[str, list[RevisionState]]:
-                listed = self.cloudrun.all_revisions()
+                listed = self.cloudrun_in(region).all_revisions()
                 for owner, revisions in listed.items():
-                    self.observations.prime(("revisions", owner), revisions)
+                    self.observations.prime(("revisions", region, owner), revisions)
                 return listed
 
-            self.observations.get(("revisions.list", "-"), read_all)
-            return self.observations.get(("revisions", service), lambda: [])  # listed none: it has none
+            self.observations.get(("revisions.list", region, "-"), read_all)
+            return self.observations.get(("revisions", region, service), lambda: [])  # listed none: it has none
         if not self.wait:
-            self.service(service)
-        return self.observations.get(("revisions", service), lambda: self.cloudrun.revisions(service))
+            self.service(region, service)
+        return self.observations.get(("revisions", region, service),
+                                     lambda: self.cloudrun_in(region).revisions(service))
 
-    def revision(self, service: str, name: str) -> RevisionState:
+    def revision(self, region: str, service: str, name: str) -> RevisionState:
         """One revision the service names (serving or newest), as its listing holds it. A listing
         read after the service that lacks it is an incomplete answer, an error; only a service
         read by name after the region's listing (created since) has its revisions read by name."""
         def read() -> RevisionState:
-            listed = next((revision for revision in self.revisions(service) if revision.name == name), None)
+            listed = next((revision for revision in self.revisions(region, service) if revision.name == name), None)
             if listed is not None:
                 return listed
-            if self.list_services and not any(state.name == service for state in self.listed_services()):
-                return self.cloudrun.revision(service, name)
-            if self.wait:
-                return self.cloudrun.revision(service, name)  # the rollout went on after the listing
+            if self.wait or (self.lists_services(region)
+                             and not any(state.name == service for state in self.listed_services(region))):
+                return self.cloudrun_in(region).revision(service, name)  # newer than the listing
             raise ObservationError(f"revision {name} of {service}",
                                    f"Cloud Run revisions.list answered no revision named {name}, though the "
                                    f"service, read before the listing, names it: the listing is incomplete")
 
-        return self.observations.get(("revision", service, name), read)
+        return self.observations.get(("revision", region, service, name), read)
 
-    def newest_revision(self, state: ServiceState) -> RevisionState:
+    def newest_revision(self, region: str, state: ServiceState) -> RevisionState:
         name = state.latest_created_revision
         if not name:
             raise ObservationError(f"the newest revision of {state.name}", "the service reports none")
-        return self.revision(state.name, name)
+        return self.revision(region, state.name, name)
 
-    def serving_revisions(self, state: ServiceState) -> list[RevisionState]:
+    def serving_revisions(self, region: str, state: ServiceState) -> list[RevisionState]:
         names = state.serving_revisions
         if not names:
             raise ObservationError(f"the serving revision of {state.name}", "no revision receives traffic")
-        return [self.revision(state.name, name) for name in names]
+        return [self.revision(region, state.name, name) for name in names]
 
     # --- logs -------------------------------------------------------------------------------------
     def log_scope(self, spec: ServiceSpec) -> LogScope:
         """The service's revisions whose logs its checks read, and since when (read once)."""
         def scope() -> LogScope:
-            state = self.service(spec.name)
-            serving = self.serving_revisions(state)
-            newest = self.newest_revision(state)
+            state = self.service(spec.region, spec.name)
+            serving = self.serving_revisions(spec.region, state)
+            newest = self.newest_revision(spec.region, state)
             hours = self.config.getoption("--log-window")
             now = datetime.now(timezone.utc)
             revisions = [*serving, newest]
@@ -185,29 +195,32 @@ class Fleet:
             since = created if hours is None else max(created, now - timedelta(hours=hours))
             return LogScope(spec.name, tuple(r.name for r in serving), newest.name, since, spec.heartbeat_log)
 
-        return self.observations.get(("log-scope", spec.name), scope)
+        return self.observations.get(("log-scope", spec.region, spec.name), scope)
 
     def revision_logs(self, spec: ServiceSpec, log_reader) -> RevisionLogs:
         scope = self.log_scope(spec)
         max_entries = self.config.getoption("--max-log-entries")
-        batch = self._log_batches(log_reader, max_entries).get(spec.name) if self.batch_logs else None
+        batch = self._log_batches(log_reader, max_entries).get((spec.region, spec.name)) if self.batch_logs else None
         return RevisionLogs(log_reader, spec.name, serving=list(scope.serving), newest=scope.newest, since=scope.since,
                             max_entries=max_entries, heartbeat=scope.heartbeat, remember=self.observations.get,
                             batch=batch)
 
-    def _log_batches(self, log_reader, max_entries: int) -> dict[str, LogBatch]:
-        """Every service of this process whose log scope could be read, batched (once)."""
-        def plan() -> dict[str, LogBatch]:
-            scopes = []
-            for spec in self.services:
-                if spec.name not in self._log_checked:
-                    continue
-                try:
-                    scopes.append(self.log_scope(spec))
-                except DeploycheckError:
-                    continue  # its checks meet the error themselves
-            return {scope.service: batch for batch in batches(log_reader, scopes, max_entries=max_entries)
-                    for scope in batch.scopes.values()}
+    def _log_batches(self, log_reader, max_entries: int) -> dict[tuple[str, str], LogBatch]:
+        """Every service of this process whose log scope could be read, batched by region (once)."""
+        def plan() -> dict[tuple[str, str], LogBatch]:
+            planned: dict[tuple[str, str], LogBatch] = {}
+            for region in dict.fromkeys(spec.region for spec in self.services):
+                scopes = []
+                for spec in self.services:
+                    if spec.region != region or spec.name not in self._log_checked:
+                        continue
+                    try:
+                        scopes.append(self.log_scope(spec))
+                    except DeploycheckError:
+                        continue  # its checks meet the error themselves
+                for batch in batches(log_reader, scopes, max_entries=max_entries):
+                    planned.update({(region, service): batch for service in batch.scopes})
+            return planned
 
         return self.observations.get(("log-batches",), plan)
 
@@ -229,13 +242,17 @@ class Fleet:
             return bool(needs.intersection(names))
 
         submit = self.observations.prefetch
-        if self.list_services:
-            submit(self.listed_services)
-            submit(lambda: self.revisions(self.services[0].name))
-        if self.list_jobs or wanted("deployed"):
-            submit(self.listed_jobs)
-        if wanted("deployed"):
-            submit(self.listed_services)
+        for region in dict.fromkeys(spec.region for spec in self.services):
+            if self.lists_services(region):
+                first = next(spec.name for spec in self.services if spec.region == region)
+                submit(lambda region=region, first=first: self.revisions(region, first))  # both listings
+        for region in dict.fromkeys(spec.region for spec in self.jobs):
+            if self.lists_jobs(region):
+                submit(lambda region=region: self.listed_jobs(region))
+        for item in self.items:
+            scope = getattr(item, "callspec", None) and item.callspec.params.get("project_scope")
+            if scope and "deployed" in item.fixturenames:
+                submit(lambda region=scope.rsplit("/", 1)[-1]: self.deployed(region))
         for spec in self.services:
             submit(lambda spec=spec: self._service_facts(spec))
         registry = _reader(request, "registry") if wanted("tag_digest", "running_image_config", "job_image_digest",
@@ -263,7 +280,7 @@ class Fleet:
             if registry is not None:
                 submit(lambda spec=spec: self._job_facts(spec, registry))
             elif wanted("job_state"):
-                submit(lambda spec=spec: self.job(spec.name))
+                submit(lambda spec=spec: self.job(spec.region, spec.name))
         log_reader = _reader(request, "log_reader") if wanted("revision_logs") else None
         if log_reader is not None:
             for spec in self.services:
@@ -271,10 +288,10 @@ class Fleet:
                     submit(lambda spec=spec: self._log_facts(spec, log_reader))
 
     def _service_facts(self, spec: ServiceSpec) -> None:
-        state = self.service(spec.name)
-        self.serving_revisions(state)
-        self.newest_revision(state)
-        self.revisions(spec.name)
+        state = self.service(spec.region, spec.name)
+        self.serving_revisions(spec.region, state)
+        self.newest_revision(spec.region, state)
+        self.revisions(spec.region, spec.name)
 
     def _image_facts(self, spec: ServiceSpec, registry) -> None:
         from .fixtures.observe import image_config, resolved_digest
@@ -286,9 +303,8 @@ class Fleet:
             image_config(registry, self.observations, spec.image.with_digest(running))
 
     def _running_digest(self, spec: ServiceSpec) -> str | None:
-        state = self.service(spec.name)
-        main = serving_image(self.serving_revisions(state)[0], spec.image.repository)
-        return main.digest
+        state = self.service(spec.region, spec.name)
+        return serving_image(self.serving_revisions(spec.region, state)[0], spec.image.repository).digest
 
     def _code_facts(self, spec: ServiceSpec, registry, reader) -> None:
         from .fixtures.images import _paths, _read
@@ -305,7 +321,7 @@ class Fleet:
         from .fixtures.observe import iam_roles_of
 
         hierarchy = self.observations.get(("iam-hierarchy", iam.project), iam.hierarchy)
-        serving = self.serving_revisions(self.service(spec.name))[0]
+        serving = self.serving_revisions(spec.region, self.service(spec.region, spec.name))[0]
         iam_roles_of(spec, serving, hierarchy, iam, self.observations)
 
     def _job_facts(self, spec: JobSpec, registry) -> None:
@@ -316,7 +332,7 @@ class Fleet:
         expected = self.inventory.job_image(spec)
         expected_digest = resolved_digest(registry, self.observations, expected)
         image_config(registry, self.observations, expected.with_digest(expected_digest))
-        image = ImageRef.parse(self.job(spec.name).image)
+        image = ImageRef.parse(self.job(spec.region, spec.name).image)
         digest = resolved_digest(registry, self.observations, image)
         image_config(registry, self.observations, image.with_digest(digest))
 

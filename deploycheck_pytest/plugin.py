@@ -33,7 +33,7 @@ MARKERS = (
     "drift: configuration drift between the inventory and the project (stale jobs, orphans)",
 )
 # Given any of these, the run is about a deployment even without a services.yaml in the rootdir.
-ACTIVATING_OPTIONS = ("inventory", "target", "service", "job", "expect_commit")
+ACTIVATING_OPTIONS = ("inventory", "target", "service", "job", "expect_commit", "project", "region")
 # deploycheck.images.ImageLimits' defaults, written out so that registering the options imports no
 # library module (tests/test_plugin_startup.py holds them equal).
 IMAGE_LIMIT_DEFAULTS = {"max_file_bytes": 1024 * 1024, "max_decompressed_bytes": 1024 ** 3, "max_layers": 128,
@@ -58,16 +58,22 @@ def leave_the_library_unrewritten(pluginmanager: pytest.PytestPluginManager) -> 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     leave_the_library_unrewritten(pluginmanager)
+    from deploycheck.argtypes import commit_sha, severity_threshold  # (small; after the unmarking above)
+
     group = parser.getgroup("deploycheck", "deploycheck (Cloud Run deployment verification)")
     group.addoption("--inventory", default="services.yaml", metavar="PATH",
                     help="the inventory of services and jobs (default: ./services.yaml)")
     group.addoption("--service", action="append", default=[], metavar="NAME",
                     help="check only this service (repeatable); with no --service/--job everything is checked")
     group.addoption("--job", action="append", default=[], metavar="NAME", help="check only this job (repeatable)")
+    group.addoption("--project", default=None, metavar="PROJECT",
+                    help="the Google Cloud project to check instead of the inventory's `project`")
+    group.addoption("--region", default=None, metavar="REGION",
+                    help="the region of every entry that names none, instead of the inventory's `region`")
     group.addoption("--target", default="gcp", metavar="gcp|sandbox[:SCENARIO]",
                     help="gcp (Application Default Credentials; default) or the local stand-in, e.g. sandbox:incident")
-    group.addoption("--expect-commit", default=None, metavar="SHA",
-                    help="fail unless the running image was built from this commit")
+    group.addoption("--expect-commit", type=commit_sha, default=None, metavar="SHA",
+                    help="fail unless the running image was built from this commit (an empty value is refused)")
     group.addoption("--wait", type=float, default=0.0, metavar="SECONDS",
                     help="poll until the newest revision is ready (or failed) before checking, up to SECONDS")
     group.addoption("--report-dir", default=None, metavar="DIR",
@@ -87,6 +93,9 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     group.addoption("--max-log-entries", type=_at_least_one, default=1000, metavar="N",
                     help="entries one log query reads at most (default 1000); a check whose answer lies beyond "
                          "them ERRORs saying so, never passes")
+    group.addoption("--fail-on", type=severity_threshold, default=None, metavar="P0|P1|P2|P3",
+                    help="the lowest severity that fails the run, e.g. P1: P2 and P3 failures are reported but exit 0 "
+                         "(default: any failure fails); a check that could not observe its fact (ERROR) always fails")
     group.addoption("--budget", type=float, default=1800.0, metavar="SECONDS",
                     help="the whole run's time budget (default 1800): once spent, checks still waiting for a fact "
                          "ERROR instead of running on")
@@ -179,7 +188,8 @@ def is_deploycheck_run(config: pytest.Config) -> bool:
     """A run is deploycheck's when it names a deploycheck option, selects one of its markers,
     or its rootdir holds a services.yaml. Otherwise (another project's tests in the same venv,
     this repository's own tests) only the options and markers are registered."""
-    defaults = {"inventory": "services.yaml", "target": "gcp", "service": [], "job": [], "expect_commit": None}
+    defaults = {"inventory": "services.yaml", "target": "gcp", "service": [], "job": [], "expect_commit": None,
+                "project": None, "region": None}
     if any(getattr(config.option, name, default) != default for name, default in defaults.items()):
         return True
     markexpr = config.option.markexpr or ""

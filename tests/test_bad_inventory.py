@@ -136,9 +136,9 @@ def test_the_real_inventory_uses_anchors_and_passes_the_bounds():
 @pytest.mark.parametrize("name", ["nul_byte.yaml", "deep_flow_sequence.yaml", "alias_bomb.yaml", "not_utf8.yaml"])
 def test_check_inventory_command_prints_the_error_without_a_traceback(name):
     path = BAD / name
-    done = subprocess.run([sys.executable, "-m", "deploycheck", "check-inventory", str(path)], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "deploycheck", "inventory", "check", str(path)], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR  # as pytest exits for the same file
     assert done.stdout == ""
     assert done.stderr.splitlines() == [f"{path}:{error}" for error in _expected(path)]
 

@@ -90,7 +90,7 @@ def test_check_inventory_prints_a_summary_or_the_errors(capsys):
     assert main(["check-inventory", str(REPO / "services.yaml")]) == 0
     assert capsys.readouterr().out == f"{REPO / 'services.yaml'}: 6 services, 21 jobs, OK\n"
 
-    assert main(["check-inventory", str(BAD / "unknown_runs.yaml")]) == 2
+    assert main(["inventory", "check", str(BAD / "unknown_runs.yaml")]) == pytest.ExitCode.USAGE_ERROR  # as pytest
     assert f"{BAD / 'unknown_runs.yaml'}:14:11: jobs[0].runs: unknown service" in capsys.readouterr().err
 
 

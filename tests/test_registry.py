@@ -21,6 +21,7 @@ from deploycheck.netutil import free_port, wait_until_ready
 from deploycheck.registry import MANIFEST_ACCEPT, OCI_MANIFEST, RegistryClient, RegistryRouter, sha256_digest
 from deploycheck.sandbox.oci_builder import build_image, build_index, layer_from_files, push_image, push_manifest
 from deploycheck.sandbox import local_server
+from deploycheck.sandbox.needs import SandboxUnavailable
 from deploycheck.sandbox.registry_process import LocalRegistry
 
 REVISION_LABEL = "org.opencontainers.image.revision"
@@ -192,7 +193,8 @@ def test_local_registry_stop_leaves_no_process(tmp_path):
 
 def test_local_registry_names_the_package_when_the_binary_is_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(RuntimeError, match="docker-registry not found: apt-get install docker-registry"):
+    with pytest.raises(SandboxUnavailable, match=r"docker-registry .* not found on PATH; .*deploycheck\[sandbox\].*"
+                                                  r"apt-get install docker-registry"):
         LocalRegistry(tmp_path).start()
 
 

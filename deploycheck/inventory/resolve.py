@@ -70,7 +70,8 @@ class Parts:
     registry: str | None
     legacy_registries: list[str]
     defaults: Defaults
-    heartbeats: HeartbeatsEntry | None  # None: invalid, processor names are not checked against it
+    heartbeats: HeartbeatsEntry | None  # None: absent or invalid, processor names are not checked against it
+    heartbeats_declared: bool  # the document has a `heartbeats:` key (valid or not)
     patterns: dict[str, PatternEntry]
     services: list[tuple[int, ServiceEntry]]
     jobs: list[tuple[int, JobEntry]]
@@ -78,7 +79,9 @@ class Parts:
     pattern_names: list[str]
     service_names: list[str]
     job_names: list[str]
-    scope: str | None  # PROJECT/REGION, the resource of project-wide checks; None if either is invalid
+    region: str | None  # the top-level region, None if invalid
+    empty_at: Loc | None  # where to say that neither a service nor a job is declared; None: some are (or invalid)
+    scopes: list[str] | None  # PROJECT/REGION of each region entries run in (orphans' resources); None if unknown
 
     @classmethod
     def of(cls, data: Any) -> "Parts | None":
@@ -102,6 +105,7 @@ class Parts:
             legacy_registries=legacy_registries,
             defaults=defaults,
             heartbeats=None if heartbeats is _INVALID else heartbeats,
+            heartbeats_declared="heartbeats" in data,
             patterns={name: entry for name, raw in raw_patterns.items() if (entry := _valid(PatternEntry, raw))},
             services=[(index, entry) for index, raw in enumerate(raw_services)
                       if (entry := _valid(ServiceEntry, raw))],
@@ -110,12 +114,28 @@ class Parts:
             pattern_names=[str(name) for name in raw_patterns],
             service_names=_names(raw_services),
             job_names=_names(raw_jobs),
-            scope=None if _INVALID in (project, region) else f"{project}/{region}",
+            region=None if region is _INVALID else region,
+            empty_at=_empty_at(data),
+            scopes=None if _INVALID in (project, region) else [
+                f"{project}/{name}" for name in dict.fromkeys([region, *_regions(raw_services), *_regions(raw_jobs)])],
         )
 
 
 def _names(raw_entries: list) -> list[str]:
     return [raw["name"] for raw in raw_entries if isinstance(raw, dict) and isinstance(raw.get("name"), str)]
+
+
+def _empty_at(data: dict) -> Loc | None:
+    """The empty `services: []` / `jobs: []` (or the document) when neither lists an entry; None when
+    one does, or when either is not a list (the schema error says so already)."""
+    sections = [name for name in ("services", "jobs") if name in data]
+    if any(not isinstance(data[name], list) or data[name] for name in sections):
+        return None
+    return (sections[0],) if sections else ()
+
+
+def _regions(raw_entries: list) -> list[str]:
+    return [raw["region"] for raw in raw_entries if isinstance(raw, dict) and isinstance(raw.get("region"), str)]
 
 
 _SERVICE_DEFAULTS: Loc = ("defaults", "service")
@@ -135,6 +155,7 @@ class Resolver:
                          for name, entry in parts.patterns.items()}
 
     def resolve(self) -> tuple[list[ServiceSpec], list[JobSpec]]:
+        self._check_something_declared()
         self._check_code_references()
         self._check_runs_references()
         self._check_unique("service", self.parts.services)
@@ -146,6 +167,11 @@ class Resolver:
         return services, jobs
 
     # ---- checks
+
+    def _check_something_declared(self) -> None:
+        if self.parts.empty_at is not None:
+            self.report(self.parts.empty_at, "the inventory declares no service and no job: nothing to check "
+                              "(expected `services:` or `jobs:` with at least one entry, each a mapping with `name`)")
 
     def _check_code_references(self) -> None:
         sources = [(_SERVICE_DEFAULTS, self.service_defaults), (_JOB_DEFAULTS, self.job_defaults)]
@@ -189,6 +215,11 @@ class Resolver:
                     self.report(path, f"processor {name!r} is already listed at line {first_lines[name]} "
                                       f"(expected each processor under one service)")
                 first_lines.setdefault(name, self.positions.value(path)[0])
+                if not self.parts.heartbeats_declared:
+                    self.report(path, f"processor {name!r} is declared, but there is no `heartbeats:` section saying "
+                                      "which Firestore collection holds its documents (expected a top-level "
+                                      "heartbeats section, or no processors)")
+                    break
                 if heartbeats is None:
                     continue
                 if not re2.compile(heartbeats.id_pattern).fullmatch(name):
@@ -235,7 +266,7 @@ class Resolver:
         if kind == "heartbeat collection":
             return [self.parts.heartbeats.collection] if self.parts.heartbeats else None
         if kind == "project/region scope":
-            return [self.parts.scope] if self.parts.scope else None
+            return self.parts.scopes
         return ((self.parts.service_names if "service" in kind else [])
                 + (self.parts.job_names if "job" in kind else []))
 
@@ -292,6 +323,7 @@ class Resolver:
         else:
             image = self._image(entry.image, path + ("image",), tag, explicit_tag_path)
         heartbeat_log = inherited("heartbeat_log", None)
+        commit_keys = ("commit_label", "commit_env", "service_commit_labels")
         return ServiceSpec(
             name=entry.name,
             image=image,
@@ -305,6 +337,10 @@ class Resolver:
             if heartbeat_log else None,
             processors=list(entry.processors),
             line=self.positions.key(path)[0],
+            region=entry.region or self.parts.region or "",
+            own_region=entry.region is not None,
+            commit_declared=any(key in entry.model_fields_set or key in self.service_defaults.model_fields_set
+                                for key in commit_keys),
         )
 
     def _job(self, index: int, entry: JobEntry, service_code: dict[str, list[CodePattern]]) -> JobSpec:
@@ -322,6 +358,7 @@ class Resolver:
                                   "or `runs` under defaults.job)")
         code_names = self._inherited("code", entry, self.job_defaults, None)
         code = self._code(code_names) if code_names is not None else list(service_code.get(runs, []))
-        return JobSpec(name=entry.name, runs=runs, image=image, code=code, line=self.positions.key(path)[0])
+        return JobSpec(name=entry.name, runs=runs, image=image, code=code, line=self.positions.key(path)[0],
+                       region=entry.region or self.parts.region or "", own_region=entry.region is not None)
 
 

@@ -108,6 +108,7 @@ ProcessorName = Annotated[str, Field(
 RegistryPrefix = Annotated[str, Field(
     pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$",
     description="a registry host, optionally with a path prefix, e.g. gcr.io")]
+RegionName = Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]+$", description="a Cloud Run region, e.g. us-west2")]
 CheckId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", description="a check id, e.g. stale-jobs")]
 ResourcePattern = Annotated[str, Field(
     pattern=r"^\S+$", description="a resource name or a glob of them (* ? [...]), e.g. *-backfill")]
@@ -158,6 +159,8 @@ class ServiceEntry(ServiceSettings):
     """A Cloud Run service."""
 
     name: ResourceName
+    region: RegionName = Field(default=None, description=(
+        "the region the service runs in, when not the top-level `region`, e.g. europe-west1"))
     image: str = Field(default=None, description=(
         "the image: NAME[:TAG] relative to `registry`, or a full HOST/PATH[:TAG][@sha256:DIGEST]; "
         "default: the service name in `registry`"))
@@ -177,6 +180,8 @@ class JobEntry(JobSettings):
     """A Cloud Run job: it runs a service's image (`runs`) or has its own (`image`)."""
 
     name: ResourceName
+    region: RegionName = Field(default=None, description=(
+        "the region the job runs in, when not the top-level `region`, e.g. europe-west1"))
     image: str = Field(default=None, description=(
         "its own image, when it runs no service's: NAME[:TAG] relative to `registry` or a full HOST/PATH[:TAG]"))
 
@@ -233,15 +238,18 @@ class InventoryFile(FileModel):
     model_config = ConfigDict(title="deploycheck inventory (services.yaml)")
 
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", description="the Google Cloud project id")
-    region: str = Field(pattern=r"^[a-z]+-[a-z]+[0-9]+$", description="the Cloud Run region, e.g. us-west2")
+    region: RegionName = Field(description="the Cloud Run region of every entry that names none, e.g. us-west2")
     registry: Annotated[str, AfterValidator(_check_registry)] = Field(
         default=None, description="a repository prefix HOST/PATH that relative image names are resolved against")
     legacy_registries: list[RegistryPrefix] = Field(
         default=[], description="a list of registries (HOST or HOST/PATH prefixes) no image may come from any more")
     patterns: dict[str, PatternEntry] = Field(default={}, description="a mapping of named code patterns, referenced by `code`")
     defaults: Defaults = Field(default=None, description="a mapping (service, job) of values the entries inherit")
-    heartbeats: HeartbeatsEntry
-    services: list[ServiceEntry] = Field(description="a list of the Cloud Run services, each a mapping with at least `name`")
+    heartbeats: HeartbeatsEntry = Field(default=None, description=(
+        "a mapping (collection, id_pattern, count, max_age_hours) describing the Firestore heartbeat documents; "
+        "without it the heartbeat-docs check is not configured"))
+    services: list[ServiceEntry] = Field(default=[], description=(
+        "a list of the Cloud Run services, each a mapping with at least `name`"))
     jobs: list[JobEntry] = Field(default=[], description="a list of the Cloud Run jobs, each a mapping with at least `name`")
     waivers: list[WaiverEntry] = Field(default=[], description=(
         "a list of accepted risks, each a mapping (check, resources, reason, owner, expires)"))

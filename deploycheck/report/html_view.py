@@ -155,4 +155,15 @@ def html_view(report: dict) -> dict:
             "resource": sorted({f["resource"] for f in findings if f["outcome"] != "pass"}),
         },
         "counts": {"waived": sum(1 for f in findings if f["outcome"] == "waived")},
+        "not_configured": not_configured_rows(report.get("not_configured") or []),
     }
+
+
+def not_configured_rows(not_configured: list[dict]) -> list[dict]:
+    """One row per check and reason, with the resources it names."""
+    rows: dict[tuple[str, str], dict] = {}
+    for entry in not_configured:
+        row = rows.setdefault((entry["check"], entry["reason"]),
+                              {"check": entry["check"], "reason": entry["reason"], "resources": []})
+        row["resources"].append(entry["resource"])
+    return list(rows.values())

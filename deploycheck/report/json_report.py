@@ -20,11 +20,16 @@ def build_report(findings: list[Finding], *, target: str, inventory: str, starte
                  exit_status: int | None, selection: dict, project: str | None = None, region: str | None = None,
                  waivers: list[dict] | None = None, heartbeat_band: dict | None = None,
                  previous: PreviousReport | None = None, compare: bool = False,
-                 history: list[dict] | None = None, history_keep: int = 30) -> dict:
+                 history: list[dict] | None = None, history_keep: int = 30,
+                 not_configured: list[dict] | None = None) -> dict:
     """`compare`: --previous was given (`previous` is None on a first night: everything is new).
-    `history`: earlier nights' entries, oldest first; tonight's is appended and the list bounded."""
+    `history`: earlier nights' entries, oldest first; tonight's is appended and the list bounded.
+    `not_configured`: checks the inventory gives nothing to hold an entry to ({check, resource, test,
+    reason}); they did not run, so they are neither findings nor counted as passed."""
     report = _base_report(findings, target=target, inventory=inventory, started=started,
                           exit_status=exit_status, selection=selection)
+    report["not_configured"] = list(not_configured or [])
+    report["summary"]["not_configured"] = len(report["not_configured"])
     report["project"], report["region"] = project, region
     report["waivers"], report["heartbeat_band"] = waivers or [], heartbeat_band
     report["changes"], report["fixed"] = None, []

@@ -179,6 +179,22 @@ def _markdown_group(group: dict) -> str:
     return "\n".join(lines)
 
 
+def not_configured_lines(not_configured: list[dict]) -> list[str]:
+    """One line per check and reason: `check[resource, ...]: reason` (resources shortened past a few dozen)."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for entry in not_configured:
+        grouped.setdefault((entry["check"], entry["reason"]), []).append(entry["resource"])
+    return [f"{check}[{_names(resources)}]: {reason}" for (check, reason), resources in grouped.items()]
+
+
+def _markdown_not_configured(report: dict) -> str:
+    lines = not_configured_lines(report.get("not_configured") or [])
+    if not lines:
+        return ""
+    return ("Not configured by the inventory (not run, not passed):\n\n"
+            + "\n".join(f"- {md_escape(line)}" for line in lines) + "\n\n")
+
+
 def _markdown_footer(report: dict) -> str:
     summary = report["summary"]
     by_check = summary.get("by_check", {})
@@ -187,6 +203,7 @@ def _markdown_footer(report: dict) -> str:
                        + (f", {counts['error']} unobserved" if counts.get("error") else "") + ")"
                        for check, counts in by_check.items())
     return (f"Every finding, with a filter and the fleet grid, is in **report.html**; machines read report.json.\n\n"
+            + _markdown_not_configured(report) +
             f"Checks: {checks}.\n"
             f"Run {_day(summary['started'])} – {_day(summary['finished'])}, target {md_escape(summary['target'])}, "
             f"inventory {md_escape(summary['inventory'])}, exit status {summary['exit_status']}.\n")
@@ -197,7 +214,10 @@ def render_text(report: dict, limit: int = TEXT_LIMIT) -> str:
     if report.get("error"):
         return (f"deploycheck: {_title(report)} could not start: {report['error']}\n"
                 f"No check ran. Started {_day(report.get('started'))}, exit status 4.\n")
-    footer = (f"Everything else: report.html. Run {_day(summary['started'])}, target {summary['target']}, "
+    unconfigured = not_configured_lines(report.get("not_configured") or [])
+    footer = (("Not configured by the inventory (not run, not passed):\n"
+               + "".join(f"  {line}\n" for line in unconfigured) if unconfigured else "")
+              + f"Everything else: report.html. Run {_day(summary['started'])}, target {summary['target']}, "
               f"exit status {summary['exit_status']}.\n")
     budget = _Budget(limit, len(footer) + 200)
     budget.add(f"deploycheck: {_title(report)}: {_counts(summary)}", force=True)

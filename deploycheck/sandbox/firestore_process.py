@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from .local_server import LocalServer
+from .needs import SandboxUnavailable
 from .timeutil import rfc3339
 
 _JAR_IN_SDK = Path("platform", "cloud-firestore-emulator", "cloud-firestore-emulator.jar")
@@ -73,10 +74,10 @@ def _launch_command() -> list[str]:
     """java on the emulator jar when both are found, else gcloud; a clear install hint when neither works."""
     gcloud = shutil.which("gcloud")
     if gcloud is None:
-        raise RuntimeError(f"gcloud not found; the Firestore emulator ships with it: {INSTALL_EMULATOR}")
+        raise SandboxUnavailable(f"gcloud not found on PATH; the Firestore emulator ships with it: {INSTALL_EMULATOR}")
     java = shutil.which("java")
     if java is None:
-        raise RuntimeError(f"java not found; the Firestore emulator needs a Java runtime: {INSTALL_JAVA}")
+        raise SandboxUnavailable(f"java not found on PATH; the Firestore emulator needs a Java runtime: {INSTALL_JAVA}")
     # gcloud is usually a symlink into the SDK (/usr/bin/gcloud -> SDK/bin/gcloud).
     jar = Path(gcloud).resolve().parent.parent / _JAR_IN_SDK
     if jar.is_file():

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from ..errors import InputError
 from ..netutil import free_port, http_probe, stop_process_group, wait_until_ready
 from .faultproxy import FaultProxy
 from .faultrules import BACKENDS
@@ -61,7 +62,12 @@ class SandboxInfo:
 
     @classmethod
     def load(cls, path: Path) -> "SandboxInfo":
-        return cls(**json.loads(path.read_text(encoding="utf-8")))
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            # Truncated by a kill, written by another version, or not a state file at all.
+            raise InputError(f"{path}: not a sandbox state file this deploycheck can read ({exc}); delete it and "
+                             f"start the sandbox again (deploycheck sandbox up)") from None
 
     def is_healthy(self) -> bool:
         return http_probe(f"{self.api_url}/_sandbox/health")() and http_probe(f"{self.registry_url}/v2/")()

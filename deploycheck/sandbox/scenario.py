@@ -10,8 +10,12 @@ by path. Sections:
                         bottom-up: `base_layer_bytes` of random data, `base_files`, `files`;
                         or `oci_layout: DIR` to push an OCI image layout as it is
   services, jobs        compact Cloud Run resources, expanded to v2 REST JSON here (a service's
-                        `rollout_after: N` keeps its newest revision rolling out for N seconds)
-  resources             v2 REST JSON captured from the real API, used verbatim
+                        `rollout_after: N` keeps its newest revision rolling out for N seconds;
+                        `region:` places one outside the scenario's region)
+  resources             captured resources: v2 REST JSON, or what `gcloud run services|revisions|jobs describe
+                        --format=json` prints (v1: Knative Service/Revision, run.googleapis.com/v1 Job),
+                        inline or as {file: PATH} (one payload or a list); checked and served as v2
+                        (knative.py); a payload of another kind or shape is refused with the reason
   iam_policy            the project's IAM policy ({bindings: [{role, members, condition?}]})
   ancestors             the folders and organisation above the project, nearest first, each
                         {name: folders/N | organizations/N, iam_policy?}
@@ -47,6 +51,7 @@ import yaml
 from ..errors import InputError
 from .apiserver import LATER_KEY
 from .faultrules import parse_scenario_faults
+from .knative import captured_resources
 from .logquery import instant
 from .logstore import revision_entry
 from .timeutil import RELATIVE_TIME, resolve_time, rfc3339
@@ -118,7 +123,9 @@ def load_scenario(name_or_path: str, *, project: str, region: str, now: datetime
     images = [_image_spec(key, spec, directory, now) for key, spec in (data.get("images") or {}).items()]
     return Scenario(name=directory.name, directory=directory, project=project, region=region, images=images,
                     services=data.get("services") or {}, jobs=data.get("jobs") or {},
-                    resources=data.get("resources") or [], iam_bindings=(data.get("iam_policy") or {}).get("bindings") or [],
+                    resources=captured_resources(data.get("resources") or [], directory=directory, source=path,
+                                                 project=project, region=region),
+                    iam_bindings=(data.get("iam_policy") or {}).get("bindings") or [],
                     firestore=_firestore_documents(data.get("firestore") or {}, now), logs=data.get("logs") or [],
                     now=now, faults=parse_scenario_faults(data.get("faults"), str(path)),
                     log_volume=data.get("log_volume") or [], **_iam_hierarchy(data, path))
@@ -227,7 +234,7 @@ def expand_log_entries(scenario: Scenario) -> list[dict]:
             continue
         service = line["service"]
         entries.append(revision_entry(
-            project=scenario.project, region=scenario.region, service=service,
+            project=scenario.project, region=line.get("region") or scenario.region, service=service,
             revision=f"{service}-{line['revision']}", timestamp=rfc3339(resolve_time(line.get("at", "now"), scenario.now)),
             insert_id=f"{index:06x}{_uid(service, str(index))[:8]}", line=copy.deepcopy(line)))
     return entries
@@ -290,12 +297,15 @@ def expand_resources(scenario: Scenario, pushed: dict[str, str]) -> list[dict]:
                 return resolved, resolved
         return name, None
 
-    parent = f"projects/{scenario.project}/locations/{scenario.region}"
+    def parent(spec: dict) -> str:
+        # A compact resource may name its own region, as an inventory entry may.
+        return f"projects/{scenario.project}/locations/{spec.get('region') or scenario.region}"
+
     resources = []
     for service_name, spec in scenario.services.items():
-        resources.extend(_expand_service(scenario, parent, service_name, spec, image_ref))
+        resources.extend(_expand_service(scenario, parent(spec), service_name, spec, image_ref))
     for job_name, spec in scenario.jobs.items():
-        resources.extend(_expand_job(scenario, parent, job_name, spec, image_ref))
+        resources.extend(_expand_job(scenario, parent(spec), job_name, spec, image_ref))
     resources.extend(copy.deepcopy(scenario.resources))
     return resources
 
@@ -320,6 +330,7 @@ def _expand_service(scenario: Scenario, parent: str, name: str, spec: dict, imag
 
 def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, image_ref) -> list[dict]:
     full_name = f"{parent}/services/{name}"
+    region = parent.split("/")[3]
     revisions = spec.get("revisions") or []
     if not revisions:
         raise InputError(f"scenario {scenario.name}: service {name} has no revisions")
@@ -336,7 +347,7 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
             "name": f"{full_name}/revisions/{rev_name}",
             "uid": _uid(full_name, rev_name),
             "generation": "1",
-            "labels": {"cloud.googleapis.com/location": scenario.region, **(rev.get("labels") or {})},
+            "labels": {"cloud.googleapis.com/location": region, **(rev.get("labels") or {})},
             "annotations": {},
             "createTime": created,
             "updateTime": created,
@@ -382,7 +393,7 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
             traffic.append(entry)
             status = dict(entry)
             if target.get("tag"):
-                status["uri"] = f"https://{target['tag']}---{name}-756957797294.{scenario.region}.run.app"
+                status["uri"] = f"https://{target['tag']}---{name}-756957797294.{region}.run.app"
             statuses.append(status)
     newest_ready = revisions[-1].get("ready", True)
     generation = str(len(revisions))
@@ -411,7 +422,7 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
         "latestReadyRevision": f"{full_name}/revisions/{latest_ready}" if latest_ready else "",
         "latestCreatedRevision": f"{full_name}/revisions/{latest_created}",
         "trafficStatuses": statuses,
-        "uri": f"https://{name}-756957797294.{scenario.region}.run.app",
+        "uri": f"https://{name}-756957797294.{region}.run.app",
         "reconciling": newest_ready is None,
         "etag": f'"{_uid(full_name, generation)[:12]}"',
     }

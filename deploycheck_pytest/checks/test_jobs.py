@@ -13,7 +13,7 @@ from deploycheck.rules.drift import evaluate_stale_job
 @pytest.mark.postdeploy
 @pytest.mark.nightly
 def test_code(job, job_code, job_expected_code, job_expected_image, job_expected_digest, deploy_target, verdict):
-    where = dict(region=deploy_target.region, project=deploy_target.project)
+    where = dict(region=job.region, project=deploy_target.project)
     pinned = f"{job_expected_image.repository}@{job_expected_digest}"
     verdict(evaluate_code(job.name, job.code, job_code, candidate=job_expected_code,
                           deploy_candidate=remedies.update_job_image(job.name, pinned, **where),
@@ -29,4 +29,4 @@ def test_stale_jobs(job, job_state, job_image, job_image_digest, job_image_confi
         job_state, image=job_image, digest=job_image_digest, created=job_image_config.created,
         expected=job_expected_image, expected_digest=job_expected_digest, expected_created=job_expected_config.created,
         legacy_registries=inventory.legacy_registries, now=datetime.now(timezone.utc),
-        region=deploy_target.region, project=deploy_target.project))
+        region=job.region, project=deploy_target.project))
