@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from installed import LOADERS_PROBE, install_copy, project  # noqa: E402
+from installed import LOADERS_PROBE, install_copy, project
 
 SERVICE = "nba-phase2-raw-processors"
 ARGS = ["--co", "-q", "-m", "postdeploy", "--service", SERVICE]
@@ -68,8 +68,9 @@ def import_times(stderr: str) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--bytecode", action="store_true",
-                        help="let Python and pytest cache bytecode (a warm developer machine)")
+    parser.add_argument(
+        "--bytecode", action="store_true", help="let Python and pytest cache bytecode (a warm developer machine)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="deploycheck-startup-"))
     python = install_copy(work)

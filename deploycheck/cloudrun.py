@@ -14,8 +14,8 @@ from datetime import datetime
 
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call, pin_environment, raise_for_status, transport_session
-from .paging import Page, guarded_pages
 from .imageref import DIGEST_RE, ImageRef, ImageRefError, digest_of
+from .paging import Page, guarded_pages
 
 DEFAULT_ENDPOINT = "https://run.googleapis.com"
 API = "Cloud Run"
@@ -160,8 +160,12 @@ def parse_revision(data: dict) -> RevisionState:
             digest = digest_of(reported) if reported else None
         containers.append(ContainerState(name=container.get("name", f"container-{index}"), image=image, digest=digest))
     ready = next((c for c in data.get("conditions", []) if c.get("type") == "Ready"), {})
-    env = {item["name"]: item.get("value", "") for c in data.get("containers", []) for item in c.get("env", [])
-           if "name" in item}
+    env = {
+        item["name"]: item.get("value", "")
+        for c in data.get("containers", [])
+        for item in c.get("env", [])
+        if "name" in item
+    }
     return RevisionState(
         name=_short(data.get("name", "")),
         service=_short(data.get("service", "")),
@@ -191,8 +195,9 @@ class JobState:
 class CloudRunReader:
     """Read-only access to one project's Cloud Run resources in one region."""
 
-    def __init__(self, project: str, region: str, credentials, *, endpoint: str | None = None,
-                 policy: CallPolicy | None = None):
+    def __init__(
+        self, project: str, region: str, credentials, *, endpoint: str | None = None, policy: CallPolicy | None = None
+    ):
         self.project = project
         self.region = region
         self.endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
@@ -217,24 +222,37 @@ class CloudRunReader:
 
     def service(self, name: str) -> ServiceState:
         full_name = f"{self.parent}/services/{name}"
-        service = call(f"Cloud Run service {name}", lambda: self._services.get_service(
-            name=full_name, retry=None, timeout=self.policy.attempt_timeout),
-            policy=self.policy, permission="run.services.get", counter=self.calls, method="services.get", api=API)
+        service = call(
+            f"Cloud Run service {name}",
+            lambda: self._services.get_service(name=full_name, retry=None, timeout=self.policy.attempt_timeout),
+            policy=self.policy,
+            permission="run.services.get",
+            counter=self.calls,
+            method="services.get",
+            api=API,
+        )
         _require_identity(service.name, full_name, "services.get", f"Cloud Run service {name}")
         return _service_state(service)
 
     def job(self, name: str) -> JobState:
         full_name = f"{self.parent}/jobs/{name}"
-        job = call(f"Cloud Run job {name}", lambda: self._jobs.get_job(
-            name=full_name, retry=None, timeout=self.policy.attempt_timeout),
-            policy=self.policy, permission="run.jobs.get", counter=self.calls, method="jobs.get", api=API)
+        job = call(
+            f"Cloud Run job {name}",
+            lambda: self._jobs.get_job(name=full_name, retry=None, timeout=self.policy.attempt_timeout),
+            policy=self.policy,
+            permission="run.jobs.get",
+            counter=self.calls,
+            method="jobs.get",
+            api=API,
+        )
         _require_identity(job.name, full_name, "jobs.get", f"Cloud Run job {name}")
         return _job_state(job)
 
     def service_names(self) -> list[str]:
         """Every service in the region: one list call per page of 100, not one call per name."""
-        return [name for name, _ in self._listed("services", self._services.list_services,
-                                                 self._run_v2.ListServicesRequest)]
+        return [
+            name for name, _ in self._listed("services", self._services.list_services, self._run_v2.ListServicesRequest)
+        ]
 
     def job_names(self) -> list[str]:
         return [name for name, _ in self._listed("jobs", self._jobs.list_jobs, self._run_v2.ListJobsRequest)]
@@ -242,12 +260,16 @@ class CloudRunReader:
     def services(self) -> list[ServiceState]:
         """Every service in the region as services.get would answer each (template, traffic,
         labels, conditions): one list call per page, no get per service."""
-        return [_service_state(item) for _, item in
-                self._listed("services", self._services.list_services, self._run_v2.ListServicesRequest)]
+        return [
+            _service_state(item)
+            for _, item in self._listed("services", self._services.list_services, self._run_v2.ListServicesRequest)
+        ]
 
     def jobs(self) -> list[JobState]:
         """Every job in the region as jobs.get would answer each (template image, executions)."""
-        return [_job_state(item) for _, item in self._listed("jobs", self._jobs.list_jobs, self._run_v2.ListJobsRequest)]
+        return [
+            _job_state(item) for _, item in self._listed("jobs", self._jobs.list_jobs, self._run_v2.ListJobsRequest)
+        ]
 
     def _listed(self, kind: str, list_method, request_type) -> list[tuple[str, object]]:
         """(short name, item) of one collection, page by page, through the page guard; a nameless
@@ -259,14 +281,21 @@ class CloudRunReader:
         def fetch_page(token: str | None) -> Page:
             request = request_type(parent=self.parent, page_size=LIST_PAGE_SIZE, page_token=token or "")
             # The pager's first page is the response of this one request; the guard follows the tokens.
-            response = call(what, lambda: next(iter(list_method(
-                request=request, retry=None, timeout=self.policy.attempt_timeout).pages)),
-                policy=self.policy, permission=f"run.{method}", counter=self.calls, method=method, api=API)
+            response = call(
+                what,
+                lambda: next(iter(list_method(request=request, retry=None, timeout=self.policy.attempt_timeout).pages)),
+                policy=self.policy,
+                permission=f"run.{method}",
+                counter=self.calls,
+                method=method,
+                api=API,
+            )
             items = []
             for item in getattr(response, kind):
-                if not item.name.startswith(prefix) or not item.name[len(prefix):] or "/" in item.name[len(prefix):]:
-                    raise ObservationError(what, f"{API} {method} listed an item named {item.name!r}, not one of "
-                                                 f"{prefix}")
+                if not item.name.startswith(prefix) or not item.name[len(prefix) :] or "/" in item.name[len(prefix) :]:
+                    raise ObservationError(
+                        what, f"{API} {method} listed an item named {item.name!r}, not one of {prefix}"
+                    )
                 items.append((_short(item.name), item))
             return Page(items, response.next_page_token)
 
@@ -277,12 +306,20 @@ class CloudRunReader:
         name = f"{self.parent}/services/{service}/revisions/{revision}"
         what = f"Cloud Run revision {revision}"
 
-        data = call(what, lambda: self._get_json(name), policy=self.policy, permission="run.revisions.get", counter=self.calls,
-                    method="revisions.get", api=API)
+        data = call(
+            what,
+            lambda: self._get_json(name),
+            policy=self.policy,
+            permission="run.revisions.get",
+            counter=self.calls,
+            method="revisions.get",
+            api=API,
+        )
         problems = revision_shape_problems(data, revision)
         if problems:
-            raise ObservationError(what, f"{API} revisions.get answered a revision the checks cannot trust: "
-                                         f"{'; '.join(problems)}")
+            raise ObservationError(
+                what, f"{API} revisions.get answered a revision the checks cannot trust: {'; '.join(problems)}"
+            )
         return data
 
     def revisions(self, service: str) -> list[RevisionState]:
@@ -300,8 +337,15 @@ class CloudRunReader:
 
         def fetch_page(token: str | None) -> Page:
             params = {"pageSize": LIST_PAGE_SIZE, **({"pageToken": token} if token else {})}
-            data = call(what, lambda: self._get_json(f"{parent}/revisions", params), policy=self.policy,
-                        permission="run.revisions.list", counter=self.calls, method="revisions.list", api=API)
+            data = call(
+                what,
+                lambda: self._get_json(f"{parent}/revisions", params),
+                policy=self.policy,
+                permission="run.revisions.list",
+                counter=self.calls,
+                method="revisions.list",
+                api=API,
+            )
             if not isinstance(data, dict) or not isinstance(data.get("revisions", []), list):
                 raise ObservationError(what, f"{API} revisions.list answered something that is not a listing")
             items = []
@@ -309,11 +353,14 @@ class CloudRunReader:
                 problems = revision_shape_problems(item)
                 owner = _owning_service(item.get("name") if isinstance(item, dict) else None, prefix)
                 if not problems and (owner is None or service not in ("-", owner)):
-                    problems = [f"it is named {item.get('name')!r}, not a revision of "
-                                f"{prefix}{'*' if service == '-' else service}"]
+                    problems = [
+                        f"it is named {item.get('name')!r}, not a revision of "
+                        f"{prefix}{'*' if service == '-' else service}"
+                    ]
                 if problems:
-                    raise ObservationError(what, f"{API} revisions.list listed a revision the checks cannot trust: "
-                                                 f"{'; '.join(problems)}")
+                    raise ObservationError(
+                        what, f"{API} revisions.list listed a revision the checks cannot trust: {'; '.join(problems)}"
+                    )
                 items.append((owner, parse_revision(item)))
             return Page(items, data.get("nextPageToken"))
 
@@ -326,8 +373,9 @@ class CloudRunReader:
 
     def _get_json(self, resource: str, params: dict | None = None) -> object:
         """GET /v2/RESOURCE as raw JSON (the gapic messages drop containerStatuses, see DESIGN)."""
-        response = raise_for_status(self._session.get(f"{self.endpoint}/v2/{resource}", params=params,
-                                                      timeout=self.policy.attempt_timeout))
+        response = raise_for_status(
+            self._session.get(f"{self.endpoint}/v2/{resource}", params=params, timeout=self.policy.attempt_timeout)
+        )
         # Strict UTF-8: a corrupted byte must not become U+FFFD inside an image name.
         return json.loads(response.content.decode("utf-8"))
 
@@ -344,7 +392,7 @@ def _owning_service(name: object, prefix: str) -> str | None:
     """projects/P/locations/L/services/S/revisions/R -> S (None: not a revision name under prefix)."""
     if not isinstance(name, str) or not name.startswith(prefix):
         return None
-    parts = name[len(prefix):].split("/")
+    parts = name[len(prefix) :].split("/")
     return parts[0] if len(parts) == 3 and parts[1] == "revisions" and parts[0] and parts[2] else None
 
 
@@ -405,7 +453,8 @@ def require_digest(revision: RevisionState, container: ContainerState) -> str:
     raise ObservationError(
         f"the image digest revision {revision.name} runs",
         f"container {container.name!r} image {container.image!r} is not digest-pinned and the API reported no "
-        f"containerStatuses[].imageDigest (the tag is not re-resolved: that would hide the drift this check looks for)")
+        f"containerStatuses[].imageDigest (the tag is not re-resolved: that would hide the drift this check looks for)",
+    )
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .errors import InputError
 from .inventory import InventoryError, load_inventory
@@ -39,17 +39,30 @@ def read_fleet(target: Target) -> Fleet:
     finally:
         cloudrun.close()
         iam.close()
-    return Fleet(project=target.project, region=target.region, services=services, jobs=jobs, policy=policy,
-                 effective_accounts={name: account for name, account in effective.items() if account},
-                 source=str(target.spec))
+    return Fleet(
+        project=target.project,
+        region=target.region,
+        services=services,
+        jobs=jobs,
+        policy=policy,
+        effective_accounts={name: account for name, account in effective.items() if account},
+        source=str(target.spec),
+    )
 
 
 def draft_inventory(fleet: Fleet, now: datetime | None = None) -> str:
     return Drafter(fleet, now or datetime.now(timezone.utc)).text()
 
 
-def import_inventory(project: str, region: str, *, target: str = "gcp", output: Path | None = None,
-                     force: bool = False, progress: Callable[[str], None] = lambda line: None) -> str:
+def import_inventory(
+    project: str,
+    region: str,
+    *,
+    target: str = "gcp",
+    output: Path | None = None,
+    force: bool = False,
+    progress: Callable[[str], None] = lambda line: None,
+) -> str:
     """Read the fleet of `project`/`region` on `target` (gcp, or sandbox:SCENARIO) and return the drafted
     inventory, also written to `output` when given. InputError for bad arguments or an existing
     output without `force`; CredentialsError without credentials; ObservationError when a read fails."""
@@ -64,8 +77,10 @@ def import_inventory(project: str, region: str, *, target: str = "gcp", output: 
         fleet = read_fleet(where)
     text = draft_inventory(fleet)
     _write_valid(text, output, force)
-    progress(f"drafted {len(fleet.services)} services and {len(fleet.jobs)} jobs of {project}/{region} "
-             f"from {spec}" + (f" into {output}" if output else ""))
+    progress(
+        f"drafted {len(fleet.services)} services and {len(fleet.jobs)} jobs of {project}/{region} "
+        f"from {spec}" + (f" into {output}" if output else "")
+    )
     return text
 
 
@@ -87,7 +102,9 @@ def _write_valid(text: str, output: Path | None, force: bool) -> None:
         try:
             load_inventory(scratch)
         except InventoryError as exc:
-            raise InputError(f"the drafted inventory does not load (a deploycheck defect, please report it):\n{exc}")
+            raise InputError(
+                f"the drafted inventory does not load (a deploycheck defect, please report it):\n{exc}"
+            ) from None
         if output is not None:
             _refuse_overwrite(output, force)
             os.replace(scratch, output)
@@ -104,6 +121,8 @@ def _target(spec: TargetSpec, project: str, region: str, progress: Callable[[str
         raise InputError("sandbox:auto is generated from an inventory; import from gcp or a scenario (sandbox:NAME)")
     from .sandbox.manager import Sandbox, SandboxInfo
     from .sandbox.scenario import scenario_dir
+
+    assert spec.scenario is not None  # every sandbox target names its scenario
 
     explicit = os.environ.get(SANDBOX_STATE_ENV)
     if explicit:

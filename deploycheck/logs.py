@@ -27,9 +27,10 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from . import re2
 from .errors import ObservationError
@@ -83,8 +84,10 @@ class Listing:
     beyond: LogLine | None = None  # when cut: the first entry past the limit (read to know there is more)
 
     def cut_note(self) -> str:
-        return (f"the listing stopped at its limit of {self.limit:,} entries ({LIMIT_OPTION}); "
-                f"raise {LIMIT_OPTION} to read them all")
+        return (
+            f"the listing stopped at its limit of {self.limit:,} entries ({LIMIT_OPTION}); "
+            f"raise {LIMIT_OPTION} to read them all"
+        )
 
 
 def quote(value: str) -> str:
@@ -97,8 +100,11 @@ def _timestamp(moment: datetime) -> str:
 
 
 def revision_filter(project: str, service: str, since: datetime, *, revisions: list[str] | None = None) -> str:
-    terms = ['resource.type="cloud_run_revision"', f"resource.labels.service_name={quote(service)}",
-             f"timestamp>={quote(_timestamp(since))}"]
+    terms = [
+        'resource.type="cloud_run_revision"',
+        f"resource.labels.service_name={quote(service)}",
+        f"timestamp>={quote(_timestamp(since))}",
+    ]
     if revisions:
         terms.append("resource.labels.revision_name=(" + " OR ".join(quote(r) for r in revisions) + ")")
     return " AND ".join(terms)
@@ -106,14 +112,22 @@ def revision_filter(project: str, service: str, since: datetime, *, revisions: l
 
 def pattern_filter(patterns: list[str]) -> str:
     """Lines whose text or structured message matches any of the regexes."""
-    alternatives = [f"{field}=~{quote(pattern)}" for pattern in patterns
-                    for field in ("textPayload", "jsonPayload.message")]
+    alternatives = [
+        f"{field}=~{quote(pattern)}" for pattern in patterns for field in ("textPayload", "jsonPayload.message")
+    ]
     return "(" + " OR ".join(alternatives) + ")"
 
 
 class LogReader:
-    def __init__(self, project: str, credentials, *, endpoint: str | None = None, policy: CallPolicy | None = None,
-                 max_empty_pages: int = DEFAULT_MAX_EMPTY_PAGES):
+    def __init__(
+        self,
+        project: str,
+        credentials,
+        *,
+        endpoint: str | None = None,
+        policy: CallPolicy | None = None,
+        max_empty_pages: int = DEFAULT_MAX_EMPTY_PAGES,
+    ):
         self.project = project
         self.policy = policy or CallPolicy()
         self.calls = ApiCounter()
@@ -123,21 +137,37 @@ class LogReader:
         from google.cloud import logging as cloud_logging
 
         endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
-        self._client = cloud_logging.Client(project=project, credentials=credentials, _use_grpc=False,
-                                            client_options=ClientOptions(api_endpoint=endpoint))
+        self._client = cloud_logging.Client(
+            project=project,
+            credentials=credentials,
+            _use_grpc=False,
+            client_options=ClientOptions(api_endpoint=endpoint),
+        )
         pin_environment(self._client._http, endpoint)
 
-    def lines(self, filter_: str, *, what: str, limit: int, newest_first: bool = True,
-              allowed_revisions: set[str] | None = None) -> Listing:
+    def lines(
+        self,
+        filter_: str,
+        *,
+        what: str,
+        limit: int,
+        newest_first: bool = True,
+        allowed_revisions: set[str] | None = None,
+    ) -> Listing:
         """Entries matching `filter_` in timestamp order (newest first by default), at most `limit`.
         One entry past the limit is asked for, so a listing of exactly `limit` entries is complete."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         found: dict[tuple, LogLine] = {}
-        pages = self._pages(filter_, what=what, newest_first=newest_first, allowed=allowed_revisions,
-                            page_size=lambda: min(limit + 1 - len(found), MAX_PAGE),
-                            # every page that is not empty brings an entry; runs of empty ones are guarded
-                            max_pages=limit + 1 + 4 * self.max_empty_pages)
+        pages = self._pages(
+            filter_,
+            what=what,
+            newest_first=newest_first,
+            allowed=allowed_revisions,
+            page_size=lambda: min(limit + 1 - len(found), MAX_PAGE),
+            # every page that is not empty brings an entry; runs of empty ones are guarded
+            max_pages=limit + 1 + 4 * self.max_empty_pages,
+        )
         for page in pages:
             for key, line in page.items:
                 found.setdefault(key, line)  # the same entry twice (a retried page) counts once
@@ -149,25 +179,53 @@ class LogReader:
 
     def latest(self, filter_: str, *, what: str, allowed_revisions: set[str] | None = None) -> LogLine | None:
         """The newest entry matching `filter_`, or None: one entry asked for, empty pages followed."""
-        pages = self._pages(filter_, what=what, newest_first=True, allowed=allowed_revisions,
-                            page_size=lambda: 1, max_pages=self.max_empty_pages + 2)
+        pages = self._pages(
+            filter_,
+            what=what,
+            newest_first=True,
+            allowed=allowed_revisions,
+            page_size=lambda: 1,
+            max_pages=self.max_empty_pages + 2,
+        )
         for page in pages:
             if page.items:
                 pages.close()
                 return page.items[0][1]
         return None
 
-    def _pages(self, filter_: str, *, what: str, newest_first: bool, allowed: set[str] | None,
-               page_size: Callable[[], int], max_pages: int):
-        body = {"resourceNames": [f"projects/{self.project}"], "filter": filter_,
-                "orderBy": "timestamp desc" if newest_first else "timestamp asc"}
+    def _pages(
+        self,
+        filter_: str,
+        *,
+        what: str,
+        newest_first: bool,
+        allowed: set[str] | None,
+        page_size: Callable[[], int],
+        max_pages: int,
+    ):
+        body = {
+            "resourceNames": [f"projects/{self.project}"],
+            "filter": filter_,
+            "orderBy": "timestamp desc" if newest_first else "timestamp asc",
+        }
 
         def fetch_page(token: str | None) -> Page:
             request = {**body, "pageSize": page_size(), **({"pageToken": token} if token else {})}
-            raw = call(what, lambda: self._client._connection.api_request(
-                method="POST", path="/entries:list", data=request, expect_json=False,
-                timeout=self.policy.attempt_timeout),
-                policy=self.policy, permission="logging.logEntries.list", counter=self.calls, method="entries.list", api="Cloud Logging")
+            raw = call(
+                what,
+                lambda: self._client._connection.api_request(
+                    method="POST",
+                    path="/entries:list",
+                    data=request,
+                    expect_json=False,
+                    timeout=self.policy.attempt_timeout,
+                ),
+                policy=self.policy,
+                permission="logging.logEntries.list",
+                counter=self.calls,
+                method="entries.list",
+                api="Cloud Logging",
+            )
             return parse_page(raw, what=what, allowed_revisions=allowed)
 
         return guarded_pages(f"{what} ({API})", fetch_page, max_pages=max_pages, max_empty_pages=self.max_empty_pages)
@@ -197,8 +255,10 @@ def parse_page(raw: bytes | str, *, what: str, allowed_revisions: set[str] | Non
     try:
         body = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise bad(f"JSON it could not parse ({exc.msg} at line {exc.lineno} column {exc.colno}; "
-                  f"{len(raw):,} characters: truncated?)") from None
+        raise bad(
+            f"JSON it could not parse ({exc.msg} at line {exc.lineno} column {exc.colno}; "
+            f"{len(raw):,} characters: truncated?)"
+        ) from None
     if not isinstance(body, dict):
         raise bad(f"a JSON {type(body).__name__}, not an object")
     entries = body.get("entries", [])
@@ -246,11 +306,19 @@ def _line(entry: object, index: int, bad: Callable[[str], ObservationError]) -> 
         if not isinstance(payload, dict):
             raise bad(f"entry {index} with a jsonPayload that is not an object")
         message = payload.get("message")
-        text, source = (message, "message") if isinstance(message, str) else (json.dumps(payload, sort_keys=True), "json")
+        text, source = (
+            (message, "message") if isinstance(message, str) else (json.dumps(payload, sort_keys=True), "json")
+        )
     else:
         text, source = "", "none"  # request logs and protoPayload entries carry no application text
-    return LogLine(timestamp=moment.astimezone(timezone.utc), severity=severity, text=text, revision=revision,
-                   log_name=log_name, payload=source)
+    return LogLine(
+        timestamp=moment.astimezone(timezone.utc),
+        severity=severity,
+        text=text,
+        revision=revision,
+        log_name=log_name,
+        payload=source,
+    )
 
 
 # --- what the log checks read, batched across revisions and services ---------------------------
@@ -309,14 +377,16 @@ def settle(question: LogQuestion, listing: Listing) -> object:
     revisions = set(question.revisions)
     since = question.scope.since
     read = [*listing.lines, listing.beyond] if listing.beyond is not None else listing.lines
-    matching = [line for line in read if line.revision in revisions and line.timestamp >= since and question.matches(line)]
+    matching = [
+        line for line in read if line.revision in revisions and line.timestamp >= since and question.matches(line)
+    ]
     whole_window = listing.complete or (bool(read) and read[-1].timestamp < since)
     if question.limit is None:
         if matching:
             return matching[0]
         return None if whole_window else _UNSETTLED
     if len(matching) > question.limit:
-        return Listing(matching[:question.limit], complete=False, limit=question.limit)
+        return Listing(matching[: question.limit], complete=False, limit=question.limit)
     return Listing(matching, complete=True, limit=question.limit) if whole_window else _UNSETTLED
 
 
@@ -355,24 +425,47 @@ class LogBatch:
     # --- the questions ------------------------------------------------------------------------
     def _ask(self, scope: LogScope) -> dict[tuple, LogQuestion]:
         service, serving = scope.service, scope.serving
-        questions = {(service, "boot"): LogQuestion(
-            f"the boot-error lines of {service}", scope, scope.covered, pattern_filter(BOOT_ERROR_PATTERNS),
-            _matching_any(BOOT_ERROR_PATTERNS), self.max_entries)}
+        questions = {
+            (service, "boot"): LogQuestion(
+                f"the boot-error lines of {service}",
+                scope,
+                scope.covered,
+                pattern_filter(BOOT_ERROR_PATTERNS),
+                _matching_any(BOOT_ERROR_PATTERNS),
+                self.max_entries,
+            )
+        }
         for revision in serving:
             questions[(service, "latest", revision)] = LogQuestion(
-                f"the latest log line of {revision}", scope, (revision,), "", lambda line: True, None)
+                f"the latest log line of {revision}", scope, (revision,), "", lambda line: True, None
+            )
         request_log = f"projects/{self.reader.project}/logs/{REQUEST_LOG}"
         questions[(service, "info")] = LogQuestion(
-            f"the INFO logs of {service}", scope, serving, f"severity=INFO AND logName!={quote(request_log)}",
-            lambda line: line.severity == "INFO" and line.log_name != request_log, None)
+            f"the INFO logs of {service}",
+            scope,
+            serving,
+            f"severity=INFO AND logName!={quote(request_log)}",
+            lambda line: line.severity == "INFO" and line.log_name != request_log,
+            None,
+        )
         if scope.heartbeat is not None:
             spec = scope.heartbeat
             questions[(service, "forbidden")] = LogQuestion(
-                f"the old-format heartbeat lines of {service}", scope, serving, pattern_filter(spec.forbidden),
-                _matching_any(spec.forbidden), self.max_entries)
+                f"the old-format heartbeat lines of {service}",
+                scope,
+                serving,
+                pattern_filter(spec.forbidden),
+                _matching_any(spec.forbidden),
+                self.max_entries,
+            )
             questions[(service, "expected")] = LogQuestion(
-                f"the latest heartbeat line of {service}", scope, serving, pattern_filter([spec.expected]),
-                _matching_any([spec.expected]), None)
+                f"the latest heartbeat line of {service}",
+                scope,
+                serving,
+                pattern_filter([spec.expected]),
+                _matching_any([spec.expected]),
+                None,
+            )
         return questions
 
     def question(self, *key) -> LogQuestion:
@@ -386,8 +479,9 @@ class LogBatch:
                 break
             listing = self._stage(stage)
             if isinstance(listing, ObservationError):
-                raise ObservationError(question.what, listing.reason, permission=listing.permission,
-                                       hint=listing.hint) from listing
+                raise ObservationError(
+                    question.what, listing.reason, permission=listing.permission, hint=listing.hint
+                ) from listing
             if listing is None:
                 continue
             answer = settle(question, listing)
@@ -398,10 +492,12 @@ class LogBatch:
     def _alone(self, question: LogQuestion):
         allowed = set(question.revisions)
         if question.limit is None:
-            return self.reader.latest(question.filter(self.reader.project), what=question.what,
-                                      allowed_revisions=allowed)
-        return self.reader.lines(question.filter(self.reader.project), what=question.what, limit=question.limit,
-                                 allowed_revisions=allowed)
+            return self.reader.latest(
+                question.filter(self.reader.project), what=question.what, allowed_revisions=allowed
+            )
+        return self.reader.lines(
+            question.filter(self.reader.project), what=question.what, limit=question.limit, allowed_revisions=allowed
+        )
 
     def _stage(self, stage: str) -> Listing | ObservationError | None:
         with self._locks[stage]:
@@ -417,8 +513,11 @@ class LogBatch:
             questions, condition = list(self._questions.values()), ""
         else:
             head = self._stages.get("every line")
-            questions = [q for q in self._questions.values() if q.limit is not None
-                         and (not isinstance(head, Listing) or settle(q, head) is _UNSETTLED)]
+            questions = [
+                q
+                for q in self._questions.values()
+                if q.limit is not None and (not isinstance(head, Listing) or settle(q, head) is _UNSETTLED)
+            ]
             if not questions:
                 return None
             conditions = list(dict.fromkeys(q.condition for q in questions))
@@ -428,17 +527,26 @@ class LogBatch:
         since = min(q.scope.since for q in questions)
         filter_ = batch_filter(services, revisions, since, condition)
         named = services[0] if len(services) == 1 else f"{len(services)} services ({services[0]}, ...)"
-        what = f"the log lines of {named}" if stage == "every line" else f"the boot-error and old-heartbeat lines of {named}"
+        what = (
+            f"the log lines of {named}"
+            if stage == "every line"
+            else f"the boot-error and old-heartbeat lines of {named}"
+        )
         return self.reader.lines(filter_, what=what, limit=self.max_entries, allowed_revisions=set(revisions))
 
 
 def batch_filter(services: list[str], revisions: list[str], since: datetime, condition: str = "") -> str:
     """Every line of these revisions of these services since `since` (and matching `condition`)."""
+
     def one_of(values: list[str]) -> str:
         return quote(values[0]) if len(values) == 1 else "(" + " OR ".join(quote(v) for v in values) + ")"
 
-    terms = ['resource.type="cloud_run_revision"', f"resource.labels.service_name={one_of(services)}",
-             f"timestamp>={quote(_timestamp(since))}", f"resource.labels.revision_name={one_of(revisions)}"]
+    terms = [
+        'resource.type="cloud_run_revision"',
+        f"resource.labels.service_name={one_of(services)}",
+        f"timestamp>={quote(_timestamp(since))}",
+        f"resource.labels.revision_name={one_of(revisions)}",
+    ]
     if condition:
         terms.append(condition)
     return " AND ".join(terms)
@@ -453,7 +561,11 @@ def batches(reader: LogReader, scopes: list[LogScope], *, max_entries: int = DEF
     """Scopes grouped, in order, into LogBatches whose longest filter stays within MAX_BATCH_FILTER."""
     groups: list[list[LogScope]] = []
     for scope in scopes:
-        if groups and len(groups[-1]) < MAX_BATCH_SERVICES and _longest_filter([*groups[-1], scope]) <= MAX_BATCH_FILTER:
+        if (
+            groups
+            and len(groups[-1]) < MAX_BATCH_SERVICES
+            and _longest_filter([*groups[-1], scope]) <= MAX_BATCH_FILTER
+        ):
             groups[-1].append(scope)
         else:
             groups.append([scope])
@@ -462,11 +574,15 @@ def batches(reader: LogReader, scopes: list[LogScope], *, max_entries: int = DEF
 
 def _longest_filter(scopes: list[LogScope]) -> int:
     """The length of a batch's longest filter: its patterns stage asking for every pattern."""
-    patterns = [pattern_filter(BOOT_ERROR_PATTERNS)] + [pattern_filter(scope.heartbeat.forbidden)
-                                                        for scope in scopes if scope.heartbeat]
+    patterns = [pattern_filter(BOOT_ERROR_PATTERNS)] + [
+        pattern_filter(scope.heartbeat.forbidden) for scope in scopes if scope.heartbeat
+    ]
     condition = "(" + " OR ".join(dict.fromkeys(patterns)) + ")"
-    return len(batch_filter([s.service for s in scopes], [r for s in scopes for r in s.covered],
-                            min(s.since for s in scopes), condition))
+    return len(
+        batch_filter(
+            [s.service for s in scopes], [r for s in scopes for r in s.covered], min(s.since for s in scopes), condition
+        )
+    )
 
 
 class RevisionLogs:
@@ -475,9 +591,19 @@ class RevisionLogs:
     share them and a failure is asked once, and through the service's LogBatch, so that one
     listing answers what it can for every service of the batch (see LogBatch)."""
 
-    def __init__(self, reader: LogReader, service: str, *, serving: list[str], newest: str, since: datetime,
-                 max_entries: int = DEFAULT_MAX_ENTRIES, heartbeat: HeartbeatLogSpec | None = None,
-                 remember: Callable[[tuple, Callable[[], T]], T] | None = None, batch: LogBatch | None = None):
+    def __init__(
+        self,
+        reader: LogReader,
+        service: str,
+        *,
+        serving: list[str],
+        newest: str,
+        since: datetime,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        heartbeat: HeartbeatLogSpec | None = None,
+        remember: Callable[[tuple, Callable[[], T]], T] | None = None,
+        batch: LogBatch | None = None,
+    ):
         self.reader = reader
         self.service = service
         self.serving = serving
@@ -495,8 +621,10 @@ class RevisionLogs:
     def boot(self) -> BootLogs:
         def read() -> BootLogs:
             errors = self.batch.answer(self.batch.question(self.service, "boot"))
-            latest = {revision: self.batch.answer(self.batch.question(self.service, "latest", revision))
-                      for revision in self.serving}
+            latest = {
+                revision: self.batch.answer(self.batch.question(self.service, "latest", revision))
+                for revision in self.serving
+            }
             return BootLogs(errors, latest)
 
         return self._remember(("logs", self.service, "boot"), read)
@@ -506,12 +634,15 @@ class RevisionLogs:
             batch = self.batch
             if spec != self.log_scope.heartbeat:  # a custom check's own format: a batch of its own
                 batch = LogBatch(self.reader, [replace(self.log_scope, heartbeat=spec)], max_entries=self.max_entries)
-            return HeartbeatLogs(batch.answer(batch.question(self.service, "forbidden")),
-                                 batch.answer(batch.question(self.service, "expected")))
+            return HeartbeatLogs(
+                batch.answer(batch.question(self.service, "forbidden")),
+                batch.answer(batch.question(self.service, "expected")),
+            )
 
         return self._remember(("logs", self.service, "heartbeats", spec.expected, tuple(spec.forbidden)), read)
 
     def info_line(self) -> LogLine | None:
         """The latest INFO line of a serving revision that is not a request log."""
-        return self._remember(("logs", self.service, "info"),
-                              lambda: self.batch.answer(self.batch.question(self.service, "info")))
+        return self._remember(
+            ("logs", self.service, "info"), lambda: self.batch.answer(self.batch.question(self.service, "info"))
+        )

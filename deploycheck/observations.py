@@ -17,8 +17,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from .errors import ObservationError
 
@@ -28,8 +29,9 @@ DEFAULT_READ_AHEAD = 8  # background reads at once: enough to hide latency, few 
 
 
 class ObservationCache:
-    def __init__(self, *, budget_s: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 read_ahead: int = 0):
+    def __init__(
+        self, *, budget_s: float | None = None, clock: Callable[[], float] = time.monotonic, read_ahead: int = 0
+    ):
         self._clock = clock
         self._budget_s = budget_s
         self._deadline = clock() + budget_s if budget_s is not None else None
@@ -77,8 +79,11 @@ class ObservationCache:
 
     def _read(self, key: tuple, fact: Future, fetch: Callable[[], T]) -> None:
         if self._deadline is not None and self._clock() >= self._deadline:
-            fact.set_exception(ObservationError(" ".join(map(str, key)),
-                                                f"the run's --budget of {self._budget_s:g}s is spent before it was read"))
+            fact.set_exception(
+                ObservationError(
+                    " ".join(map(str, key)), f"the run's --budget of {self._budget_s:g}s is spent before it was read"
+                )
+            )
             return
         try:
             fact.set_result(fetch())
@@ -114,7 +119,7 @@ class ObservationCache:
                 return
             try:
                 task()
-            except BaseException:  # noqa: BLE001 - kept in the facts (see prefetch); nothing to do here
+            except BaseException:
                 pass
 
     def close(self) -> None:

@@ -40,7 +40,7 @@ def resource_key(nodeid: str) -> str:
     -> `svc`); a test without parameters is a resource of its own. xdist's `@group` suffix is ignored."""
     nodeid = nodeid.rsplit("@", 1)[0] if nodeid.rfind("@") > nodeid.rfind("]") else nodeid
     if nodeid.endswith("]") and "[" in nodeid:
-        return nodeid[nodeid.index("[") + 1:-1]
+        return nodeid[nodeid.index("[") + 1 : -1]
     return nodeid
 
 
@@ -55,9 +55,7 @@ def is_project_wide(item: pytest.Item) -> bool:
     if callspec is None:
         return True
     params = callspec.params
-    if any(params.get(name) is not None for name in RESOURCE_PARAMS):
-        return False
-    return True
+    return not any(params.get(name) is not None for name in RESOURCE_PARAMS)
 
 
 @dataclass(frozen=True)
@@ -89,10 +87,11 @@ def parse_shard(option: str | None, environ: dict[str, str] | None = None) -> Sh
     index, count = environ.get(TASK_INDEX_ENV), environ.get(TASK_COUNT_ENV)
     if index is None and count is None:
         return None
-    if index is None or count is None or not index.isdigit() or not count.isdigit() \
-            or not 0 <= int(index) < int(count):
-        raise pytest.UsageError(f"{TASK_INDEX_ENV}={index!r} and {TASK_COUNT_ENV}={count!r}: expected a task index "
-                                f"0..N-1 and a task count N (as a Cloud Run job sets them), or pass --shard K/N")
+    if index is None or count is None or not index.isdigit() or not count.isdigit() or not 0 <= int(index) < int(count):
+        raise pytest.UsageError(
+            f"{TASK_INDEX_ENV}={index!r} and {TASK_COUNT_ENV}={count!r}: expected a task index "
+            f"0..N-1 and a task count N (as a Cloud Run job sets them), or pass --shard K/N"
+        )
     return Shard(int(index), int(count), f"{TASK_INDEX_ENV}={index} {TASK_COUNT_ENV}={count}")
 
 
@@ -119,11 +118,21 @@ def shard_record(config: pytest.Config) -> dict | None:
         inventory = hashlib.sha256(Path(session.inventory.source).read_bytes()).hexdigest()
     except OSError:
         inventory = None
-    return {"index": shard.index + 1, "count": shard.count, "from": shard.source, "run": run, "run_from": variable,
-            "inventory_sha256": inventory,
-            "selection": {"markexpr": config.option.markexpr or "", "keyword": config.option.keyword or "",
-                          "services": list(config.getoption("--service")), "jobs": list(config.getoption("--job")),
-                          "expect_commit": config.getoption("--expect-commit")}}
+    return {
+        "index": shard.index + 1,
+        "count": shard.count,
+        "from": shard.source,
+        "run": run,
+        "run_from": variable,
+        "inventory_sha256": inventory,
+        "selection": {
+            "markexpr": config.option.markexpr or "",
+            "keyword": config.option.keyword or "",
+            "services": list(config.getoption("--service")),
+            "jobs": list(config.getoption("--job")),
+            "expect_commit": config.getoption("--expect-commit"),
+        },
+    }
 
 
 # --- the pytest hooks (registered in a deploycheck run) ------------------------------------------

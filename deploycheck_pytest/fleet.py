@@ -35,8 +35,15 @@ from deploycheck.observations import ObservationCache
 
 from .distribute import keeps_on_worker, worker_share
 
-SERVICE_FACTS = {"service_state", "newest_revision", "serving_revisions", "serving_revision", "service_revisions",
-                 "serving_images", "image_digest"}
+SERVICE_FACTS = {
+    "service_state",
+    "newest_revision",
+    "serving_revisions",
+    "serving_revision",
+    "service_revisions",
+    "serving_images",
+    "image_digest",
+}
 
 
 def expected_pages(count: int) -> int:
@@ -56,8 +63,16 @@ def resources_of(items: list[pytest.Item], kind: str) -> list:
 
 
 class Fleet:
-    def __init__(self, *, config: pytest.Config, items: list[pytest.Item] | None, observations: ObservationCache,
-                 cloudrun_in, inventory: Inventory, wait: bool):
+    def __init__(
+        self,
+        *,
+        config: pytest.Config,
+        items: list[pytest.Item] | None,
+        observations: ObservationCache,
+        cloudrun_in,
+        inventory: Inventory,
+        wait: bool,
+    ):
         self.config = config
         self.observations = observations
         self.cloudrun_in = cloudrun_in  # region -> CloudRunReader
@@ -67,16 +82,23 @@ class Fleet:
         self.services: list[ServiceSpec] = resources_of(items or [], "service")
         self.jobs: list[JobSpec] = resources_of(items or [], "job")
         known = items is not None
-        self._list_services = {region: known and not wait and sum(1 for s in self.services if s.region == region)
-                               > expected_pages(sum(1 for s in inventory.services if s.region == region))
-                               for region in {s.region for s in self.services}}
-        self._list_jobs = {region: known and sum(1 for j in self.jobs if j.region == region)
-                           > expected_pages(sum(1 for j in inventory.jobs if j.region == region))
-                           for region in {j.region for j in self.jobs}}
+        self._list_services = {
+            region: known
+            and not wait
+            and sum(1 for s in self.services if s.region == region)
+            > expected_pages(sum(1 for s in inventory.services if s.region == region))
+            for region in {s.region for s in self.services}
+        }
+        self._list_jobs = {
+            region: known
+            and sum(1 for j in self.jobs if j.region == region)
+            > expected_pages(sum(1 for j in inventory.jobs if j.region == region))
+            for region in {j.region for j in self.jobs}
+        }
         self.batch_logs = known and not wait
 
     @classmethod
-    def for_session(cls, config: pytest.Config, session_items: list[pytest.Item], **readers) -> "Fleet":
+    def for_session(cls, config: pytest.Config, session_items: list[pytest.Item], **readers) -> Fleet:
         share = worker_share(config)
         if hasattr(config, "workerinput") and share is None:
             items = None  # xdist hands this worker tests as it goes: its share is not known
@@ -94,6 +116,7 @@ class Fleet:
     def listed_services(self, region: str) -> list[ServiceState]:
         """services.list of the region, once; when this process lists that region's services, each
         listed service is also the answer to its services.get (else each is read by name)."""
+
         def read() -> list[ServiceState]:
             services = self.cloudrun_in(region).services()
             if self.lists_services(region):
@@ -114,8 +137,10 @@ class Fleet:
         return self.observations.get(("jobs.list", region), read)
 
     def deployed(self, region: str) -> dict[str, list[str]]:
-        return {"services": [state.name for state in self.listed_services(region)],
-                "jobs": [state.name for state in self.listed_jobs(region)]}
+        return {
+            "services": [state.name for state in self.listed_services(region)],
+            "jobs": [state.name for state in self.listed_jobs(region)],
+        }
 
     def service(self, region: str, name: str) -> ServiceState:
         if self.lists_services(region):
@@ -144,23 +169,28 @@ class Fleet:
             return self.observations.get(("revisions", region, service), lambda: [])  # listed none: it has none
         if not self.wait:
             self.service(region, service)
-        return self.observations.get(("revisions", region, service),
-                                     lambda: self.cloudrun_in(region).revisions(service))
+        return self.observations.get(
+            ("revisions", region, service), lambda: self.cloudrun_in(region).revisions(service)
+        )
 
     def revision(self, region: str, service: str, name: str) -> RevisionState:
         """One revision the service names (serving or newest), as its listing holds it. A listing
         read after the service that lacks it is an incomplete answer, an error; only a service
         read by name after the region's listing (created since) has its revisions read by name."""
+
         def read() -> RevisionState:
             listed = next((revision for revision in self.revisions(region, service) if revision.name == name), None)
             if listed is not None:
                 return listed
-            if self.wait or (self.lists_services(region)
-                             and not any(state.name == service for state in self.listed_services(region))):
+            if self.wait or (
+                self.lists_services(region) and not any(state.name == service for state in self.listed_services(region))
+            ):
                 return self.cloudrun_in(region).revision(service, name)  # newer than the listing
-            raise ObservationError(f"revision {name} of {service}",
-                                   f"Cloud Run revisions.list answered no revision named {name}, though the "
-                                   f"service, read before the listing, names it: the listing is incomplete")
+            raise ObservationError(
+                f"revision {name} of {service}",
+                f"Cloud Run revisions.list answered no revision named {name}, though the "
+                f"service, read before the listing, names it: the listing is incomplete",
+            )
 
         return self.observations.get(("revision", region, service, name), read)
 
@@ -179,6 +209,7 @@ class Fleet:
     # --- logs -------------------------------------------------------------------------------------
     def log_scope(self, spec: ServiceSpec) -> LogScope:
         """The service's revisions whose logs its checks read, and since when (read once)."""
+
         def scope() -> LogScope:
             state = self.service(spec.region, spec.name)
             serving = self.serving_revisions(spec.region, state)
@@ -188,9 +219,11 @@ class Fleet:
             revisions = [*serving, newest]
             undated = [r.name for r in revisions if not r.create_time]
             if undated and hours is None:
-                raise ObservationError(f"the log window of {spec.name}",
-                                       f"revision {', '.join(undated)} reports no createTime, so nothing says since "
-                                       "when its logs must be read; pass --log-window HOURS")
+                raise ObservationError(
+                    f"the log window of {spec.name}",
+                    f"revision {', '.join(undated)} reports no createTime, so nothing says since "
+                    "when its logs must be read; pass --log-window HOURS",
+                )
             created = min((r.create_time for r in revisions if r.create_time), default=now)
             since = created if hours is None else max(created, now - timedelta(hours=hours))
             return LogScope(spec.name, tuple(r.name for r in serving), newest.name, since, spec.heartbeat_log)
@@ -201,12 +234,21 @@ class Fleet:
         scope = self.log_scope(spec)
         max_entries = self.config.getoption("--max-log-entries")
         batch = self._log_batches(log_reader, max_entries).get((spec.region, spec.name)) if self.batch_logs else None
-        return RevisionLogs(log_reader, spec.name, serving=list(scope.serving), newest=scope.newest, since=scope.since,
-                            max_entries=max_entries, heartbeat=scope.heartbeat, remember=self.observations.get,
-                            batch=batch)
+        return RevisionLogs(
+            log_reader,
+            spec.name,
+            serving=list(scope.serving),
+            newest=scope.newest,
+            since=scope.since,
+            max_entries=max_entries,
+            heartbeat=scope.heartbeat,
+            remember=self.observations.get,
+            batch=batch,
+        )
 
     def _log_batches(self, log_reader, max_entries: int) -> dict[tuple[str, str], LogBatch]:
         """Every service of this process whose log scope could be read, batched by region (once)."""
+
         def plan() -> dict[tuple[str, str], LogBatch]:
             planned: dict[tuple[str, str], LogBatch] = {}
             for region in dict.fromkeys(spec.region for spec in self.services):
@@ -227,8 +269,10 @@ class Fleet:
     @functools.cached_property
     def _log_checked(self) -> set[str]:
         """The services whose log facts a check of this process reads."""
-        return {entry.name for entry in resources_of([i for i in self.items or [] if "revision_logs" in i.fixturenames],
-                                                      "service")}
+        return {
+            entry.name
+            for entry in resources_of([i for i in self.items or [] if "revision_logs" in i.fixturenames], "service")
+        }
 
     # --- reading ahead ------------------------------------------------------------------------------
     def read_ahead(self, request: pytest.FixtureRequest) -> None:
@@ -249,14 +293,16 @@ class Fleet:
         for region in dict.fromkeys(spec.region for spec in self.jobs):
             if self.lists_jobs(region):
                 submit(lambda region=region: self.listed_jobs(region))
-        for item in self.items:
-            scope = getattr(item, "callspec", None) and item.callspec.params.get("project_scope")
-            if scope and "deployed" in item.fixturenames:
-                submit(lambda region=scope.rsplit("/", 1)[-1]: self.deployed(region))
+        for scope in _params(self.items, "project_scope", needing="deployed"):
+            region = scope.rsplit("/", 1)[-1]
+            submit(lambda region=region: self.deployed(region))
         for spec in self.services:
             submit(lambda spec=spec: self._service_facts(spec))
-        registry = _reader(request, "registry") if wanted("tag_digest", "running_image_config", "job_image_digest",
-                                                            "job_expected_digest") else None
+        registry = (
+            _reader(request, "registry")
+            if wanted("tag_digest", "running_image_config", "job_image_digest", "job_expected_digest")
+            else None
+        )
         if registry is not None:
             for spec in self.services:
                 submit(lambda spec=spec: self._image_facts(spec, registry))
@@ -266,11 +312,15 @@ class Fleet:
                 for spec in self.services:
                     if spec.code:
                         submit(lambda spec=spec: self._code_facts(spec, registry, reader))
-        if wanted("heartbeat_scan"):
-            heartbeats = _reader(request, "heartbeat_reader")
-            if heartbeats is not None:
-                collection = self.inventory.heartbeats.collection
-                submit(lambda: self.observations.get(("heartbeats", collection), lambda: heartbeats.scan(collection)))
+        collections = _params(self.items, "heartbeat_collection", needing="heartbeat_scan")
+        heartbeats = _reader(request, "heartbeat_reader") if collections else None
+        if heartbeats is not None:
+            for collection in collections:
+                submit(
+                    lambda collection=collection: self.observations.get(
+                        ("heartbeats", collection), lambda: heartbeats.scan(collection)
+                    )
+                )
         iam = _reader(request, "iam") if wanted("iam_roles", "iam_hierarchy") else None
         if iam is not None:
             for spec in self.services:
@@ -314,8 +364,12 @@ class Fleet:
         running = self._running_digest(spec)
         if running:
             _read(reader, self.observations, spec.image.with_digest(running), paths)
-        _read(reader, self.observations, spec.image.with_digest(resolved_digest(registry, self.observations, spec.image)),
-              paths)
+        _read(
+            reader,
+            self.observations,
+            spec.image.with_digest(resolved_digest(registry, self.observations, spec.image)),
+            paths,
+        )
 
     def _iam_facts(self, spec: ServiceSpec, iam) -> None:
         from .fixtures.observe import iam_roles_of
@@ -342,6 +396,16 @@ class Fleet:
         if spec.heartbeat_log:
             logs.heartbeats(spec.heartbeat_log)
         logs.info_line()
+
+
+def _params(items: list[pytest.Item], name: str, *, needing: str) -> list[str]:
+    """The values of parameter `name` of the items that use fixture `needing`, once each."""
+    values = (
+        getattr(item, "callspec", None) and item.callspec.params.get(name)
+        for item in items
+        if needing in item.fixturenames
+    )
+    return list(dict.fromkeys(value for value in values if value))
 
 
 def _reader(request: pytest.FixtureRequest, name: str):

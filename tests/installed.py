@@ -33,16 +33,41 @@ def install_copy(work: Path, repo: Path = REPO) -> Path:
             shutil.copytree(repo / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(repo / name, source / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(source)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(source)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     [wheel] = wheels.glob("deploycheck-*.whl")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     (site / "zz-deploycheck-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--quiet",
-                    "--ignore-installed", str(wheel)], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--quiet",
+            "--ignore-installed",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return python
 
 
@@ -55,7 +80,7 @@ def project(directory: Path) -> Path:
 
 
 # Run inside the installed copy: which deploycheck modules the assertion rewriter loaded.
-LOADERS_PROBE = '''
+LOADERS_PROBE = """
 import json, sys
 import pytest
 from _pytest.assertion.rewrite import AssertionRewritingHook
@@ -75,4 +100,4 @@ class Probe:
 
 
 sys.exit(pytest.main(sys.argv[1:], plugins=[Probe()]))
-'''
+"""

@@ -11,13 +11,14 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from conftest import findings_for
 from deploycheck.__main__ import main
 from deploycheck.cloudrun import JobState, ServiceState
 from deploycheck.iam import Binding, IamPolicy
 from deploycheck.inventory import load_inventory
 from deploycheck.inventory.draft import Fleet
 from deploycheck.inventory_import import draft_inventory
+
+from conftest import findings_for
 
 PROJECT, REGION = "nba-props-platform", "us-west2"
 NOW = datetime(2026, 2, 1, tzinfo=timezone.utc)
@@ -30,8 +31,21 @@ def import_from(sandboxes, scenario: str, output, monkeypatch, *extra: str) -> t
     info = sandboxes.info(scenario)
     monkeypatch.setenv("DEPLOYCHECK_SANDBOX_STATE", str(sandboxes.state_file(scenario)))
     httpx.delete(f"{info.api_url}/_sandbox/calls")
-    code = main(["inventory", "import", "--project", PROJECT, "--region", REGION, "--target", f"sandbox:{scenario}",
-                 "-o", str(output), *extra])
+    code = main(
+        [
+            "inventory",
+            "import",
+            "--project",
+            PROJECT,
+            "--region",
+            REGION,
+            "--target",
+            f"sandbox:{scenario}",
+            "-o",
+            str(output),
+            *extra,
+        ]
+    )
     return code, httpx.get(f"{info.api_url}/_sandbox/calls").json()
 
 
@@ -41,8 +55,11 @@ def test_imported_from_healthy_the_whole_suite_is_green(suite, sandboxes, tmp_pa
     assert code == 0
     # Read-only, one list call per resource type, the project's policy, nothing per resource.
     assert calls["write_attempts"] == []
-    assert calls["calls"] == {"GET /v2/projects/*/locations/*/services": 1, "GET /v2/projects/*/locations/*/jobs": 1,
-                              "POST /*/projects/*": 1}  # getIamPolicy
+    assert calls["calls"] == {
+        "GET /v2/projects/*/locations/*/services": 1,
+        "GET /v2/projects/*/locations/*/jobs": 1,
+        "POST /*/projects/*": 1,
+    }  # getIamPolicy
     inventory = load_inventory(output)
     assert inventory.registry == "us-west2-docker.pkg.dev/nba-props-platform/nba-props"
     assert len(inventory.services) == 6 and len(inventory.jobs) == 21
@@ -61,8 +78,17 @@ def test_imported_from_healthy_the_whole_suite_is_green(suite, sandboxes, tmp_pa
     assert result.ret == 0, result.stdout.str()
     report = suite.report()
     assert report["summary"]["fail"] == report["summary"]["error"] == 0
-    assert {f["check"] for f in report["findings"]} >= {"traffic", "rollout", "digest", "commit", "boot",
-                                                         "log-visibility", "iam", "stale-jobs", "orphans"}
+    assert {f["check"] for f in report["findings"]} >= {
+        "traffic",
+        "rollout",
+        "digest",
+        "commit",
+        "boot",
+        "log-visibility",
+        "iam",
+        "stale-jobs",
+        "orphans",
+    }
     # What an import cannot see is listed, not passed.
     assert {e["check"] for e in report["not_configured"]} == {"code", "heartbeat-log", "heartbeat-docs"}
 
@@ -81,8 +107,9 @@ def test_imported_from_the_incident_the_stale_jobs_and_the_orphan_still_show(sui
 
     monkeypatch.delenv("DEPLOYCHECK_SANDBOX_STATE")
     suite.reuse_sandbox("incident")
-    result = suite.run("--inventory", str(output), "--target", "sandbox:incident", "--report-dir", "out", "-n", "2",
-                       "-m", "drift")
+    result = suite.run(
+        "--inventory", str(output), "--target", "sandbox:incident", "--report-dir", "out", "-n", "2", "-m", "drift"
+    )
     assert result.ret == 1
     report = suite.report()
     stale = [f for f in report["findings"] if f["check"] == "stale-jobs"]
@@ -111,10 +138,16 @@ def test_without_output_the_draft_is_printed(sandboxes, monkeypatch, capsys, tmp
     assert load_inventory(tmp_path / "printed.yaml").service_names()[0] == "nba-phase2-raw-processors"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--project", "X", "--region", REGION], "--project 'X': not a project id"),
-    (["--project", PROJECT, "--region", REGION, "--target", "sandbox:auto"], "sandbox:auto is generated from an inventory"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--project", "X", "--region", REGION], "--project 'X': not a project id"),
+        (
+            ["--project", PROJECT, "--region", REGION, "--target", "sandbox:auto"],
+            "sandbox:auto is generated from an inventory",
+        ),
+    ],
+)
 def test_bad_arguments_are_bad_usage(args, message, capsys):
     assert main(["inventory", "import", *args]) == 4
     assert message in capsys.readouterr().err
@@ -124,20 +157,46 @@ def test_bad_arguments_are_bad_usage(args, message, capsys):
 
 
 def service(name, image, account="", labels=None):
-    return ServiceState(name=name, uri="", generation=1, observed_generation=1, reconciling=False,
-                        latest_ready_revision=f"{name}-1", latest_created_revision=f"{name}-1", traffic=(),
-                        labels=labels or {}, template_image=image, terminal_state="CONDITION_SUCCEEDED",
-                        terminal_message="", template_service_account=account)
+    return ServiceState(
+        name=name,
+        uri="",
+        generation=1,
+        observed_generation=1,
+        reconciling=False,
+        latest_ready_revision=f"{name}-1",
+        latest_created_revision=f"{name}-1",
+        traffic=(),
+        labels=labels or {},
+        template_image=image,
+        terminal_state="CONDITION_SUCCEEDED",
+        terminal_message="",
+        template_service_account=account,
+    )
 
 
 def job(name, image, executions=1, age_days=10):
-    return JobState(name=name, image=image, service_account="", labels={}, create_time=NOW - timedelta(days=age_days),
-                    update_time=None, execution_count=executions, last_execution="", last_execution_time=None)
+    return JobState(
+        name=name,
+        image=image,
+        service_account="",
+        labels={},
+        create_time=NOW - timedelta(days=age_days),
+        update_time=None,
+        execution_count=executions,
+        last_execution="",
+        last_execution_time=None,
+    )
 
 
 def draft(tmp_path, services, jobs, bindings=(), effective=None):
-    fleet = Fleet(project="acme-shop-prod", region="europe-west1", services=services, jobs=jobs,
-                  policy=IamPolicy("projects/acme-shop-prod", tuple(bindings)), effective_accounts=effective or {})
+    fleet = Fleet(
+        project="acme-shop-prod",
+        region="europe-west1",
+        services=services,
+        jobs=jobs,
+        policy=IamPolicy("projects/acme-shop-prod", tuple(bindings)),
+        effective_accounts=effective or {},
+    )
     text = draft_inventory(fleet, NOW)
     path = tmp_path / "draft.yaml"
     path.write_text(text)
@@ -146,14 +205,22 @@ def draft(tmp_path, services, jobs, bindings=(), effective=None):
 
 def test_own_images_tags_digests_default_accounts_and_conditional_roles(tmp_path):
     sa = "checkout@acme-shop-prod.iam.gserviceaccount.com"
-    text, inventory = draft(tmp_path, [
-        service("checkout", f"{AR}/checkout:v42", account=sa),
-        service("catalog", f"{AR}/catalog@sha256:{'a' * 64}"),
-        service("web", f"europe-docker.pkg.dev/shared-images/web/web:latest", account=sa),
-    ], [job("export", f"{AR}/exporter:2024-10"), job("reindex", f"{AR}/catalog:latest")], bindings=[
-        Binding("roles/datastore.user", (f"serviceAccount:{sa}",)),
-        Binding("roles/pubsub.publisher", (f"serviceAccount:{sa}",), condition="request.time < timestamp('2027-01-01')"),
-    ], effective={"catalog": "123456789012-compute@developer.gserviceaccount.com"})
+    text, inventory = draft(
+        tmp_path,
+        [
+            service("checkout", f"{AR}/checkout:v42", account=sa),
+            service("catalog", f"{AR}/catalog@sha256:{'a' * 64}"),
+            service("web", "europe-docker.pkg.dev/shared-images/web/web:latest", account=sa),
+        ],
+        [job("export", f"{AR}/exporter:2024-10"), job("reindex", f"{AR}/catalog:latest")],
+        bindings=[
+            Binding("roles/datastore.user", (f"serviceAccount:{sa}",)),
+            Binding(
+                "roles/pubsub.publisher", (f"serviceAccount:{sa}",), condition="request.time < timestamp('2027-01-01')"
+            ),
+        ],
+        effective={"catalog": "123456789012-compute@developer.gserviceaccount.com"},
+    )
     checkout, catalog, web = (inventory.service(name) for name in ("checkout", "catalog", "web"))
     assert inventory.registry == AR
     assert str(checkout.image) == f"{AR}/checkout:v42" and "GUESS: the service was deployed from :v42" in text
@@ -170,8 +237,13 @@ def test_own_images_tags_digests_default_accounts_and_conditional_roles(tmp_path
 
 
 def test_an_abandoned_job_is_left_out_and_a_recent_unrun_one_kept(tmp_path):
-    text, inventory = draft(tmp_path, [service("checkout", f"{AR}/checkout:latest")],
-                            [job("old-manual", f"{AR}/checkout:latest", executions=0, age_days=91),
-                             job("new-one", f"{AR}/checkout:latest", executions=0, age_days=3)])
+    text, inventory = draft(
+        tmp_path,
+        [service("checkout", f"{AR}/checkout:latest")],
+        [
+            job("old-manual", f"{AR}/checkout:latest", executions=0, age_days=91),
+            job("new-one", f"{AR}/checkout:latest", executions=0, age_days=3),
+        ],
+    )
     assert inventory.job_names() == ["new-one"]
     assert "#   - old-manual: never executed since it was created 91 days ago" in text

@@ -9,14 +9,24 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
-from conftest import serving
 from deploycheck.errors import ObservationError
 from deploycheck.gcall import CallPolicy
 from deploycheck.inventory import HeartbeatLogSpec
-from deploycheck.logs import (BOOT_ERROR_PATTERNS, LIMIT_OPTION, Listing, LogBatch, LogLine, LogQuestion, LogReader,
-                              LogScope, batches, settle)
+from deploycheck.logs import (
+    BOOT_ERROR_PATTERNS,
+    LIMIT_OPTION,
+    Listing,
+    LogLine,
+    LogQuestion,
+    LogReader,
+    LogScope,
+    batches,
+    settle,
+)
 from deploycheck.sandbox.apiserver import ApiState
 from deploycheck.sandbox.logstore import revision_entry
+
+from conftest import serving
 
 PROJECT, REGION = "p", "us-west2"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -28,11 +38,27 @@ def stamp(minutes_ago: float) -> str:
     return (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def entry(service: str, revision: str, minutes_ago: float, text: str = "", *, number: int, severity: str = "INFO",
-          log: str = "stdout", json: dict | None = None) -> dict:
+def entry(
+    service: str,
+    revision: str,
+    minutes_ago: float,
+    text: str = "",
+    *,
+    number: int,
+    severity: str = "INFO",
+    log: str = "stdout",
+    json: dict | None = None,
+) -> dict:
     line = {"severity": severity, "log": log, **({"json": json} if json is not None else {"text": text})}
-    return revision_entry(project=PROJECT, region=REGION, service=service, revision=revision,
-                          timestamp=stamp(minutes_ago), insert_id=f"{revision}-{number}", line=line)
+    return revision_entry(
+        project=PROJECT,
+        region=REGION,
+        service=service,
+        revision=revision,
+        timestamp=stamp(minutes_ago),
+        insert_id=f"{revision}-{number}",
+        line=line,
+    )
 
 
 def scope(service: str, *, since_minutes: float, heartbeat: HeartbeatLogSpec | None = None) -> LogScope:
@@ -61,11 +87,13 @@ def logs():
 def quiet_fleet() -> list[dict]:
     """Three quiet services: a boot error in b, an old-format heartbeat in c, INFO lines in all."""
     entries = []
-    for number, service in enumerate(("a", "b", "c")):
+    for _number, service in enumerate(("a", "b", "c")):
         revision = f"{service}-1"
-        entries += [entry(service, revision, 50, "Booting worker", number=1),
-                    entry(service, revision, 40, "Started heartbeat for p2_nba_raw.x", number=2),
-                    entry(service, revision, 5, "", number=3, log="requests")]
+        entries += [
+            entry(service, revision, 50, "Booting worker", number=1),
+            entry(service, revision, 40, "Started heartbeat for p2_nba_raw.x", number=2),
+            entry(service, revision, 5, "", number=3, log="requests"),
+        ]
     entries.append(entry("b", "b-1", 30, "ImportError: cannot import name 'firestore'", number=4, severity="ERROR"))
     entries.append(entry("c", "c-1", 20, "Started heartbeat for NbacProcessor_None_a7ac21c9", number=5))
     entries.append(entry("other", "other-1", 10, "ImportError: not ours", number=6, severity="ERROR"))
@@ -75,20 +103,26 @@ def quiet_fleet() -> list[dict]:
 def test_one_listing_answers_every_fact_of_every_quiet_service(logs):
     reader, state = logs(quiet_fleet())
     [batch] = batches(reader, [scope(s, since_minutes=60, heartbeat=HEARTBEAT) for s in ("a", "b", "c")])
-    answers = {s: {kind: batch.answer(batch.question(s, kind)) for kind in ("boot", "info", "forbidden", "expected")}
-               for s in ("a", "b", "c")}
+    answers = {
+        s: {kind: batch.answer(batch.question(s, kind)) for kind in ("boot", "info", "forbidden", "expected")}
+        for s in ("a", "b", "c")
+    }
     latest = {s: batch.answer(batch.question(s, "latest", f"{s}-1")) for s in ("a", "b", "c")}
     assert state.calls[LIST_CALLS] == 1
     assert [line.text for line in answers["b"]["boot"].lines] == ["ImportError: cannot import name 'firestore'"]
     assert answers["a"]["boot"].complete and answers["a"]["boot"].lines == []  # nothing of b's or other's leaks in
-    assert [line.text for line in answers["c"]["forbidden"].lines] == ["Started heartbeat for NbacProcessor_None_a7ac21c9"]
+    assert [line.text for line in answers["c"]["forbidden"].lines] == [
+        "Started heartbeat for NbacProcessor_None_a7ac21c9"
+    ]
     assert answers["a"]["expected"].text == "Started heartbeat for p2_nba_raw.x"
-    assert answers["a"]["info"].text == "Started heartbeat for p2_nba_raw.x"  # the newest INFO line that is no request log
+    assert (
+        answers["a"]["info"].text == "Started heartbeat for p2_nba_raw.x"
+    )  # the newest INFO line that is no request log
     assert all(line.log_name.endswith("%2Frequests") for line in latest.values())  # any line proves logs arrive
 
 
 def test_the_answers_are_those_of_each_facts_own_query(logs):
-    reader, state = logs(quiet_fleet())
+    reader, _state = logs(quiet_fleet())
     [batch] = batches(reader, [scope(s, since_minutes=60, heartbeat=HEARTBEAT) for s in ("a", "b", "c")])
     for key in batch._questions:
         question = batch.question(*key)
@@ -136,8 +170,14 @@ def test_a_line_without_application_text_never_matches_a_pattern(logs):
 
 def test_a_listing_that_cannot_be_read_is_each_facts_error_asked_once(logs):
     reader, state = logs(quiet_fleet())
-    state.faults = [{"method": "POST", "path_regex": "^/v2/entries:list", "status": 403,
-                     "message": "Permission 'logging.logEntries.list' denied"}]
+    state.faults = [
+        {
+            "method": "POST",
+            "path_regex": "^/v2/entries:list",
+            "status": 403,
+            "message": "Permission 'logging.logEntries.list' denied",
+        }
+    ]
     reader.policy = CallPolicy(deadline=2)
     [batch] = batches(reader, [scope(s, since_minutes=60) for s in ("a", "b")])
     for service in ("a", "b"):
@@ -151,8 +191,8 @@ def test_a_listing_that_cannot_be_read_is_each_facts_error_asked_once(logs):
 def test_settle_never_answers_from_a_listing_that_stops_inside_the_window():
     line = LogLine(NOW - timedelta(minutes=1), "INFO", "x", "a-1", "projects/p/logs/x")
     older = LogLine(NOW - timedelta(minutes=30), "INFO", "x", "a-1", "projects/p/logs/x")
-    question = LogQuestion("q", scope("a", since_minutes=10), ("a-1",), "", lambda l: l.severity == "ERROR", 5)
-    latest = LogQuestion("q", scope("a", since_minutes=10), ("a-1",), "", lambda l: True, None)
+    question = LogQuestion("q", scope("a", since_minutes=10), ("a-1",), "", lambda line: line.severity == "ERROR", 5)
+    latest = LogQuestion("q", scope("a", since_minutes=10), ("a-1",), "", lambda line: True, None)
     cut_inside = Listing([line], complete=False, limit=1, beyond=line)
     cut_before = Listing([line], complete=False, limit=1, beyond=older)
     assert settle(question, cut_inside) is not None and not isinstance(settle(question, cut_inside), Listing)
@@ -162,8 +202,16 @@ def test_settle_never_answers_from_a_listing_that_stops_inside_the_window():
 
 def test_batches_keep_filters_short(logs):
     reader, _ = logs([])
-    scopes = [LogScope(f"service-{n:04d}", (f"service-{n:04d}-00001-abc",), f"service-{n:04d}-00002-def",
-                       NOW - timedelta(hours=1), HEARTBEAT) for n in range(200)]
+    scopes = [
+        LogScope(
+            f"service-{n:04d}",
+            (f"service-{n:04d}-00001-abc",),
+            f"service-{n:04d}-00002-def",
+            NOW - timedelta(hours=1),
+            HEARTBEAT,
+        )
+        for n in range(200)
+    ]
     made = batches(reader, scopes)
     assert sum(len(batch.scopes) for batch in made) == 200 and len(made) >= 8
     assert [s for batch in made for s in batch.scopes.values()] == scopes  # in order, each once

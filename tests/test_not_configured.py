@@ -33,8 +33,14 @@ BUILTIN_ONLY = ("-k", "not deployed_by_script")  # the NBA platform's own check 
 
 # What the inventory above leaves unconfigured, by check id.
 EXPECTED_NOT_CONFIGURED = {
-    ("commit", "checkout"), ("commit", "catalog"), ("code", "checkout"), ("code", "catalog"),
-    ("code", "nightly-export"), ("heartbeat-log", "checkout"), ("heartbeat-log", "catalog"), ("iam", "checkout"),
+    ("commit", "checkout"),
+    ("commit", "catalog"),
+    ("code", "checkout"),
+    ("code", "catalog"),
+    ("code", "nightly-export"),
+    ("heartbeat-log", "checkout"),
+    ("heartbeat-log", "catalog"),
+    ("iam", "checkout"),
     ("heartbeat-docs", "heartbeats"),
 }
 
@@ -69,13 +75,16 @@ def test_each_unconfigured_check_says_what_the_inventory_lacks(tmp_path):
     # The NBA inventory configures everything but the heartbeat lines of the two services that log none.
     nba = load_inventory(REPO / "services.yaml")
     assert unconfigured_reason("heartbeat-log", nba.service("nba-scrapers"), nba, expect_commit=None)
-    assert all(unconfigured_reason(check, nba.service("prediction-worker"), nba, expect_commit=None) is None
-               for check in ("commit", "code", "iam", "heartbeat-log"))
+    assert all(
+        unconfigured_reason(check, nba.service("prediction-worker"), nba, expect_commit=None) is None
+        for check in ("commit", "code", "iam", "heartbeat-log")
+    )
 
 
 def test_overrides_move_the_entries_that_name_no_region_of_their_own(tmp_path):
-    inventory = load_inventory(write(tmp_path, ACME.replace("  - name: checkout\n",
-                                                            "  - name: checkout\n    region: us-east1\n")))
+    inventory = load_inventory(
+        write(tmp_path, ACME.replace("  - name: checkout\n", "  - name: checkout\n    region: us-east1\n"))
+    )
     moved = inventory.with_overrides(project="acme-shop-staging", region="europe-west4")
     assert (moved.project, moved.region) == ("acme-shop-staging", "europe-west4")
     assert moved.service("checkout").region == "us-east1"
@@ -95,9 +104,11 @@ def test_a_minimal_inventory_is_green_against_its_stand_in_and_lists_what_it_doe
     report = suite.report()
     passed = {(f["check"], f["resource"]) for f in report["findings"] if f["outcome"] == "pass"}
     assert {f["outcome"] for f in report["findings"]} == {"pass"}
-    assert passed == {(check, name) for check in ("traffic", "rollout", "digest", "boot", "log-visibility")
-                      for name in ("checkout", "catalog")} | {("iam", "catalog"), ("stale-jobs", "nightly-export"),
-                                                              ("orphans", "acme-shop-prod/europe-west1")}
+    assert passed == {
+        (check, name)
+        for check in ("traffic", "rollout", "digest", "boot", "log-visibility")
+        for name in ("checkout", "catalog")
+    } | {("iam", "catalog"), ("stale-jobs", "nightly-export"), ("orphans", "acme-shop-prod/europe-west1")}
     listed = {(entry["check"], entry["resource"]) for entry in report["not_configured"]}
     assert listed == EXPECTED_NOT_CONFIGURED
     assert not listed & passed, "a check not configured must never also pass"
@@ -116,8 +127,19 @@ def test_a_minimal_inventory_is_green_against_its_stand_in_and_lists_what_it_doe
 
 def test_not_configured_travels_from_xdist_workers_and_expect_commit_configures_commit(suite, tmp_path):
     inventory = write(tmp_path, ACME)
-    result = suite.run("--inventory", str(inventory), "--target", "sandbox:auto", "--report-dir", "out",
-                       "--expect-commit", "ce269d67a1b2", "-n", "2", *BUILTIN_ONLY)
+    result = suite.run(
+        "--inventory",
+        str(inventory),
+        "--target",
+        "sandbox:auto",
+        "--report-dir",
+        "out",
+        "--expect-commit",
+        "ce269d67a1b2",
+        "-n",
+        "2",
+        *BUILTIN_ONLY,
+    )
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     report = suite.report()
     listed = {(entry["check"], entry["resource"]) for entry in report["not_configured"]}
@@ -129,8 +151,19 @@ def test_not_configured_travels_from_xdist_workers_and_expect_commit_configures_
 
 def test_project_and_region_options_override_the_inventory_and_entries_keep_their_own_region(suite, tmp_path):
     inventory = write(tmp_path, ACME.replace("  - name: checkout\n", "  - name: checkout\n    region: us-east1\n"))
-    result = suite.run("--inventory", str(inventory), "--target", "sandbox:auto", "--report-dir", "out",
-                       "--project", "acme-shop-staging", "--region", "europe-west4", *BUILTIN_ONLY)
+    result = suite.run(
+        "--inventory",
+        str(inventory),
+        "--target",
+        "sandbox:auto",
+        "--report-dir",
+        "out",
+        "--project",
+        "acme-shop-staging",
+        "--region",
+        "europe-west4",
+        *BUILTIN_ONLY,
+    )
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     report = suite.report()
     assert (report["project"], report["region"]) == ("acme-shop-staging", "europe-west4")
@@ -146,10 +179,13 @@ def test_project_and_region_options_override_the_inventory_and_entries_keep_thei
     assert state["summary"]["target"] == "sandbox:auto"
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--region", "Europe", "--region 'Europe': not a region (expected e.g. us-west2, europe-west1)"),
-    ("--project", "x", "--project 'x': not a project id"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--region", "Europe", "--region 'Europe': not a region (expected e.g. us-west2, europe-west1)"),
+        ("--project", "x", "--project 'x': not a project id"),
+    ],
+)
 def test_a_bad_override_is_bad_usage(suite, tmp_path, option, value, message):
     result = suite.run("--inventory", str(write(tmp_path, ACME)), "--target", "sandbox:auto", option, value)
     assert result.ret == 4

@@ -98,4 +98,3 @@ def test_facts_learnt_from_a_listing_are_not_read_again():
     cache.prime(("service", "a"), "a later listing does not replace it")
     assert cache.knows(("service", "a")) and not cache.knows(("service", "b"))
     assert cache.get(("service", "a"), lambda: pytest.fail("read by name")) == "from the listing"
-

@@ -11,7 +11,6 @@ import sys
 from dataclasses import fields
 
 import pytest
-
 from installed import LOADERS_PROBE, install_copy, project
 
 from deploycheck.images import ImageLimits
@@ -36,8 +35,9 @@ def clean_env() -> dict:
 def probe(python, directory, *args) -> dict:
     script = directory / "probe.py"
     script.write_text(LOADERS_PROBE)
-    run = subprocess.run([str(python), str(script), *args], cwd=directory, env=clean_env(), capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run(
+        [str(python), str(script), *args], cwd=directory, env=clean_env(), capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     return json.loads(next(line for line in run.stdout.splitlines() if line.startswith("PROBE "))[6:])
 
@@ -57,20 +57,25 @@ def test_an_installed_copy_leaves_the_library_to_the_ordinary_importer(installed
 def test_the_plugin_alone_imports_no_library_module_and_no_client(installed):
     """Another project's tests in the same venv pay only for the options and markers."""
     python, directory = installed
-    code = ("import sys, deploycheck_pytest.plugin; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'deploycheck' or m.startswith('google.')))")
-    run = subprocess.run([str(python), "-c", code], cwd=directory, env=clean_env(), capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "import sys, deploycheck_pytest.plugin; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'deploycheck' or m.startswith('google.')))"
+    )
+    run = subprocess.run(
+        [str(python), "-c", code], cwd=directory, env=clean_env(), capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
 
 
 def test_collecting_the_checks_imports_no_google_cloud_client():
     """The client libraries come when a reader is made (a run that only collects never makes one)."""
-    code = ("import sys\n"
-            "import deploycheck.cloudrun, deploycheck.logs, deploycheck.iam, deploycheck.heartbeats\n"
-            "print(sorted(m for m in sys.modules if m.startswith(('google.cloud.run', 'google.cloud.logging', "
-            "'google.cloud.resourcemanager', 'google.cloud.firestore'))))")
+    code = (
+        "import sys\n"
+        "import deploycheck.cloudrun, deploycheck.logs, deploycheck.iam, deploycheck.heartbeats\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('google.cloud.run', 'google.cloud.logging', "
+        "'google.cloud.resourcemanager', 'google.cloud.firestore'))))"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
@@ -78,4 +83,4 @@ def test_collecting_the_checks_imports_no_google_cloud_client():
 
 def test_the_image_option_defaults_are_the_readers_defaults():
     defaults = {field.name: field.default for field in fields(ImageLimits)}
-    assert IMAGE_LIMIT_DEFAULTS == {name: defaults[name] for name in IMAGE_LIMIT_DEFAULTS}
+    assert {name: defaults[name] for name in IMAGE_LIMIT_DEFAULTS} == IMAGE_LIMIT_DEFAULTS

@@ -21,39 +21,78 @@ def finding(check: str, resource: str, outcome: Outcome = Outcome.PASS) -> Findi
     return Finding(check, resource, Severity.P1, outcome, f"{check} of {resource}", {}, None, check)
 
 
-def shard_report(directory: Path, index: int, count: int, findings: list[Finding], *, run: str = "r1",
-                 inventory: str = "abc", exit_status: int = 0, started: datetime = STARTED) -> Path:
-    report = build_report(findings, target="sandbox:incident", inventory="services.yaml", started=started,
-                          exit_status=exit_status, selection={"services": [], "jobs": []}, project="p", region="r")
-    report["shard"] = {"index": index, "count": count, "from": f"--shard {index}/{count}", "run": run,
-                       "run_from": "DEPLOYCHECK_RUN_ID", "inventory_sha256": inventory,
-                       "selection": {"markexpr": "", "keyword": "", "services": [], "jobs": [], "expect_commit": None}}
+def shard_report(
+    directory: Path,
+    index: int,
+    count: int,
+    findings: list[Finding],
+    *,
+    run: str = "r1",
+    inventory: str = "abc",
+    exit_status: int = 0,
+    started: datetime = STARTED,
+) -> Path:
+    report = build_report(
+        findings,
+        target="sandbox:incident",
+        inventory="services.yaml",
+        started=started,
+        exit_status=exit_status,
+        selection={"services": [], "jobs": []},
+        project="p",
+        region="r",
+    )
+    report["shard"] = {
+        "index": index,
+        "count": count,
+        "from": f"--shard {index}/{count}",
+        "run": run,
+        "run_from": "DEPLOYCHECK_RUN_ID",
+        "inventory_sha256": inventory,
+        "selection": {"markexpr": "", "keyword": "", "services": [], "jobs": [], "expect_commit": None},
+    }
     write_report(report, directory)
     return directory
 
 
 def two_shards(tmp_path: Path, **second) -> list[Path]:
-    return [shard_report(tmp_path / "a", 1, 2, [finding("traffic", "svc-a"), finding("orphans", "p/r")]),
-            shard_report(tmp_path / "b", 2, 2, [finding("traffic", "svc-b", Outcome.FAIL)], exit_status=1,
-                         started=STARTED + timedelta(seconds=5), **second)]
+    return [
+        shard_report(tmp_path / "a", 1, 2, [finding("traffic", "svc-a"), finding("orphans", "p/r")]),
+        shard_report(
+            tmp_path / "b",
+            2,
+            2,
+            [finding("traffic", "svc-b", Outcome.FAIL)],
+            exit_status=1,
+            started=STARTED + timedelta(seconds=5),
+            **second,
+        ),
+    ]
 
 
 def test_the_shards_findings_make_one_report(tmp_path):
     merged = merge_reports(two_shards(tmp_path))
     assert sorted((f["check"], f["resource"], f["outcome"]) for f in merged["findings"]) == [
-        ("orphans", "p/r", "pass"), ("traffic", "svc-a", "pass"), ("traffic", "svc-b", "fail")]
+        ("orphans", "p/r", "pass"),
+        ("traffic", "svc-a", "pass"),
+        ("traffic", "svc-b", "fail"),
+    ]
     summary = merged["summary"]
     assert (summary["total"], summary["pass"], summary["fail"], summary["exit_status"]) == (3, 2, 1, 1)
     assert summary["started"] == STARTED.isoformat()
-    assert [group["finding_ids"] for group in merged["groups"]] == [[f["id"] for f in merged["findings"]
-                                                                      if f["outcome"] == "fail"]]
+    assert [group["finding_ids"] for group in merged["groups"]] == [
+        [f["id"] for f in merged["findings"] if f["outcome"] == "fail"]
+    ]
     assert merged["shard"]["merged"] == 2 and merged["shard"]["count"] == 2
 
 
-@pytest.mark.parametrize("change, problem", [
-    ({"run": "r2"}, "shard run differs: 'r1' in "),
-    ({"inventory": "def"}, "shard inventory_sha256 differs"),
-])
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"run": "r2"}, "shard run differs: 'r1' in "),
+        ({"inventory": "def"}, "shard inventory_sha256 differs"),
+    ],
+)
 def test_shards_of_different_runs_or_inventories_are_refused(tmp_path, change, problem):
     with pytest.raises(InputError, match="these are not the shards of one run") as caught:
         merge_reports(two_shards(tmp_path, **change))
@@ -77,8 +116,9 @@ def test_a_finding_two_shards_report_is_refused(tmp_path):
 
 def test_a_report_without_a_shard_record_or_of_a_shard_that_could_not_start_is_refused(tmp_path):
     plain = tmp_path / "plain"
-    write_report(build_report([], target="gcp", inventory="services.yaml", started=STARTED, exit_status=0,
-                              selection={}), plain)
+    write_report(
+        build_report([], target="gcp", inventory="services.yaml", started=STARTED, exit_status=0, selection={}), plain
+    )
     with pytest.raises(InputError, match="has no shard record"):
         merge_reports([plain])
     broken = shard_report(tmp_path / "broken", 1, 1, [])

@@ -32,9 +32,22 @@ def test_the_gate_of_one_service_makes_at_most_eight_google_api_calls(suite):
     result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy", "--report-dir", "out")
     assert result.ret == 0, result.stdout.str()
     checks = {f["check"] for f in suite.report()["findings"]}
-    assert checks >= {"traffic", "rollout", "digest", "commit", "code", "iam", "boot", "heartbeat-log", "log-visibility"}
-    calls = {route: count for route, count in httpx.get(f"{info.api_url}/_sandbox/calls").json()["calls"].items()
-             if GOOGLE_API.match(route)}
+    assert checks >= {
+        "traffic",
+        "rollout",
+        "digest",
+        "commit",
+        "code",
+        "iam",
+        "boot",
+        "heartbeat-log",
+        "log-visibility",
+    }
+    calls = {
+        route: count
+        for route, count in httpx.get(f"{info.api_url}/_sandbox/calls").json()["calls"].items()
+        if GOOGLE_API.match(route)
+    }
     assert sum(calls.values()) <= 8, calls
     assert calls["POST /v2/entries:list"] == 1, calls
 
@@ -57,9 +70,20 @@ def test_four_shards_merged_give_the_findings_of_one_run(suite, monkeypatch):
     shards = [suite.report(f"shard{number}") for number in (1, 2, 3, 4)]
     assert [shard["shard"]["index"] for shard in shards] == [1, 2, 3, 4]
     assert all(shard["findings"] for shard in shards)  # the incident fleet fills every shard
-    merge = subprocess.run([sys.executable, "-m", "deploycheck", "report-merge",
-                            *(str(suite.path / f"shard{number}") for number in (1, 2, 3, 4)),
-                            "--out", str(suite.path / "merged")], capture_output=True, text=True, timeout=120)
+    merge = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deploycheck",
+            "report-merge",
+            *(str(suite.path / f"shard{number}") for number in (1, 2, 3, 4)),
+            "--out",
+            str(suite.path / "merged"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert merge.returncode == 1, merge.stderr  # the incident is red: the merged run says so
     merged = suite.report("merged")
     assert findings_by_id(merged) == findings_by_id(suite.report("whole"))
@@ -91,8 +115,18 @@ def test_an_empty_shard_has_nothing_to_do_and_says_so(suite):
     """More shards than resources: a shard the split left empty exits 0 and still writes its report."""
     suite.reuse_sandbox("healthy")
     empty = (partition(PHASE2, 64, "shard") + 1) % 64 + 1  # 1-based, not phase2's
-    result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy",
-                       "--shard", f"{empty}/64", "--report-dir", "out")
+    result = suite.run(
+        "-m",
+        "postdeploy",
+        "--service",
+        PHASE2,
+        "--target",
+        "sandbox:healthy",
+        "--shard",
+        f"{empty}/64",
+        "--report-dir",
+        "out",
+    )
     assert result.ret == 0, result.stdout.str()
     report = suite.report()
     assert report["findings"] == [] and report["shard"]["index"] == empty and report["shard"]["count"] == 64

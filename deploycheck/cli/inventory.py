@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..inventory import InventoryError, inventory_json_schema, load_inventory
 from ..errors import CredentialsError, DeploycheckError, InputError
+from ..inventory import InventoryError, inventory_json_schema, load_inventory
 from .common import EXIT_FAILED, EXIT_USAGE
 
 DEFAULT_INVENTORY = Path("services.yaml")
@@ -40,8 +40,9 @@ def import_(args: argparse.Namespace) -> int:
         print(f"deploycheck: {line}", file=sys.stderr)
 
     try:
-        text = import_inventory(args.project, args.region, target=args.target, output=args.output, force=args.force,
-                                progress=say)
+        text = import_inventory(
+            args.project, args.region, target=args.target, output=args.output, force=args.force, progress=say
+        )
     except (InputError, CredentialsError) as exc:
         print(f"deploycheck inventory import: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -57,11 +58,21 @@ def _add_import(commands: argparse._SubParsersAction, name: str, listed_as: str 
     command = commands.add_parser(name, help=listed_as) if listed_as else commands.add_parser(name)
     command.add_argument("--project", required=True, help="the Google Cloud project to read")
     command.add_argument("--region", required=True, help="the Cloud Run region to read")
-    command.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
-                         help="write the draft here (default: print it); an existing file needs --force")
+    command.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the draft here (default: print it); an existing file needs --force",
+    )
     command.add_argument("--force", action="store_true", help="replace an existing --output file")
-    command.add_argument("--target", default="gcp", metavar="gcp|sandbox:SCENARIO",
-                         help="read the real project (default, Application Default Credentials) or a local stand-in")
+    command.add_argument(
+        "--target",
+        default="gcp",
+        metavar="gcp|sandbox:SCENARIO",
+        help="read the real project (default, Application Default Credentials) or a local stand-in",
+    )
     command.set_defaults(run=import_)
 
 
@@ -92,8 +103,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "validate an inventory file: every error as file:line:col: field: message, exit 4",
     )
     inventory_commands.add_parser("schema", help="print the JSON Schema of services.yaml").set_defaults(run=schema)
-    _add_import(inventory_commands, "import", "draft services.yaml from the services, jobs, images, accounts and "
-                                              "roles deployed (read-only; every guess is marked in a comment)")
+    _add_import(
+        inventory_commands,
+        "import",
+        "draft services.yaml from the services, jobs, images, accounts and "
+        "roles deployed (read-only; every guess is marked in a comment)",
+    )
     # The names `python -m deploycheck` had before the command grew groups; not listed in help.
     _add_check(commands, "check-inventory")
     _add_import(commands, "inventory-import")

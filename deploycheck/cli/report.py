@@ -1,23 +1,25 @@
-"""deploycheck report merge DIR... --out DIR: the reports of a sharded run (--shard K/N) as one.
-
-The merge itself is deploycheck.report.merge (it refuses shards of different runs, inventories or
-selections, and a shard missing or given twice, exit 4); exit 1 when the merged run has a
-failing finding, 0 when every finding passed.
-"""
+"""deploycheck report merge: the reports of a sharded run (--shard K/N) as one."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..report import merge
-
 
 def register(commands: argparse._SubParsersAction) -> None:
-    group = commands.add_parser("report", help="reports: merge the reports of a sharded run into one",
-                                description="Reports of deploycheck runs.")
+    from ..report import merge
+
+    group = commands.add_parser(
+        "report", help="reports: merge the shards of a sharded run", description="Reports written by --report-dir."
+    )
     report_commands = group.add_subparsers(dest="report_command", metavar="COMMAND", required=True)
-    command = report_commands.add_parser("merge", help="combine the report.json of every shard into one "
-                                                       "report.json/md/txt/html", description=merge.__doc__.splitlines()[0])
-    merge.add_arguments(command).set_defaults(run=merge.run)
-    # The name `python -m deploycheck` had before the command grew groups; not listed in help.
-    merge.add_arguments(commands.add_parser("report-merge")).set_defaults(run=merge.run)
+    command = report_commands.add_parser(
+        "merge",
+        help="combine the reports of a sharded run (--shard K/N) into one",
+        description=(merge.__doc__ or "").splitlines()[0],
+    )
+    merge.add_arguments(command)
+    command.set_defaults(run=merge.run)
+    # The name `python -m deploycheck` had for it on the way; not listed in help.
+    alias = commands.add_parser("report-merge")
+    merge.add_arguments(alias)
+    alias.set_defaults(run=merge.run)

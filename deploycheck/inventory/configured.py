@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from .specs import Inventory, JobSpec, ServiceSpec
 
-HEARTBEATS_SECTION = ("no `heartbeats:` section in the inventory (collection, id_pattern, count, max_age_hours) "
-                      "saying which Firestore documents to read")
+HEARTBEATS_SECTION = (
+    "no `heartbeats:` section in the inventory (collection, id_pattern, count, max_age_hours) "
+    "saying which Firestore documents to read"
+)
 
 
-def unconfigured_reason(check: str, entry: ServiceSpec | JobSpec | None, inventory: Inventory, *,
-                        expect_commit: str | None) -> str | None:
+def unconfigured_reason(
+    check: str, entry: ServiceSpec | JobSpec | None, inventory: Inventory, *, expect_commit: str | None
+) -> str | None:
     """Why `check` has nothing to hold `entry` to (None for project-wide checks), or None when it
     is configured. Checks not named here (traffic, rollout, digest, boot, log-visibility, stale-jobs,
     orphans) need nothing beyond the entry itself."""
@@ -31,8 +34,7 @@ def unconfigured_reason(check: str, entry: ServiceSpec | JobSpec | None, invento
             return "no `code` patterns for this service"
         if check == "commit" and not expect_commit and not entry.commit_declared:
             # Without an expectation the check could only say "some commit runs": it would pass whatever runs.
-            return ("no --expect-commit, and no `commit_label`, `commit_env` or `service_commit_labels` "
-                    "for this service")
+            return "no --expect-commit, and no `commit_label`, `commit_env` or `service_commit_labels` for this service"
     if isinstance(entry, JobSpec) and check == "code" and not entry.code:
         return "no `code` patterns for this job (nor for the service it runs)"
     return None

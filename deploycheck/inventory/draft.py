@@ -86,14 +86,17 @@ def _legacy_host(ref: ImageRef) -> str | None:
 def detect_registry(images: list[str]) -> str | None:
     """The repository prefix most of the images share, Artifact Registry before Container Registry."""
     prefixes = Counter(_prefix(ref) for ref in map(_image, images) if ref and "/" in ref.path)
-    ranked = sorted(prefixes.items(), key=lambda item: (item[0].split("/")[0] in CONTAINER_REGISTRY_HOSTS, -item[1], item[0]))
+    ranked = sorted(
+        prefixes.items(), key=lambda item: (item[0].split("/")[0] in CONTAINER_REGISTRY_HOSTS, -item[1], item[0])
+    )
     return ranked[0][0] if ranked else None
 
 
 def roles_of(policy: IamPolicy, account: str) -> tuple[list[str], list[str]]:
     """(roles granted to the account unconditionally, roles granted only under a condition), sorted."""
     member = account_member(account).lower()
-    plain, conditional = set(), set()
+    plain: set[str] = set()
+    conditional: set[str] = set()
     for binding in policy.bindings:
         if any(m.lower() == member for m in binding.members):
             (conditional if binding.condition else plain).add(binding.role)
@@ -111,9 +114,14 @@ class Drafter:
         self.registry = detect_registry([s.template_image for s in fleet.services] or [j.image for j in fleet.jobs])
         refs = [_image(s.template_image) for s in fleet.services] + [_image(j.image) for j in fleet.jobs]
         # Legacy only beside a registry that is not: otherwise nothing says where the images should live.
-        self.legacy = sorted({host for ref in refs if ref and (host := _legacy_host(ref))
-                              and self.registry and not self.registry.startswith(host + "/")})
-        self.service_repos = {}
+        self.legacy = sorted(
+            {
+                host
+                for ref in refs
+                if ref and (host := _legacy_host(ref)) and self.registry and not self.registry.startswith(host + "/")
+            }
+        )
+        self.service_repos: dict[str, str] = {}
         for service in fleet.services:
             ref = _image(service.template_image)
             if ref:
@@ -131,21 +139,27 @@ class Drafter:
             # Nothing may run from a legacy registry: the entry names where the image should live.
             relative = ref.repository.rsplit("/", 1)[-1]
             entry.values["image"] = relative
-            entry.comments["image"] = (f"{GUESS}deployed from {ref} in the legacy registry {ref.host}; "
-                                       f"expected from {self.registry}")
+            entry.comments["image"] = (
+                f"{GUESS}deployed from {ref} in the legacy registry {ref.host}; expected from {self.registry}"
+            )
             return
         if self.registry and ref.repository.startswith(self.registry + "/"):
-            image = ref.repository[len(self.registry) + 1:]
+            image = ref.repository[len(self.registry) + 1 :]
         else:
             image = ref.repository
             if self.registry:
                 entry.comments["image"] = f"not in the detected registry {self.registry}"
         tag, tag_comment = None, None
         if ref.tag and ref.tag != DEFAULT_TAG:
-            tag, tag_comment = ref.tag, f"{GUESS}the {kind} was deployed from :{ref.tag}; is that the tag your pipeline moves?"
+            tag, tag_comment = (
+                ref.tag,
+                f"{GUESS}the {kind} was deployed from :{ref.tag}; is that the tag your pipeline moves?",
+            )
         elif ref.digest and not ref.tag:
-            tag_comment = (f"{GUESS}the {kind} was deployed by digest ({ref.digest[:19]}…); "
-                           f":{DEFAULT_TAG} assumed, set the tag your pipeline pushes")
+            tag_comment = (
+                f"{GUESS}the {kind} was deployed by digest ({ref.digest[:19]}…); "
+                f":{DEFAULT_TAG} assumed, set the tag your pipeline pushes"
+            )
         if kind == "job":  # a job entry has no `tag:`; its image carries it
             entry.values["image"] = f"{image}:{tag}" if tag else image
             if tag_comment:
@@ -168,7 +182,9 @@ class Drafter:
             roles, conditional = roles_of(self.fleet.policy, account)
             entry.values["roles"] = roles
             if not roles:
-                entry.comments["roles"] = "the account holds no role on the project itself (inherited ones are not listed)"
+                entry.comments["roles"] = (
+                    "the account holds no role on the project itself (inherited ones are not listed)"
+                )
             if conditional:
                 entry.notes.append(f"only under a condition, {account} also holds: {', '.join(conditional)}")
         else:
@@ -176,9 +192,11 @@ class Drafter:
         commit_labels = sorted(key for key, value in state.labels.items() if COMMIT_VALUE.match(value))
         if commit_labels:
             entry.values["service_commit_labels"] = commit_labels
-            entry.comments["service_commit_labels"] = (f"{GUESS}these labels' values look like commit ids; the commit "
-                                                       "check holds them to the running image's "
-                                                       "org.opencontainers.image.revision label")
+            entry.comments["service_commit_labels"] = (
+                f"{GUESS}these labels' values look like commit ids; the commit "
+                "check holds them to the running image's "
+                "org.opencontainers.image.revision label"
+            )
         return entry
 
     # --- jobs ------------------------------------------------------------------------------------
@@ -201,9 +219,11 @@ class Drafter:
         elif ref and _legacy_host(ref) in self.legacy and self.fleet.services:
             closest = self._stranded_guess()
             entry.values["runs"] = closest
-            entry.comments["runs"] = (f"{GUESS}its image is in the legacy registry {ref.host} and no service runs its "
-                                      f"repository; {closest}'s name is the closest to these jobs' names: set the "
-                                      "service whose code it runs, or `image:` for its own")
+            entry.comments["runs"] = (
+                f"{GUESS}its image is in the legacy registry {ref.host} and no service runs its "
+                f"repository; {closest}'s name is the closest to these jobs' names: set the "
+                "service whose code it runs, or `image:` for its own"
+            )
         else:
             self._image_keys(state.name, state.image, entry, kind="job")
             entry.comments.setdefault("image", "its own image: no service runs this repository")
@@ -214,8 +234,13 @@ class Drafter:
         theirs taken together. Such jobs are usually one family (seed 001's 21 backfill jobs); one
         guess for all of them reads as the single decision it is, where a guess per job would scatter
         them over services by the accident of their names."""
-        stranded = [job.name for job in self.fleet.jobs if (ref := _image(job.image)) and _legacy_host(ref) in self.legacy
-                    and ref.repository not in self.service_repos]
+        stranded = [
+            job.name
+            for job in self.fleet.jobs
+            if (ref := _image(job.image))
+            and _legacy_host(ref) in self.legacy
+            and ref.repository not in self.service_repos
+        ]
         names = sorted(s.name for s in self.fleet.services)
 
         def closeness(service: str) -> float:
@@ -231,14 +256,20 @@ class Drafter:
         for state in sorted(fleet.jobs, key=lambda j: j.name):
             reason = self.abandoned(state)
             (left_out.append((state.name, reason)) if reason else kept.append(self.job(state)))
-        defaults = {"service": _lift(services, ("service_account", "roles", "service_commit_labels", "tag")),
-                    "job": _lift(kept, ("runs",), require_all=True)}
+        defaults = {
+            "service": _lift(services, ("service_account", "roles", "service_commit_labels", "tag")),
+            "job": _lift(kept, ("runs",), require_all=True),
+        }
         out = _Writer()
-        out.comment(f"Drafted by `deploycheck inventory import` from {fleet.source} ({fleet.project}, {fleet.region}) "
-                    f"on {self.now:%Y-%m-%d %H:%M}Z: {len(fleet.services)} services, {len(fleet.jobs)} jobs.")
+        out.comment(
+            f"Drafted by `deploycheck inventory import` from {fleet.source} ({fleet.project}, {fleet.region}) "
+            f"on {self.now:%Y-%m-%d %H:%M}Z: {len(fleet.services)} services, {len(fleet.jobs)} jobs."
+        )
         out.comment("It states what should run; review every line marked GUESS before gating deploys on it.")
         out.comment("Not imported, because the fleet does not show them (their checks are listed as not configured):")
-        out.comment("  heartbeats: (the Firestore heartbeat collection), patterns: + code: (files the images must hold),")
+        out.comment(
+            "  heartbeats: (the Firestore heartbeat collection), patterns: + code: (files the images must hold),"
+        )
         out.comment("  heartbeat_log: (the heartbeat line formats). See services.schema.json for their keys.")
         out.blank()
         out.key("project", fleet.project)
@@ -249,8 +280,10 @@ class Drafter:
             out.key("registry", self.registry)
         if self.legacy:
             out.blank()
-            out.comment("Container Registry (deprecated for Artifact Registry) was seen on some images: nothing may run "
-                        "from there any more.")
+            out.comment(
+                "Container Registry (deprecated for Artifact Registry) was seen on some images: nothing may run "
+                "from there any more."
+            )
             out.key("legacy_registries", self.legacy)
         if any(defaults.values()):
             out.blank()
@@ -326,5 +359,10 @@ class _Writer:
             for note in entry.notes:
                 self.comment(note, indent=2)
             for position, (key, value) in enumerate(entry.values.items()):
-                self.key(key, value, indent=2 if position == 0 else 4, prefix="- " if position == 0 else "",
-                         comment=entry.comments.get(key))
+                self.key(
+                    key,
+                    value,
+                    indent=2 if position == 0 else 4,
+                    prefix="- " if position == 0 else "",
+                    comment=entry.comments.get(key),
+                )

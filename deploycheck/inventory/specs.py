@@ -131,7 +131,7 @@ class Inventory:
     patterns: dict[str, CodePattern]
     waivers: list[WaiverSpec] = field(default_factory=list)
 
-    def with_overrides(self, *, project: str | None = None, region: str | None = None) -> "Inventory":
+    def with_overrides(self, *, project: str | None = None, region: str | None = None) -> Inventory:
         """The inventory as run with --project / --region: the top-level values replaced, and every
         entry that does not name its own region moved to the new one."""
         if not project and not region:
@@ -141,12 +141,18 @@ class Inventory:
         def moved(entry):
             return entry if entry.own_region else replace(entry, region=region)
 
-        return replace(self, project=project or self.project, region=region,
-                       services=[moved(spec) for spec in self.services], jobs=[moved(spec) for spec in self.jobs])
+        return replace(
+            self,
+            project=project or self.project,
+            region=region,
+            services=[moved(spec) for spec in self.services],
+            jobs=[moved(spec) for spec in self.jobs],
+        )
 
     def regions(self) -> list[str]:
         """Every region the inventory's entries run in, the top-level one first."""
-        return list(dict.fromkeys([self.region, *(spec.region for spec in [*self.services, *self.jobs])]))
+        entries: list[ServiceSpec | JobSpec] = [*self.services, *self.jobs]
+        return list(dict.fromkeys([self.region, *(spec.region for spec in entries)]))
 
     def service(self, name: str) -> ServiceSpec:
         for spec in self.services:
@@ -168,7 +174,11 @@ class Inventory:
 
     def job_image(self, job: JobSpec) -> ImageRef:
         """The image the job must run: the image of the service it runs, or its own."""
-        return self.service(job.runs).image if job.runs else job.image
+        if job.runs:
+            return self.service(job.runs).image
+        if job.image is None:  # load_inventory refuses such a job
+            raise ValueError(f"job {job.name!r} names neither a service nor an image")
+        return job.image
 
     def legacy_registry_of(self, image: ImageRef) -> str | None:
         """The entry of legacy_registries the image lives under, or None."""
@@ -176,5 +186,11 @@ class Inventory:
 
 
 def legacy_registry_among(image: ImageRef, legacy_registries: list[str]) -> str | None:
-    return next((prefix for prefix in legacy_registries
-                 if image.repository == prefix or image.repository.startswith(prefix + "/")), None)
+    return next(
+        (
+            prefix
+            for prefix in legacy_registries
+            if image.repository == prefix or image.repository.startswith(prefix + "/")
+        ),
+        None,
+    )

@@ -37,12 +37,19 @@ SAME_SUMMARY_FIELDS = ("target",)
 
 def _shard_of(directory: Path, report: dict) -> dict:
     if report.get("error"):
-        raise InputError(f"{directory}: this shard could not start ({report['error'].splitlines()[0]}); rerun it "
-                         "before merging")
+        raise InputError(
+            f"{directory}: this shard could not start ({report['error'].splitlines()[0]}); rerun it before merging"
+        )
     shard = report.get("shard")
-    if not isinstance(shard, dict) or not isinstance(shard.get("index"), int) or not isinstance(shard.get("count"), int):
-        raise InputError(f"{directory}/report.json has no shard record: it was not written by a run with --shard K/N "
-                         "(or CLOUD_RUN_TASK_INDEX/CLOUD_RUN_TASK_COUNT)")
+    if (
+        not isinstance(shard, dict)
+        or not isinstance(shard.get("index"), int)
+        or not isinstance(shard.get("count"), int)
+    ):
+        raise InputError(
+            f"{directory}/report.json has no shard record: it was not written by a run with --shard K/N "
+            "(or CLOUD_RUN_TASK_INDEX/CLOUD_RUN_TASK_COUNT)"
+        )
     return shard
 
 
@@ -85,7 +92,10 @@ def merge_reports(directories: list[Path]) -> dict:
     missing = [index for index in range(1, count + 1) if index not in by_index]
     outside = [index for index in by_index if not 1 <= index <= count]
     if twice or missing or outside:
-        lines = [f"shard {index}/{count} is given twice: {', '.join(map(str, dirs))}" for index, dirs in sorted(twice.items())]
+        lines = [
+            f"shard {index}/{count} is given twice: {', '.join(map(str, dirs))}"
+            for index, dirs in sorted(twice.items())
+        ]
         lines += [f"shard {index}/{count} is missing" for index in missing]
         lines += [f"shard {index} is not one of 1..{count}" for index in sorted(outside)]
         raise InputError("the shards do not make one whole run:\n  " + "\n  ".join(lines))
@@ -95,8 +105,10 @@ def merge_reports(directories: list[Path]) -> dict:
         for finding in report["findings"]:
             where = (finding["check"], finding["resource"])
             if where in seen and seen[where] != directory:
-                raise InputError(f"{finding['check']}[{finding['resource']}] is reported by two shards ({seen[where]} "
-                                 f"and {directory}): the shards did not split the run")
+                raise InputError(
+                    f"{finding['check']}[{finding['resource']}] is reported by two shards ({seen[where]} "
+                    f"and {directory}): the shards did not split the run"
+                )
             seen[where] = directory
             findings.append(finding)
     return _merged(reports, findings)
@@ -106,10 +118,14 @@ def _merged(reports: list[tuple[Path, dict]], findings: list[dict]) -> dict:
     first = reports[0][1]
     summaries = [report["summary"] for _, report in reports]
     started = min(summary["started"] for summary in summaries)
-    summary = _base_report([Finding.from_dict(f) for f in findings], target=first["summary"]["target"],
-                           inventory=first["summary"]["inventory"], started=datetime.fromisoformat(started),
-                           exit_status=_exit_status([s.get("exit_status") for s in summaries], findings),
-                           selection=first["summary"]["selection"])["summary"]
+    summary = _base_report(
+        [Finding.from_dict(f) for f in findings],
+        target=first["summary"]["target"],
+        inventory=first["summary"]["inventory"],
+        started=datetime.fromisoformat(started),
+        exit_status=_exit_status([s.get("exit_status") for s in summaries], findings),
+        selection=first["summary"]["selection"],
+    )["summary"]
     summary["finished"] = max(s.get("finished") or started for s in summaries)
     merged = {
         "findings": findings,
@@ -122,8 +138,11 @@ def _merged(reports: list[tuple[Path, dict]], findings: list[dict]) -> dict:
         "fixed": [finding for _, report in reports for finding in report.get("fixed") or []],
         "groups": group_findings(findings),
         "history": [],
-        "shard": {**{key: first["shard"].get(key) for key in SAME_RUN_FIELDS}, "merged": len(reports),
-                  "directories": [str(directory) for directory, _ in reports]},
+        "shard": {
+            **{key: first["shard"].get(key) for key in SAME_RUN_FIELDS},
+            "merged": len(reports),
+            "directories": [str(directory) for directory, _ in reports],
+        },
     }
     return merged
 
@@ -167,10 +186,16 @@ def write_merged(report: dict, directory: Path) -> Path:
 
 # --- command line -------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("shards", nargs="+", type=Path, metavar="DIR",
-                        help="the --report-dir of each shard (each holds a report.json)")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="where the merged report.json, report.md, report.txt and report.html go")
+    parser.add_argument(
+        "shards", nargs="+", type=Path, metavar="DIR", help="the --report-dir of each shard (each holds a report.json)"
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="where the merged report.json, report.md, report.txt and report.html go",
+    )
     return parser
 
 
@@ -186,11 +211,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"deploycheck report merge: cannot write {args.out}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     summary = report["summary"]
-    print(f"merged {len(args.shards)} shards: {summary['pass']} passed, {summary['fail']} failed, "
-          f"{summary['error']} could not be observed -> {path}")
+    print(
+        f"merged {len(args.shards)} shards: {summary['pass']} passed, {summary['fail']} failed, "
+        f"{summary['error']} could not be observed -> {path}"
+    )
     return summary["exit_status"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = add_arguments(argparse.ArgumentParser(prog="deploycheck report merge", description=__doc__.splitlines()[0]))
+    parser = add_arguments(
+        argparse.ArgumentParser(prog="deploycheck report merge", description=__doc__.splitlines()[0])
+    )
     return run(parser.parse_args(argv))

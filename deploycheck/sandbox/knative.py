@@ -36,18 +36,33 @@ from ..errors import InputError
 SERVING_V1 = "serving.knative.dev/v1"
 RUN_V1 = "run.googleapis.com/v1"
 KNOWN_V1_KINDS = {(SERVING_V1, "Service"), (SERVING_V1, "Revision"), (RUN_V1, "Job")}
-EXPECTED_KINDS = (f"a {SERVING_V1} Service or Revision, or a {RUN_V1} Job (what `gcloud run services|revisions|"
-                  "jobs describe --format=json` prints), or Cloud Run v2 REST JSON (a `name` projects/P/locations/R/...)")
+EXPECTED_KINDS = (
+    f"a {SERVING_V1} Service or Revision, or a {RUN_V1} Job (what `gcloud run services|revisions|"
+    "jobs describe --format=json` prints), or Cloud Run v2 REST JSON (a `name` projects/P/locations/R/...)"
+)
 # System labels and annotations v1 shows that v2 keeps in fields of their own (or drops).
-SYSTEM_PREFIXES = ("cloud.googleapis.com/", "run.googleapis.com/", "serving.knative.dev/", "client.knative.dev/",
-                   "autoscaling.knative.dev/", "networking.knative.dev/")
+SYSTEM_PREFIXES = (
+    "cloud.googleapis.com/",
+    "run.googleapis.com/",
+    "serving.knative.dev/",
+    "client.knative.dev/",
+    "autoscaling.knative.dev/",
+    "networking.knative.dev/",
+)
 LOCATION_LABEL = "cloud.googleapis.com/location"
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-V2_NAME_RE = re.compile(r"^projects/[^/]+/locations/[^/]+/(?P<collection>services|jobs)/(?P<parent>[^/]+)"
-                        r"(?:/(?P<child_collection>revisions|executions|tasks)/(?P<child>[^/]+))?$")
+V2_NAME_RE = re.compile(
+    r"^projects/[^/]+/locations/[^/]+/(?P<collection>services|jobs)/(?P<parent>[^/]+)"
+    r"(?:/(?P<child_collection>revisions|executions|tasks)/(?P<child>[^/]+))?$"
+)
 CONDITION_STATES = {"True": "CONDITION_SUCCEEDED", "False": "CONDITION_FAILED", "Unknown": "CONDITION_RECONCILING"}
-COMPLETION_STATUSES = {"EXECUTION_SUCCEEDED", "EXECUTION_FAILED", "EXECUTION_RUNNING", "EXECUTION_PENDING",
-                       "EXECUTION_CANCELLED"}
+COMPLETION_STATUSES = {
+    "EXECUTION_SUCCEEDED",
+    "EXECUTION_FAILED",
+    "EXECUTION_RUNNING",
+    "EXECUTION_PENDING",
+    "EXECUTION_CANCELLED",
+}
 
 
 class Refused(Exception):
@@ -102,12 +117,16 @@ def to_v2(payload: Any, *, project: str, region: str) -> dict:
         if kind not in KNOWN_V1_KINDS:
             raise Refused(f"{kind[0]} {kind[1]} is not a resource the sandbox replays (expected {EXPECTED_KINDS})")
         reader = _V1(payload, kind)
-        converted = {"Service": reader.service, "Revision": reader.revision, "Job": reader.job}[kind[1]](project, region)
+        converted = {"Service": reader.service, "Revision": reader.revision, "Job": reader.job}[kind[1]](
+            project, region
+        )
     elif isinstance(payload.get("name"), str) and payload["name"].startswith("projects/"):
         converted = payload
     else:
-        raise Refused(f"neither Cloud Run v1 (no apiVersion and kind) nor v2 (no name projects/P/locations/R/...) "
-                      f"(expected {EXPECTED_KINDS})")
+        raise Refused(
+            f"neither Cloud Run v1 (no apiVersion and kind) nor v2 (no name projects/P/locations/R/...) "
+            f"(expected {EXPECTED_KINDS})"
+        )
     problems = v2_shape_problems(converted)
     if problems:
         what = "v2 payload" if converted is payload else f"{payload.get('kind')} as converted to v2"
@@ -119,7 +138,9 @@ def v2_shape_problems(resource: dict) -> list[str]:
     """What the checks would trip over in a v2 resource (empty: nothing)."""
     match = V2_NAME_RE.match(str(resource.get("name", "")))
     if not match:
-        return [f"name {resource.get('name')!r} is not projects/P/locations/R/(services|jobs)/NAME[/revisions|executions/NAME]"]
+        return [
+            f"name {resource.get('name')!r} is not projects/P/locations/R/(services|jobs)/NAME[/revisions|executions/NAME]"
+        ]
     collection, child = match.group("collection"), match.group("child_collection")
     if child == "revisions":
         return revision_shape_problems(resource, match.group("child"))
@@ -132,8 +153,11 @@ def v2_shape_problems(resource: dict) -> list[str]:
     where = "template.template.containers" if collection == "jobs" else "template.containers"
     if not isinstance(containers, list) or not containers:
         return [f"{where} lists no containers (expected at least one, with an image)"]
-    return [f"{where}[{index}] has no image" for index, container in enumerate(containers)
-            if not isinstance(container, dict) or not isinstance(container.get("image"), str) or not container["image"]]
+    return [
+        f"{where}[{index}] has no image"
+        for index, container in enumerate(containers)
+        if not isinstance(container, dict) or not isinstance(container.get("image"), str) or not container["image"]
+    ]
 
 
 class _V1:
@@ -146,8 +170,11 @@ class _V1:
         metadata = self._mapping(payload, "metadata", "the resource's metadata (name, labels, creationTimestamp)")
         name = metadata.get("name")
         if not isinstance(name, str) or not NAME_RE.match(name):
-            raise self._fail("metadata.name", f"{name!r} is not a Cloud Run name",
-                             "lowercase letters, digits and hyphens, starting with a letter")
+            raise self._fail(
+                "metadata.name",
+                f"{name!r} is not a Cloud Run name",
+                "lowercase letters, digits and hyphens, starting with a letter",
+            )
         self.name = name
         self.metadata = metadata
         self.labels = self._string_map(metadata, "labels", "metadata.labels")
@@ -176,8 +203,11 @@ class _V1:
         if value is None and not required:
             return None
         if not isinstance(value, str):
-            raise self._fail(path, "is missing" if value is None else f"is a {type(value).__name__}",
-                             "an RFC 3339 timestamp, e.g. 2025-12-30T05:02:11.123456Z")
+            raise self._fail(
+                path,
+                "is missing" if value is None else f"is a {type(value).__name__}",
+                "an RFC 3339 timestamp, e.g. 2025-12-30T05:02:11.123456Z",
+            )
         try:
             datetime.fromisoformat(value)
         except ValueError:
@@ -199,8 +229,11 @@ class _V1:
     def _containers(self, spec: dict, path: str) -> list[dict]:
         containers = spec.get("containers")
         if not isinstance(containers, list) or not containers:
-            raise self._fail(path, "is missing" if containers is None else "lists no container",
-                             "the containers the revision runs, each with an image")
+            raise self._fail(
+                path,
+                "is missing" if containers is None else "lists no container",
+                "the containers the revision runs, each with an image",
+            )
         out = []
         for index, container in enumerate(containers):
             if not isinstance(container, dict) or not isinstance(container.get("image"), str) or not container["image"]:
@@ -217,7 +250,8 @@ class _V1:
             where = f"{path}[{index}]"
             if not isinstance(condition, dict) or not isinstance(condition.get("type"), str):
                 raise self._fail(f"{where}.type", "is missing", "a condition type, e.g. Ready")
-            state = CONDITION_STATES.get(condition.get("status"))
+            given = condition.get("status")
+            state = CONDITION_STATES.get(given) if isinstance(given, str) else None
             if state is None:
                 raise self._fail(f"{where}.status", f"is {condition.get('status')!r}", "True, False or Unknown")
             converted = {"type": condition["type"], "state": state}
@@ -236,8 +270,12 @@ class _V1:
         return {key: value for key, value in mapping.items() if not key.startswith(SYSTEM_PREFIXES)}
 
     def _status(self) -> dict:
-        return self._mapping(self.payload, "status", "what `describe` prints, status included (this looks like a spec "
-                                                     "for `gcloud run ... replace`, which says nothing about what runs)")
+        return self._mapping(
+            self.payload,
+            "status",
+            "what `describe` prints, status included (this looks like a spec "
+            "for `gcloud run ... replace`, which says nothing about what runs)",
+        )
 
     # --- the three kinds -------------------------------------------------------------------------
     def service(self, project: str, default_region: str) -> dict:
@@ -259,7 +297,7 @@ class _V1:
         latest_ready = status.get("latestReadyRevisionName") or ""
         generation = self._int(self.metadata.get("generation"), "metadata.generation", 1)
         observed = self._int(status.get("observedGeneration"), "status.observedGeneration", generation)
-        template_out = {"containers": self._containers(template_spec, "spec.template.spec.containers")}
+        template_out: dict[str, Any] = {"containers": self._containers(template_spec, "spec.template.spec.containers")}
         if template_spec.get("serviceAccountName"):
             template_out["serviceAccount"] = str(template_spec["serviceAccountName"])
         if template_meta.get("name"):
@@ -303,9 +341,12 @@ class _V1:
             latest = target.get("latestRevision") is True
             revision = target.get("revisionName")
             if not latest and not (isinstance(revision, str) and revision):
-                raise self._fail(where, "names no revision and is not latestRevision", "revisionName or latestRevision: true")
-            converted = {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST" if latest
-                         else "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"}
+                raise self._fail(
+                    where, "names no revision and is not latestRevision", "revisionName or latestRevision: true"
+                )
+            converted: dict[str, Any] = {
+                "type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST" if latest else "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"
+            }
             if revision and (statuses or not latest):
                 converted["revision"] = revision
             percent = self._int(target.get("percent"), f"{where}.percent")
@@ -325,8 +366,11 @@ class _V1:
         status = self._status()
         service = self.labels.get("serving.knative.dev/service")
         if not service:
-            raise self._fail("metadata.labels", "has no serving.knative.dev/service",
-                             "the service the revision belongs to, as `describe` prints it")
+            raise self._fail(
+                "metadata.labels",
+                "has no serving.knative.dev/service",
+                "the service the revision belongs to, as `describe` prints it",
+            )
         region = self._region(default_region)
         service_full = f"projects/{project}/locations/{region}/services/{service}"
         containers = self._containers(spec, "spec.containers")
@@ -364,8 +408,11 @@ class _V1:
         if listed is not None:
             if not isinstance(listed, list) or not all(isinstance(item, dict) for item in listed):
                 raise self._fail("status.containerStatuses", "is not a list of mappings", "[{name, imageDigest}]")
-            return [{"name": str(item.get("name", "")), "imageDigest": str(item["imageDigest"])}
-                    for item in listed if item.get("imageDigest")]
+            return [
+                {"name": str(item.get("name", "")), "imageDigest": str(item["imageDigest"])}
+                for item in listed
+                if item.get("imageDigest")
+            ]
         digest = status.get("imageDigest")
         if digest is None:
             return []
@@ -378,7 +425,9 @@ class _V1:
         execution = self._mapping(spec, "template", "the execution template", "spec.template")
         execution_spec = self._mapping(execution, "spec", "the execution template's spec", "spec.template.spec")
         task = self._mapping(execution_spec, "template", "the task template", "spec.template.spec.template")
-        task_spec = self._mapping(task, "spec", "the task template's spec (containers)", "spec.template.spec.template.spec")
+        task_spec = self._mapping(
+            task, "spec", "the task template's spec (containers)", "spec.template.spec.template.spec"
+        )
         status = self._status()
         region = self._region(default_region)
         full = f"projects/{project}/locations/{region}/jobs/{self.name}"
@@ -386,9 +435,11 @@ class _V1:
         conditions = self._conditions(status, "status.conditions")
         ready = next((c for c in conditions if c["type"] == "Ready"), None)
         timeout = task_spec.get("timeoutSeconds")
-        task_out = {"containers": self._containers(task_spec, "spec.template.spec.template.spec.containers"),
-                    "maxRetries": self._int(task_spec.get("maxRetries"), "spec.template.spec.template.spec.maxRetries", 3),
-                    "serviceAccount": str(task_spec.get("serviceAccountName") or "")}
+        task_out = {
+            "containers": self._containers(task_spec, "spec.template.spec.template.spec.containers"),
+            "maxRetries": self._int(task_spec.get("maxRetries"), "spec.template.spec.template.spec.maxRetries", 3),
+            "serviceAccount": str(task_spec.get("serviceAccountName") or ""),
+        }
         if timeout is not None:
             task_out["timeout"] = f"{self._int(timeout, 'spec.template.spec.template.spec.timeoutSeconds')}s"
         job = {
@@ -401,9 +452,11 @@ class _V1:
             "updateTime": created,
             "creator": self.annotations.get("serving.knative.dev/creator", ""),
             "launchStage": "GA",
-            "template": {"taskCount": self._int(execution_spec.get("taskCount"), "spec.template.spec.taskCount", 1),
-                         "parallelism": self._int(execution_spec.get("parallelism"), "spec.template.spec.parallelism"),
-                         "template": task_out},
+            "template": {
+                "taskCount": self._int(execution_spec.get("taskCount"), "spec.template.spec.taskCount", 1),
+                "parallelism": self._int(execution_spec.get("parallelism"), "spec.template.spec.parallelism"),
+                "template": task_out,
+            },
             "observedGeneration": str(self._int(status.get("observedGeneration"), "status.observedGeneration", 1)),
             "conditions": [c for c in conditions if c["type"] != "Ready"],
             "executionCount": self._int(status.get("executionCount"), "status.executionCount"),
@@ -440,16 +493,30 @@ def _container(container: dict, index: int) -> dict:
     for item in container.get("env") or []:
         if not isinstance(item, dict) or "name" not in item:
             continue
-        secret = ((item.get("valueFrom") or {}).get("secretKeyRef") or {}) if isinstance(item.get("valueFrom"), dict) else {}
+        secret = (
+            ((item.get("valueFrom") or {}).get("secretKeyRef") or {}) if isinstance(item.get("valueFrom"), dict) else {}
+        )
         if secret:
-            env.append({"name": item["name"], "valueSource": {"secretKeyRef": {
-                "secret": str(secret.get("name", "")), "version": str(secret.get("key", "latest"))}}})
+            env.append(
+                {
+                    "name": item["name"],
+                    "valueSource": {
+                        "secretKeyRef": {
+                            "secret": str(secret.get("name", "")),
+                            "version": str(secret.get("key", "latest")),
+                        }
+                    },
+                }
+            )
         else:
             env.append({"name": item["name"], "value": str(item.get("value", ""))})
     if env:
         out["env"] = env
-    ports = [{"name": str(port.get("name", "http1")), "containerPort": int(float(port["containerPort"]))}
-             for port in container.get("ports") or [] if isinstance(port, dict) and "containerPort" in port]
+    ports = [
+        {"name": str(port.get("name", "http1")), "containerPort": int(float(port["containerPort"]))}
+        for port in container.get("ports") or []
+        if isinstance(port, dict) and "containerPort" in port
+    ]
     if ports:
         out["ports"] = ports
     return out

@@ -11,18 +11,22 @@ make this refuse, never write text the check would not accept.
 from __future__ import annotations
 
 import re
+import re._constants as sre
+import re._parser as sre_parse  # the stdlib regex parser (re's own, stable across 3.11+)
 import string
-from re import _constants as sre
-from re import _parser as sre_parse  # the stdlib regex parser (re's own, stable across 3.11+)
+from collections.abc import Callable
 
 from .. import re2
 
 # A plain character for each class, tried in order; the first one the class accepts is used.
 CANDIDATES = string.ascii_lowercase + string.digits + string.ascii_uppercase + "_-.:/ " + string.punctuation
 CATEGORY_CHECK = {
-    sre.CATEGORY_DIGIT: str.isdigit, sre.CATEGORY_NOT_DIGIT: lambda c: not c.isdigit(),
-    sre.CATEGORY_SPACE: str.isspace, sre.CATEGORY_NOT_SPACE: lambda c: not c.isspace(),
-    sre.CATEGORY_WORD: lambda c: c.isalnum() or c == "_", sre.CATEGORY_NOT_WORD: lambda c: not (c.isalnum() or c == "_"),
+    sre.CATEGORY_DIGIT: str.isdigit,
+    sre.CATEGORY_NOT_DIGIT: lambda c: not c.isdigit(),
+    sre.CATEGORY_SPACE: str.isspace,
+    sre.CATEGORY_NOT_SPACE: lambda c: not c.isspace(),
+    sre.CATEGORY_WORD: lambda c: c.isalnum() or c == "_",
+    sre.CATEGORY_NOT_WORD: lambda c: not (c.isalnum() or c == "_"),
 }
 
 
@@ -72,7 +76,7 @@ def _emit(items, pattern: str) -> str:
 def _member(items, pattern: str) -> str:
     """A character of the class [items]."""
     negated = bool(items) and items[0][0] is sre.NEGATE
-    tests = []
+    tests: list[Callable[..., bool]] = []  # each called with one character
     for op, value in items[1:] if negated else items:
         if op is sre.LITERAL:
             tests.append(lambda c, v=value: ord(c) == v)
