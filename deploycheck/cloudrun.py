@@ -9,10 +9,8 @@ drops unknown fields, which would lose the digest the revision actually runs (DE
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
 
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call, pin_environment, raise_for_status, transport_session
@@ -23,8 +21,6 @@ DEFAULT_ENDPOINT = "https://run.googleapis.com"
 API = "Cloud Run"
 LIST_PAGE_SIZE = 100
 MAX_LIST_PAGES = 1000  # 100,000 resources in one region: far past Cloud Run's quotas
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -236,31 +232,7 @@ class CloudRunReader:
             api=API,
         )
         _require_identity(service.name, full_name, "services.get", f"Cloud Run service {name}")
-        return self._service_state(service)
-
-    def _service_state(self, service) -> ServiceState:
-        """A v2 Service message (from services.get or services.list) -> ServiceState."""
-        traffic = []
-        for status in service.traffic_statuses:
-            latest = status.type_ == self._run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
-            revision = status.revision or (_short(service.latest_ready_revision) if latest else "")
-            traffic.append(TrafficShare(revision=revision, percent=status.percent, tag=status.tag, latest=latest))
-        condition = service.terminal_condition
-        return ServiceState(
-            name=_short(service.name),
-            uri=service.uri,
-            generation=service.generation,
-            observed_generation=service.observed_generation,
-            reconciling=service.reconciling,
-            latest_ready_revision=_short(service.latest_ready_revision),
-            latest_created_revision=_short(service.latest_created_revision),
-            traffic=tuple(traffic),
-            labels=dict(service.labels),
-            template_image=service.template.containers[0].image if service.template.containers else "",
-            terminal_state=_condition_state(condition),
-            terminal_message=condition.message if condition else "",
-            template_service_account=service.template.service_account,
-        )
+        return _service_state(service)
 
     def job(self, name: str) -> JobState:
         full_name = f"{self.parent}/jobs/{name}"
@@ -276,28 +248,35 @@ class CloudRunReader:
         _require_identity(job.name, full_name, "jobs.get", f"Cloud Run job {name}")
         return _job_state(job)
 
-    def services(self) -> list[ServiceState]:
-        """Every service in the region, as services.get would answer each: one call per page of
-        100, so a fleet's services cost a few calls, not one each."""
-        return self._list(
-            "services", self._services.list_services, self._run_v2.ListServicesRequest, self._service_state
-        )
-
-    def jobs(self) -> list[JobState]:
-        """Every job in the region, as jobs.get would answer each (one call per page)."""
-        return self._list("jobs", self._jobs.list_jobs, self._run_v2.ListJobsRequest, _job_state)
-
     def service_names(self) -> list[str]:
-        return [service.name for service in self.services()]
+        """Every service in the region: one list call per page of 100, not one call per name."""
+        return [
+            name for name, _ in self._listed("services", self._services.list_services, self._run_v2.ListServicesRequest)
+        ]
 
     def job_names(self) -> list[str]:
-        return [job.name for job in self.jobs()]
+        return [name for name, _ in self._listed("jobs", self._jobs.list_jobs, self._run_v2.ListJobsRequest)]
 
-    def _list(self, kind: str, list_method, request_type, parse: Callable[[object], T]) -> list[T]:
-        """One collection, page by page, through the page guard; an item named outside the
-        region's collection is an error, and an item listed twice counts once."""
+    def services(self) -> list[ServiceState]:
+        """Every service in the region as services.get would answer each (template, traffic,
+        labels, conditions): one list call per page, no get per service."""
+        return [
+            _service_state(item)
+            for _, item in self._listed("services", self._services.list_services, self._run_v2.ListServicesRequest)
+        ]
+
+    def jobs(self) -> list[JobState]:
+        """Every job in the region as jobs.get would answer each (template image, executions)."""
+        return [
+            _job_state(item) for _, item in self._listed("jobs", self._jobs.list_jobs, self._run_v2.ListJobsRequest)
+        ]
+
+    def _listed(self, kind: str, list_method, request_type) -> list[tuple[str, object]]:
+        """(short name, item) of one collection, page by page, through the page guard; a nameless
+        item, or one outside the region's collection, is an error; an item listed twice counts once."""
         what = f"the Cloud Run {kind} of the region"
         method = f"{kind}.list"
+        prefix = f"{self.parent}/{kind}/"
 
         def fetch_page(token: str | None) -> Page:
             request = request_type(parent=self.parent, page_size=LIST_PAGE_SIZE, page_token=token or "")
@@ -313,19 +292,15 @@ class CloudRunReader:
             )
             items = []
             for item in getattr(response, kind):
-                if (
-                    not item.name.startswith(f"{self.parent}/{kind}/")
-                    or "/" in item.name[len(self.parent) + len(kind) + 2 :]
-                ):
+                if not item.name.startswith(prefix) or not item.name[len(prefix) :] or "/" in item.name[len(prefix) :]:
                     raise ObservationError(
-                        what, f"{API} {method} listed an item named {item.name!r}, not one of {self.parent}/{kind}/"
+                        what, f"{API} {method} listed an item named {item.name!r}, not one of {prefix}"
                     )
                 items.append((_short(item.name), item))
             return Page(items, response.next_page_token)
 
         pages = guarded_pages(f"{what} ({API} {method})", fetch_page, max_pages=MAX_LIST_PAGES)
-        listed = dict(pair for page in pages for pair in page.items)
-        return [parse(item) for item in listed.values()]
+        return list({name: (name, item) for page in pages for name, item in page.items}.values())
 
     def revision_json(self, service: str, revision: str) -> dict:
         name = f"{self.parent}/services/{service}/revisions/{revision}"
@@ -426,6 +401,33 @@ def _require_identity(answered: str, asked: str, method: str, what: str) -> None
     if answered != asked:
         shown = f"one named {answered!r}" if answered else "an object without a name (an empty answer)"
         raise ObservationError(what, f"{API} {method} answered {shown}, not {asked}")
+
+
+def _service_state(service) -> ServiceState:
+    """A v2 Service message (services.get's answer, or an item of services.list) -> ServiceState."""
+    from google.cloud import run_v2
+
+    traffic = []
+    for status in service.traffic_statuses:
+        latest = status.type_ == run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+        revision = status.revision or (_short(service.latest_ready_revision) if latest else "")
+        traffic.append(TrafficShare(revision=revision, percent=status.percent, tag=status.tag, latest=latest))
+    condition = service.terminal_condition
+    return ServiceState(
+        name=_short(service.name),
+        uri=service.uri,
+        generation=service.generation,
+        observed_generation=service.observed_generation,
+        reconciling=service.reconciling,
+        latest_ready_revision=_short(service.latest_ready_revision),
+        latest_created_revision=_short(service.latest_created_revision),
+        traffic=tuple(traffic),
+        labels=dict(service.labels),
+        template_image=service.template.containers[0].image if service.template.containers else "",
+        terminal_state=_condition_state(condition),
+        terminal_message=condition.message if condition else "",
+        template_service_account=service.template.service_account,
+    )
 
 
 def _job_state(job) -> JobState:

@@ -11,12 +11,15 @@ end as an error, never as a loop or doubled lines), every request carries the ru
 and entries are parsed from the JSON directly (`LogEntry.from_api_repr` builds a Logger per
 entry and asks the GCE metadata server twice per line).
 
-Per service the log checks make these entries.list requests, each bounded (see RevisionLogs):
-  boot            boot-error lines of the serving and newest revisions (up to --max-log-entries)
-                  + the latest line of each serving revision (1 entry each: proof that its logs arrive)
-  heartbeat-log   forbidden-format lines (up to --max-log-entries) + the latest expected line (1 entry)
-  log-visibility  the latest INFO application line (1 entry)
-so 5 for a service with one serving revision and a heartbeat format, 3 without one.
+What the log checks of a service read (its facts, see LogBatch and RevisionLogs):
+  boot            the boot-error lines of the serving and newest revisions (up to --max-log-entries)
+                  and the latest line of each serving revision (proof that its logs arrive)
+  heartbeat-log   the old-format lines (up to --max-log-entries) and the latest expected line
+  log-visibility  the latest INFO application line
+Each fact has its own bounded, newest-first query, but most are answered together: one listing of
+every line of the revisions of one or more services since the earliest window start answers every
+fact of a quiet service (one entries.list for the one-service gate), and the facts it leaves open
+are asked by pattern, then alone (LogBatch).
 """
 
 from __future__ import annotations

@@ -117,9 +117,7 @@ def shard_record(config: pytest.Config) -> dict | None:
     if shard is None:
         return None
     variable = next((name for name in RUN_ID_VARIABLES if os.environ.get(name)), None)
-    run = os.environ[variable] if variable else None
-    if variable == "GITHUB_RUN_ID" and os.environ.get("GITHUB_RUN_ATTEMPT"):
-        run = f"{run}.{os.environ['GITHUB_RUN_ATTEMPT']}"  # a re-run is another run
+    run = os.environ[variable] if variable else None  # (a re-run of one failed shard job keeps its run's id)
     from .fixtures.plugin import session_of
 
     session = session_of(config)

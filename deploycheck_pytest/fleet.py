@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime, timedelta, timezone
-from typing import cast
 
 import pytest
 
@@ -52,10 +51,6 @@ def expected_pages(count: int) -> int:
     return max(1, -(-count // LIST_PAGE_SIZE))
 
 
-def _fixturenames(item: pytest.Item) -> list[str]:
-    return cast(pytest.Function, item).fixturenames  # the checks collected are test functions
-
-
 def resources_of(items: list[pytest.Item], kind: str) -> list:
     """The inventory entries (ServiceSpec or JobSpec) these items check, in order, once each."""
     found: dict[str, object] = {}
@@ -74,21 +69,32 @@ class Fleet:
         config: pytest.Config,
         items: list[pytest.Item] | None,
         observations: ObservationCache,
-        cloudrun,
+        cloudrun_in,
         inventory: Inventory,
         wait: bool,
     ):
         self.config = config
         self.observations = observations
-        self.cloudrun = cloudrun
+        self.cloudrun_in = cloudrun_in  # region -> CloudRunReader
         self.inventory = inventory
         self.wait = wait
         self.items = items  # None: not known in advance (see module docstring)
-        known = items is not None
         self.services: list[ServiceSpec] = resources_of(items or [], "service")
         self.jobs: list[JobSpec] = resources_of(items or [], "job")
-        self.list_services = known and not wait and len(self.services) > expected_pages(len(inventory.services))
-        self.list_jobs = known and len(self.jobs) > expected_pages(len(inventory.jobs))
+        known = items is not None
+        self._list_services = {
+            region: known
+            and not wait
+            and sum(1 for s in self.services if s.region == region)
+            > expected_pages(sum(1 for s in inventory.services if s.region == region))
+            for region in {s.region for s in self.services}
+        }
+        self._list_jobs = {
+            region: known
+            and sum(1 for j in self.jobs if j.region == region)
+            > expected_pages(sum(1 for j in inventory.jobs if j.region == region))
+            for region in {j.region for j in self.jobs}
+        }
         self.batch_logs = known and not wait
 
     @classmethod
@@ -100,87 +106,114 @@ class Fleet:
             items = [item for item in session_items if share is None or keeps_on_worker(item, share)]
         return cls(config=config, items=items, **readers)
 
+    def lists_services(self, region: str) -> bool:
+        return self._list_services.get(region, False)
+
+    def lists_jobs(self, region: str) -> bool:
+        return self._list_jobs.get(region, False)
+
     # --- Cloud Run ------------------------------------------------------------------------------
-    def listed_services(self) -> list[ServiceState]:
-        """services.list, once; each listed service is also the answer to its services.get."""
+    def listed_services(self, region: str) -> list[ServiceState]:
+        """services.list of the region, once; when this process lists that region's services, each
+        listed service is also the answer to its services.get (else each is read by name)."""
 
         def read() -> list[ServiceState]:
-            services = self.cloudrun.services()
-            for state in services:
-                self.observations.prime(("service", state.name), state)
+            services = self.cloudrun_in(region).services()
+            if self.lists_services(region):
+                for state in services:
+                    self.observations.prime(("service", region, state.name), state)
             return services
 
-        return self.observations.get(("services.list",), read)
+        return self.observations.get(("services.list", region), read)
 
-    def listed_jobs(self) -> list[JobState]:
+    def listed_jobs(self, region: str) -> list[JobState]:
         def read() -> list[JobState]:
-            jobs = self.cloudrun.jobs()
-            for state in jobs:
-                self.observations.prime(("job", state.name), state)
+            jobs = self.cloudrun_in(region).jobs()
+            if self.lists_jobs(region):
+                for state in jobs:
+                    self.observations.prime(("job", region, state.name), state)
             return jobs
 
-        return self.observations.get(("jobs.list",), read)
+        return self.observations.get(("jobs.list", region), read)
 
-    def deployed(self) -> dict[str, list[str]]:
+    def deployed(self, region: str) -> dict[str, list[str]]:
         return {
-            "services": [state.name for state in self.listed_services()],
-            "jobs": [state.name for state in self.listed_jobs()],
+            "services": [state.name for state in self.listed_services(region)],
+            "jobs": [state.name for state in self.listed_jobs(region)],
         }
 
-    def service(self, name: str) -> ServiceState:
-        if self.list_services:
-            self.listed_services()
-        return self.observations.get(("service", name), lambda: self.cloudrun.service(name))
+    def service(self, region: str, name: str) -> ServiceState:
+        if self.lists_services(region):
+            self.listed_services(region)
+        return self.observations.get(("service", region, name), lambda: self.cloudrun_in(region).service(name))
 
-    def job(self, name: str) -> JobState:
-        if self.list_jobs:
-            self.listed_jobs()
-        return self.observations.get(("job", name), lambda: self.cloudrun.job(name))
+    def job(self, region: str, name: str) -> JobState:
+        if self.lists_jobs(region):
+            self.listed_jobs(region)
+        return self.observations.get(("job", region, name), lambda: self.cloudrun_in(region).job(name))
 
-    def revisions(self, service: str) -> list[RevisionState]:
+    def revisions(self, region: str, service: str) -> list[RevisionState]:
         """Every revision of the service: from the region-wide listing when services are listed,
-        else its own revisions.list."""
-        if self.list_services:
+        else its own revisions.list. Either is read after the service itself, so it holds every
+        revision the service names (see revision())."""
+        if self.lists_services(region):
+            self.listed_services(region)
 
             def read_all() -> dict[str, list[RevisionState]]:
-                listed = self.cloudrun.all_revisions()
+                listed = self.cloudrun_in(region).all_revisions()
                 for owner, revisions in listed.items():
-                    self.observations.prime(("revisions", owner), revisions)
+                    self.observations.prime(("revisions", region, owner), revisions)
                 return listed
 
-            self.observations.get(("revisions.list", "-"), read_all)
-            return self.observations.get(("revisions", service), lambda: [])  # listed none: it has none
-        return self.observations.get(("revisions", service), lambda: self.cloudrun.revisions(service))
+            self.observations.get(("revisions.list", region, "-"), read_all)
+            return self.observations.get(("revisions", region, service), lambda: [])  # listed none: it has none
+        if not self.wait:
+            self.service(region, service)
+        return self.observations.get(
+            ("revisions", region, service), lambda: self.cloudrun_in(region).revisions(service)
+        )
 
-    def revision(self, service: str, name: str) -> RevisionState:
-        """One revision: as its service's listing holds it, else read by name (created after the listing)."""
+    def revision(self, region: str, service: str, name: str) -> RevisionState:
+        """One revision the service names (serving or newest), as its listing holds it. A listing
+        read after the service that lacks it is an incomplete answer, an error; only a service
+        read by name after the region's listing (created since) has its revisions read by name."""
 
         def read() -> RevisionState:
-            listed = next((revision for revision in self.revisions(service) if revision.name == name), None)
-            return listed or self.cloudrun.revision(service, name)
+            listed = next((revision for revision in self.revisions(region, service) if revision.name == name), None)
+            if listed is not None:
+                return listed
+            if self.wait or (
+                self.lists_services(region) and not any(state.name == service for state in self.listed_services(region))
+            ):
+                return self.cloudrun_in(region).revision(service, name)  # newer than the listing
+            raise ObservationError(
+                f"revision {name} of {service}",
+                f"Cloud Run revisions.list answered no revision named {name}, though the "
+                f"service, read before the listing, names it: the listing is incomplete",
+            )
 
-        return self.observations.get(("revision", service, name), read)
+        return self.observations.get(("revision", region, service, name), read)
 
-    def newest_revision(self, state: ServiceState) -> RevisionState:
+    def newest_revision(self, region: str, state: ServiceState) -> RevisionState:
         name = state.latest_created_revision
         if not name:
             raise ObservationError(f"the newest revision of {state.name}", "the service reports none")
-        return self.revision(state.name, name)
+        return self.revision(region, state.name, name)
 
-    def serving_revisions(self, state: ServiceState) -> list[RevisionState]:
+    def serving_revisions(self, region: str, state: ServiceState) -> list[RevisionState]:
         names = state.serving_revisions
         if not names:
             raise ObservationError(f"the serving revision of {state.name}", "no revision receives traffic")
-        return [self.revision(state.name, name) for name in names]
+        return [self.revision(region, state.name, name) for name in names]
 
     # --- logs -------------------------------------------------------------------------------------
     def log_scope(self, spec: ServiceSpec) -> LogScope:
         """The service's revisions whose logs its checks read, and since when (read once)."""
 
         def scope() -> LogScope:
-            state = self.service(spec.name)
-            serving = self.serving_revisions(state)
-            newest = self.newest_revision(state)
+            state = self.service(spec.region, spec.name)
+            serving = self.serving_revisions(spec.region, state)
+            newest = self.newest_revision(spec.region, state)
             hours = self.config.getoption("--log-window")
             now = datetime.now(timezone.utc)
             revisions = [*serving, newest]
@@ -195,12 +228,12 @@ class Fleet:
             since = created if hours is None else max(created, now - timedelta(hours=hours))
             return LogScope(spec.name, tuple(r.name for r in serving), newest.name, since, spec.heartbeat_log)
 
-        return self.observations.get(("log-scope", spec.name), scope)
+        return self.observations.get(("log-scope", spec.region, spec.name), scope)
 
     def revision_logs(self, spec: ServiceSpec, log_reader) -> RevisionLogs:
         scope = self.log_scope(spec)
         max_entries = self.config.getoption("--max-log-entries")
-        batch = self._log_batches(log_reader, max_entries).get(spec.name) if self.batch_logs else None
+        batch = self._log_batches(log_reader, max_entries).get((spec.region, spec.name)) if self.batch_logs else None
         return RevisionLogs(
             log_reader,
             spec.name,
@@ -213,23 +246,23 @@ class Fleet:
             batch=batch,
         )
 
-    def _log_batches(self, log_reader, max_entries: int) -> dict[str, LogBatch]:
-        """Every service of this process whose log scope could be read, batched (once)."""
+    def _log_batches(self, log_reader, max_entries: int) -> dict[tuple[str, str], LogBatch]:
+        """Every service of this process whose log scope could be read, batched by region (once)."""
 
-        def plan() -> dict[str, LogBatch]:
-            scopes = []
-            for spec in self.services:
-                if spec.name not in self._log_checked:
-                    continue
-                try:
-                    scopes.append(self.log_scope(spec))
-                except DeploycheckError:
-                    continue  # its checks meet the error themselves
-            return {
-                scope.service: batch
-                for batch in batches(log_reader, scopes, max_entries=max_entries)
-                for scope in batch.scopes.values()
-            }
+        def plan() -> dict[tuple[str, str], LogBatch]:
+            planned: dict[tuple[str, str], LogBatch] = {}
+            for region in dict.fromkeys(spec.region for spec in self.services):
+                scopes = []
+                for spec in self.services:
+                    if spec.region != region or spec.name not in self._log_checked:
+                        continue
+                    try:
+                        scopes.append(self.log_scope(spec))
+                    except DeploycheckError:
+                        continue  # its checks meet the error themselves
+                for batch in batches(log_reader, scopes, max_entries=max_entries):
+                    planned.update({(region, service): batch for service in batch.scopes})
+            return planned
 
         return self.observations.get(("log-batches",), plan)
 
@@ -253,13 +286,16 @@ class Fleet:
             return bool(needs.intersection(names))
 
         submit = self.observations.prefetch
-        if self.list_services:
-            submit(self.listed_services)
-            submit(lambda: self.revisions(self.services[0].name))
-        if self.list_jobs or wanted("deployed"):
-            submit(self.listed_jobs)
-        if wanted("deployed"):
-            submit(self.listed_services)
+        for region in dict.fromkeys(spec.region for spec in self.services):
+            if self.lists_services(region):
+                first = next(spec.name for spec in self.services if spec.region == region)
+                submit(functools.partial(self.revisions, region, first))  # both listings
+        for region in dict.fromkeys(spec.region for spec in self.jobs):
+            if self.lists_jobs(region):
+                submit(functools.partial(self.listed_jobs, region))
+        for scope in _params(self.items, "project_scope", needing="deployed"):
+            region = scope.rsplit("/", 1)[-1]
+            submit(functools.partial(self.deployed, region))
         for spec in self.services:
             submit(functools.partial(self._service_facts, spec))
         registry = (
@@ -276,19 +312,27 @@ class Fleet:
                 for spec in self.services:
                     if spec.code:
                         submit(functools.partial(self._code_facts, spec, registry, reader))
-        if wanted("heartbeat_scan"):
-            heartbeats = _reader(request, "heartbeat_reader")
-            if heartbeats is not None and self.inventory.heartbeats is not None:
-                collection = self.inventory.heartbeats.collection
-                submit(lambda: self.observations.get(("heartbeats", collection), lambda: heartbeats.scan(collection)))
+        collections = _params(self.items, "heartbeat_collection", needing="heartbeat_scan")
+        heartbeats = _reader(request, "heartbeat_reader") if collections else None
+        if heartbeats is not None:
+            for collection in collections:
+                submit(
+                    functools.partial(
+                        self.observations.get,
+                        ("heartbeats", collection),
+                        functools.partial(heartbeats.scan, collection),
+                    )
+                )
         iam = _reader(request, "iam") if wanted("iam_roles", "iam_hierarchy") else None
         if iam is not None:
             for spec in self.services:
                 if spec.roles:
                     submit(functools.partial(self._iam_facts, spec, iam))
-        if registry is not None:
-            for job in self.jobs:
+        for job in self.jobs:
+            if registry is not None:
                 submit(functools.partial(self._job_facts, job, registry))
+            elif wanted("job_state"):
+                submit(functools.partial(self.job, job.region, job.name))
         log_reader = _reader(request, "log_reader") if wanted("revision_logs") else None
         if log_reader is not None:
             for spec in self.services:
@@ -296,10 +340,10 @@ class Fleet:
                     submit(functools.partial(self._log_facts, spec, log_reader))
 
     def _service_facts(self, spec: ServiceSpec) -> None:
-        state = self.service(spec.name)
-        self.serving_revisions(state)
-        self.newest_revision(state)
-        self.revisions(spec.name)
+        state = self.service(spec.region, spec.name)
+        self.serving_revisions(spec.region, state)
+        self.newest_revision(spec.region, state)
+        self.revisions(spec.region, spec.name)
 
     def _image_facts(self, spec: ServiceSpec, registry) -> None:
         from .fixtures.observe import image_config, resolved_digest
@@ -311,9 +355,8 @@ class Fleet:
             image_config(registry, self.observations, spec.image.with_digest(running))
 
     def _running_digest(self, spec: ServiceSpec) -> str | None:
-        state = self.service(spec.name)
-        main = serving_image(self.serving_revisions(state)[0], spec.image.repository)
-        return main.digest
+        state = self.service(spec.region, spec.name)
+        return serving_image(self.serving_revisions(spec.region, state)[0], spec.image.repository).digest
 
     def _code_facts(self, spec: ServiceSpec, registry, reader) -> None:
         from .fixtures.images import _paths, _read
@@ -334,7 +377,7 @@ class Fleet:
         from .fixtures.observe import iam_roles_of
 
         hierarchy = self.observations.get(("iam-hierarchy", iam.project), iam.hierarchy)
-        serving = self.serving_revisions(self.service(spec.name))[0]
+        serving = self.serving_revisions(spec.region, self.service(spec.region, spec.name))[0]
         iam_roles_of(spec, serving, hierarchy, iam, self.observations)
 
     def _job_facts(self, spec: JobSpec, registry) -> None:
@@ -345,7 +388,7 @@ class Fleet:
         expected = self.inventory.job_image(spec)
         expected_digest = resolved_digest(registry, self.observations, expected)
         image_config(registry, self.observations, expected.with_digest(expected_digest))
-        image = ImageRef.parse(self.job(spec.name).image)
+        image = ImageRef.parse(self.job(spec.region, spec.name).image)
         digest = resolved_digest(registry, self.observations, image)
         image_config(registry, self.observations, image.with_digest(digest))
 
@@ -357,9 +400,24 @@ class Fleet:
         logs.info_line()
 
 
+def _params(items: list[pytest.Item], name: str, *, needing: str) -> list[str]:
+    """The values of parameter `name` of the items that use fixture `needing`, once each."""
+    values = (
+        getattr(item, "callspec", None) and item.callspec.params.get(name)  # type: ignore[attr-defined]  # checked by getattr
+        for item in items
+        if needing in _fixturenames(item)
+    )
+    return list(dict.fromkeys(value for value in values if value))
+
+
 def _reader(request: pytest.FixtureRequest, name: str):
     """A session fixture's reader, or None when it cannot be made here (its checks will say why)."""
     try:
         return request.getfixturevalue(name)
     except (DeploycheckError, pytest.FixtureLookupError):
         return None
+
+
+def _fixturenames(item: pytest.Item) -> list[str]:
+    """The fixtures a test function uses (a non-function item uses none)."""
+    return list(getattr(item, "fixturenames", ()))

@@ -67,6 +67,7 @@ def leave_the_library_unrewritten(pluginmanager: pytest.PytestPluginManager) -> 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     leave_the_library_unrewritten(pluginmanager)
+
     group = parser.getgroup("deploycheck", "deploycheck (Cloud Run deployment verification)")
     group.addoption(
         "--inventory",

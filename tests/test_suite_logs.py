@@ -44,16 +44,29 @@ def test_healthy_log_checks_pass(suite):
     result.assert_outcomes(passed=6 + 4 + 6)  # boot and visibility for 6 services, heartbeats for the 4 that log them
 
 
-def test_three_log_checks_of_one_service_make_five_bounded_logging_calls(suite):
-    """boot: its error lines + the latest line of the serving revision; heartbeat-log: the
-    old-format lines + the latest expected line; log-visibility: the latest INFO line."""
+def test_the_three_log_checks_of_a_quiet_service_make_one_bounded_logging_call(suite):
+    """Every line of phase2's revisions since they were created fits in one listing of
+    --max-log-entries: boot errors, the latest line, the heartbeats and the latest INFO line all
+    come from it. With a limit of 3 that listing is cut before the window's start: the error and
+    old-heartbeat lines are asked by their patterns, the rest is still answered by the first."""
     info = suite.reuse_sandbox("healthy")
-    httpx.delete(f"{info.api_url}/_sandbox/calls").raise_for_status()
-    result = suite.run("-m", "postdeploy", "-k", LOG_CHECKS, "--service", PHASE2, "--target", "sandbox:healthy")
-    assert result.ret == 0
-    result.assert_outcomes(passed=3)
-    calls = httpx.get(f"{info.api_url}/_sandbox/calls").json()["calls"]
-    assert calls["POST /v2/entries:list"] == 5
+    for limit, calls in (("1000", 1), ("3", 2)):
+        httpx.delete(f"{info.api_url}/_sandbox/calls").raise_for_status()
+        result = suite.run(
+            "-m",
+            "postdeploy",
+            "-k",
+            LOG_CHECKS,
+            "--service",
+            PHASE2,
+            "--target",
+            "sandbox:healthy",
+            "--max-log-entries",
+            limit,
+        )
+        assert result.ret == 0, result.stdout.str()
+        result.assert_outcomes(passed=3)
+        assert httpx.get(f"{info.api_url}/_sandbox/calls").json()["calls"]["POST /v2/entries:list"] == calls, limit
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,8 @@ _RUN = r"^/v2/projects/[^/]+/locations/[^/]+/(services|jobs)"
 FAMILIES = {
     "run-get": ("api", _RUN + r"/[^/]+(/revisions/[^/]+)?$"),
     "run-list": ("api", _RUN + r"$"),
+    # A service's revisions.list: the gate reads its serving and newest revisions from it.
+    "run-revisions": ("api", r"^/v2/projects/[^/]+/locations/[^/]+/services/[^/]+/revisions$"),
     "iam": ("api", r":getIamPolicy$|^/v1/roles/|^/v3/(projects|folders|organizations)/[^/:]+$"),
     "logging": ("api", r"^/v2/entries:list$"),
     "manifests": ("registry", r"/manifests/"),
@@ -56,16 +58,17 @@ FAMILIES = {
 
 # Rows: (check, resource kind) -> families it reads. manifest HEADs (tag -> digest) are their own
 # family for faults that only change bodies: the digest check never reads a manifest body.
+# traffic reads the revisions listing only for its advice (the rollback target), never for its verdict.
 ROWS = {
     ("traffic", "service"): {"run-get"},
-    ("rollout", "service"): {"run-get"},
-    ("digest", "service"): {"run-get", "manifests-head"},
-    ("commit", "service"): {"run-get", "manifests", "manifests-head", "blobs"},
-    ("code", "service"): {"run-get", "manifests", "manifests-head", "blobs"},
-    ("iam", "service"): {"run-get", "iam"},
-    ("boot", "service"): {"run-get", "logging"},
-    ("heartbeat-log", "service"): {"run-get", "logging"},
-    ("log-visibility", "service"): {"run-get", "logging"},
+    ("rollout", "service"): {"run-get", "run-revisions"},
+    ("digest", "service"): {"run-get", "run-revisions", "manifests-head"},
+    ("commit", "service"): {"run-get", "run-revisions", "manifests", "manifests-head", "blobs"},
+    ("code", "service"): {"run-get", "run-revisions", "manifests", "manifests-head", "blobs"},
+    ("iam", "service"): {"run-get", "run-revisions", "iam"},
+    ("boot", "service"): {"run-get", "run-revisions", "logging"},
+    ("heartbeat-log", "service"): {"run-get", "run-revisions", "logging"},
+    ("log-visibility", "service"): {"run-get", "run-revisions", "logging"},
     ("code", "job"): {"run-get", "manifests", "manifests-head", "blobs"},
     ("stale-jobs", "job"): {"run-get", "manifests", "manifests-head", "blobs"},
     ("orphans", "project"): {"run-list"},
@@ -133,6 +136,8 @@ FAULTS = {
     "down": Fault("down", {"fault": "down"}, _BROKEN_CONNECTION),
     # Killed mid-run: the first two requests of the family are answered, nothing after them.
     "down-mid": Fault("down-mid", {"fault": "down", "after": 2}, _BROKEN_CONNECTION, pass_ok=True),
+    # The same where a run makes only two requests of the family (services.get and jobs.get).
+    "down-mid1": Fault("down-mid1", {"fault": "down", "after": 1}, _BROKEN_CONNECTION, pass_ok=True),
     "token-repeat": Fault(
         "token-repeat", {"fault": "page_token_repeat"}, r"page|token", body_only=True, same_evidence_ok=True
     ),
@@ -163,9 +168,10 @@ PLAN = {
         "corrupt",
         "empty",
         "down",
-        "down-mid",
+        "down-mid1",
     ],
     "run-list": _COMMON + ["token-repeat", "token-cycle", "empty-pages", "duplicate"],
+    "run-revisions": _COMMON + ["403", "token-repeat", "token-cycle", "empty-pages", "duplicate"],
     "iam": _COMMON + ["403"],
     "logging": _COMMON + ["429", "trickle", "token-repeat", "token-cycle", "empty-pages", "duplicate"],
     "manifests": _COMMON + ["500", "trickle"],
