@@ -44,7 +44,8 @@ def test_a_generated_fleet_is_green_against_every_check(suite, tmp_path):
         "heartbeat-docs",
         "stale-jobs",
         "orphans",
-    }
+        "deployed-by-script",
+    }  # the NBA check too
     assert {resource for check, resource in outcomes if check == "stale-jobs"} == {"job-0001", "job-0002", "job-0003"}
     assert {resource for check, resource in outcomes if check == "traffic"} == {f"svc-000{n}" for n in range(1, 5)}
 
