@@ -48,5 +48,9 @@ class CredentialsError(DeploycheckError):
     """No usable credentials for the target; raised before any check runs."""
 
 
+class CannotStartError(DeploycheckError):
+    """The target could not be prepared (the sandbox's servers did not come up); raised before any check runs."""
+
+
 class InputError(DeploycheckError):
     """Bad input from the user (inventory, options, scenario). Message is ready to print."""

@@ -63,7 +63,7 @@ class Finding:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Finding":
+    def from_dict(cls, data: dict) -> Finding:
         return cls(
             check=data["check"],
             resource=data["resource"],
@@ -85,14 +85,25 @@ class Finding:
 
 def finding_id(check: str, resource: str, cause: str) -> str:
     """12 hex characters, the same every night for the same check, resource and cause."""
-    return hashlib.sha256(f"{check}|{resource}|{cause}".encode("utf-8")).hexdigest()[:12]
+    return hashlib.sha256(f"{check}|{resource}|{cause}".encode()).hexdigest()[:12]
 
 
-def passed(check: str, resource: str, summary: str, severity: Severity = Severity.P3, *, cause: str = "",
-           **evidence) -> Finding:
+def passed(
+    check: str, resource: str, summary: str, severity: Severity = Severity.P3, *, cause: str = "", **evidence
+) -> Finding:
     return Finding(check, resource, severity, Outcome.PASS, summary, evidence, cause=cause)
 
 
-def failed(check: str, resource: str, severity: Severity, summary: str, remediation: str | None, *, cause: str = "",
-           **evidence) -> Finding:
+def failed(
+    check: str, resource: str, severity: Severity, summary: str, remediation: str | None, *, cause: str = "", **evidence
+) -> Finding:
     return Finding(check, resource, severity, Outcome.FAIL, summary, evidence, remediation, cause)
+
+
+def below_fail_on(finding: Finding, fail_on: Severity | str | None) -> bool:
+    """A failure that does not fail the run under `--fail-on`: an observed FAIL less severe than
+    the threshold. An ERROR (a fact not observed) never is: nobody knows how bad it is."""
+    if fail_on is None or finding.outcome is not Outcome.FAIL:
+        return False
+    order = list(Severity)
+    return order.index(finding.severity) > order.index(Severity(fail_on))

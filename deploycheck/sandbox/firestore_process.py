@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from .local_server import LocalServer
+from .needs import SandboxUnavailable
 from .timeutil import rfc3339
 
 _JAR_IN_SDK = Path("platform", "cloud-firestore-emulator", "cloud-firestore-emulator.jar")
@@ -73,10 +74,10 @@ def _launch_command() -> list[str]:
     """java on the emulator jar when both are found, else gcloud; a clear install hint when neither works."""
     gcloud = shutil.which("gcloud")
     if gcloud is None:
-        raise RuntimeError(f"gcloud not found; the Firestore emulator ships with it: {INSTALL_EMULATOR}")
+        raise SandboxUnavailable(f"gcloud not found on PATH; the Firestore emulator ships with it: {INSTALL_EMULATOR}")
     java = shutil.which("java")
     if java is None:
-        raise RuntimeError(f"java not found; the Firestore emulator needs a Java runtime: {INSTALL_JAVA}")
+        raise SandboxUnavailable(f"java not found on PATH; the Firestore emulator needs a Java runtime: {INSTALL_JAVA}")
     # gcloud is usually a symlink into the SDK (/usr/bin/gcloud -> SDK/bin/gcloud).
     jar = Path(gcloud).resolve().parent.parent / _JAR_IN_SDK
     if jar.is_file():
@@ -106,12 +107,17 @@ def seed_documents(host: str, project: str, collection: str, documents: Iterable
     database = f"projects/{project}/databases/(default)"
     written = 0
     # "Bearer owner" is the emulator's admin token: security rules do not apply to the seeder.
-    with httpx.Client(base_url=f"http://{host}/v1", headers={"Authorization": "Bearer owner"},
-                      timeout=_SEED_TIMEOUT) as client:
+    with httpx.Client(
+        base_url=f"http://{host}/v1", headers={"Authorization": "Bearer owner"}, timeout=_SEED_TIMEOUT
+    ) as client:
         for chunk in _chunks(documents, _WRITES_PER_COMMIT):
             writes = [
-                {"update": {"name": f"{database}/documents/{collection}/{doc_id}",
-                            "fields": {name: _value(name, value) for name, value in fields.items()}}}
+                {
+                    "update": {
+                        "name": f"{database}/documents/{collection}/{doc_id}",
+                        "fields": {name: _value(name, value) for name, value in fields.items()},
+                    }
+                }
                 for doc_id, fields in chunk
             ]
             response = client.post(f"/{database}/documents:commit", json={"writes": writes})

@@ -11,6 +11,7 @@ import yaml
 from deploycheck.netutil import http_probe
 
 from .local_server import LocalServer
+from .needs import SandboxUnavailable
 
 _BINARY = "docker-registry"
 
@@ -33,10 +34,7 @@ class LocalRegistry(LocalServer):
     def command(self, port: int) -> list[str]:
         binary = shutil.which(_BINARY)
         if binary is None:
-            raise RuntimeError(
-                "docker-registry not found: apt-get install docker-registry "
-                "(Debian package of the CNCF distribution registry)"
-            )
+            raise SandboxUnavailable("docker-registry (the CNCF distribution registry) not found on PATH")
         config_path = self.root / "config.yml"
         config_path.write_text(yaml.safe_dump(self._config(port), sort_keys=False))
         return [binary, "serve", str(config_path)]
