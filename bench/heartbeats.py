@@ -28,8 +28,13 @@ from deploycheck.sandbox.firestore_process import FirestoreEmulator, seed_docume
 
 REPO = Path(__file__).resolve().parent.parent
 # Seed 002: the phase 2 classes whose backfill jobs wrote the bad ids.
-OLD_WRITERS = ("NbacTeamBoxscoreProcessor", "NbacPlayerBoxscoreProcessor", "BdlBoxscoresProcessor",
-               "NbacGamebookProcessor", "BigDataBallPbpProcessor")
+OLD_WRITERS = (
+    "NbacTeamBoxscoreProcessor",
+    "NbacPlayerBoxscoreProcessor",
+    "BdlBoxscoresProcessor",
+    "NbacGamebookProcessor",
+    "BigDataBallPbpProcessor",
+)
 # A few KB of fields the heartbeat check never reads; the field mask must keep them off the wire.
 UNREAD_FIELDS = {"run_id": "0" * 32, "details": "x" * 2000}
 
@@ -40,14 +45,27 @@ def heartbeat_documents(count: int, good_names: list[str], now: datetime):
     good = good_names[:count]
     suffixes = rng.sample(range(2**32), count - len(good))
     for name in good:
-        yield name, {"processor_name": name, "last_heartbeat": now - timedelta(minutes=rng.randint(1, 90)),
-                     "status": "completed", **UNREAD_FIELDS}
+        yield (
+            name,
+            {
+                "processor_name": name,
+                "last_heartbeat": now - timedelta(minutes=rng.randint(1, 90)),
+                "status": "completed",
+                **UNREAD_FIELDS,
+            },
+        )
     for index, suffix in enumerate(suffixes):
         writer = OLD_WRITERS[index % len(OLD_WRITERS)]
         middle = "None" if index % 2 else "2025-09-14"
-        yield f"{writer}_{middle}_{suffix:08x}", {
-            "processor_name": writer, "last_heartbeat": now - timedelta(days=rng.randint(100, 150)),
-            "status": "completed", **UNREAD_FIELDS}
+        yield (
+            f"{writer}_{middle}_{suffix:08x}",
+            {
+                "processor_name": writer,
+                "last_heartbeat": now - timedelta(days=rng.randint(100, 150)),
+                "status": "completed",
+                **UNREAD_FIELDS,
+            },
+        )
 
 
 def main() -> int:
@@ -66,8 +84,12 @@ def main() -> int:
         start_s = time.perf_counter() - began
 
         began = time.perf_counter()
-        seeded = seed_documents(emulator.host, inventory.project, collection,
-                                heartbeat_documents(args.docs, good_names, datetime.now(timezone.utc)))
+        seeded = seed_documents(
+            emulator.host,
+            inventory.project,
+            collection,
+            heartbeat_documents(args.docs, good_names, datetime.now(timezone.utc)),
+        )
         seed_s = time.perf_counter() - began
 
         with HeartbeatReader(inventory.project, AnonymousCredentials(), emulator_host=emulator.host) as reader:
@@ -91,9 +113,11 @@ def main() -> int:
         "emulator_start_seconds": round(start_s, 4),
         "launcher": emulator.launcher,
     }
-    print(f"scanned {figures['docs']:,} heartbeat documents in {scan.elapsed_s:.2f}s with {scan.requests} "
-          f"streamed query ({scan.response_bytes:,} bytes received); seeding took {seed_s:.2f}s, "
-          f"the emulator ({emulator.launcher}) started in {start_s:.2f}s")
+    print(
+        f"scanned {figures['docs']:,} heartbeat documents in {scan.elapsed_s:.2f}s with {scan.requests} "
+        f"streamed query ({scan.response_bytes:,} bytes received); seeding took {seed_s:.2f}s, "
+        f"the emulator ({emulator.launcher}) started in {start_s:.2f}s"
+    )
     print(json.dumps(figures))
     return 0
 

@@ -52,8 +52,13 @@ def main() -> int:
     inventory = load_inventory(REPO / "services.yaml")
     spec = inventory.service(SERVICE)
     work = Path(tempfile.mkdtemp(prefix="deploycheck-bench-"))
-    sandbox = Sandbox("healthy", project=inventory.project, region=inventory.region, workdir=work / "sandbox",
-                      progress=lambda line: print(line, file=sys.stderr))
+    sandbox = Sandbox(
+        "healthy",
+        project=inventory.project,
+        region=inventory.region,
+        workdir=work / "sandbox",
+        progress=lambda line: print(line, file=sys.stderr),
+    )
     info = sandbox.start()
     try:
         cloudrun = CloudRunReader(info.project, info.region, AnonymousCredentials(), endpoint=info.api_url)
@@ -65,13 +70,14 @@ def main() -> int:
 
         cold, findings, cold_s, cold_stats = read_code(info.registry_url, work / "cache", ref, spec.code)
         assert all(not f.failed for f in findings), [f.summary for f in findings]
-        warm, _, warm_s, warm_stats = read_code(info.registry_url, work / "cache", ref, spec.code)
+        _, _, warm_s, warm_stats = read_code(info.registry_url, work / "cache", ref, spec.code)
 
         target = work / "full-copy"
         began = time.perf_counter()
         source = f"docker://{info.registry_url.split('://', 1)[1]}/{ref.host}/{ref.path}@{digest}"
-        subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", source, f"dir:{target}"],
-                       check=True, timeout=600)
+        subprocess.run(
+            ["skopeo", "copy", "--quiet", "--src-tls-verify=false", source, f"dir:{target}"], check=True, timeout=600
+        )
         full_pull_s = time.perf_counter() - began
         copied_bytes = sum(p.stat().st_size for p in target.iterdir() if p.is_file())
     finally:
@@ -95,9 +101,11 @@ def main() -> int:
         "full_pull_s": round(full_pull_s, 4),
         "speedup_cold_vs_full": round(full_pull_s / cold_s, 1) if cold_s else None,
     }
-    print(f"code check read {figures['bytes_read']:,} of {image_bytes:,} image bytes "
-          f"({figures['ratio']:.4%}) in {cold_s:.3f}s cold, {warm_s:.3f}s warm reading "
-          f"{figures['warm_bytes_read']} bytes; skopeo copied {copied_bytes:,} bytes in {full_pull_s:.2f}s")
+    print(
+        f"code check read {figures['bytes_read']:,} of {image_bytes:,} image bytes "
+        f"({figures['ratio']:.4%}) in {cold_s:.3f}s cold, {warm_s:.3f}s warm reading "
+        f"{figures['warm_bytes_read']} bytes; skopeo copied {copied_bytes:,} bytes in {full_pull_s:.2f}s"
+    )
     print(json.dumps(figures))
     return 0
 

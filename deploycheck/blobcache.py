@@ -1,8 +1,22 @@
-"""A content-addressed cache of verified registry blobs (`DIR/sha256/<hex>`), shared by processes.
+"""A content-addressed cache of verified registry data (`DIR/sha256/<hex>`), shared by processes.
+
+What it holds, and only once verified:
+  - whole blobs (manifests, configs, layers read to their end) that hash to their digest;
+  - eStargz pieces, content-addressed as well: a TOC under the digest the manifest's annotation
+    names, each chunk (decompressed) under its TOC chunkDigest;
+  - documents derived from a verified blob (`DIR/<kind>/<hex>`, e.g. a layer's listing and the
+    file contents read from it), so a warm read decompresses nothing a cold read already did.
+    They carry their own sha256 against disk corruption; like the installed code, they trust
+    whoever may write the cache directory.
+A layer read only in part is never stored, nor anything derived from it: a gzip prefix cannot be
+checked against the blob digest (sha256 needs every byte), and keeping it would turn "as the
+registry sent it just now" into "whatever the disk holds". So a default-mode warm read of such a
+layer reads its prefix again; a --verify-layers read (or an eStargz layer) leaves what makes the
+next read cost 0 bytes.
 
 Blobs are immutable by digest, so a cached blob is as good as the registry's copy, provided it
-is verified: nothing unverified is ever stored, and a file that no longer hashes to its name
-(disk corruption, a truncated copy, tampering) is deleted on read and fetched again.
+is verified: a file that no longer hashes to its name (disk corruption, a truncated copy,
+tampering) is deleted on read and fetched again.
 
 Writers put a complete blob in a temp file in the same directory and os.replace() it into
 place, so concurrent pytest-xdist workers and concurrent runs never see a partial file; two
@@ -12,11 +26,13 @@ writers of one digest both write identical bytes and the last rename wins.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from deploycheck.imageref import DIGEST_RE
 
@@ -67,7 +83,7 @@ class BlobCache:
         """
         path = self.path_for(digest)
         try:
-            blob = open(path, "rb")
+            blob = open(path, "rb")  # noqa: SIM115 (the generator below closes it)
         except OSError:
             return None
         return self._verified_chunks(blob, path, digest)
@@ -82,6 +98,45 @@ class BlobCache:
         if "sha256:" + hasher.hexdigest() != digest:
             self._evict(path)
             raise CorruptCacheEntry(f"cached blob {path} does not hash to {digest}; deleted it")
+
+    def get_document(self, kind: str, digest: str) -> dict | None:
+        """The JSON document of `kind` stored for blob `digest`, if present and intact."""
+        path = self._document_path(kind, digest)
+        try:
+            checksum, _, body = path.read_bytes().partition(b"\n")
+        except OSError:
+            return None
+        if hashlib.sha256(body).hexdigest().encode() != checksum:
+            self._evict(path)
+            return None
+        try:
+            document = json.loads(body)
+        except ValueError:
+            self._evict(path)
+            return None
+        return document if isinstance(document, dict) else None
+
+    def put_document(self, kind: str, digest: str, document: dict) -> None:
+        """Store a document derived from the verified blob `digest` (best effort, atomic)."""
+        path = self._document_path(kind, digest)
+        body = json.dumps(document, separators=(",", ":")).encode()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX)
+        except OSError:
+            return
+        temp = Path(temp_name)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+            os.replace(temp, path)
+        except OSError:
+            temp.unlink(missing_ok=True)
+
+    def _document_path(self, kind: str, digest: str) -> Path:
+        if not kind.replace("-", "_").isidentifier():
+            raise ValueError(f"{kind!r} is not a document kind")
+        return self.directory / kind / self.path_for(digest).name
 
     def put(self, digest: str, data: bytes) -> None:
         """Store `data` if it hashes to `digest`; anything else is silently not stored."""

@@ -9,22 +9,22 @@ drops unknown fields, which would lose the digest the revision actually runs (DE
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-
-from google.api_core.client_options import ClientOptions
-from google.auth.transport.requests import AuthorizedSession
-from google.cloud import run_v2
+from typing import TypeVar
 
 from .errors import ObservationError
-from .gcall import ApiCounter, CallPolicy, call, raise_for_status
-from .paging import Page, guarded_pages
+from .gcall import ApiCounter, CallPolicy, call, pin_environment, raise_for_status, transport_session
 from .imageref import DIGEST_RE, ImageRef, ImageRefError, digest_of
+from .paging import Page, guarded_pages
 
 DEFAULT_ENDPOINT = "https://run.googleapis.com"
 API = "Cloud Run"
 LIST_PAGE_SIZE = 100
 MAX_LIST_PAGES = 1000  # 100,000 resources in one region: far past Cloud Run's quotas
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class ServiceState:
     template_image: str
     terminal_state: str
     terminal_message: str
+    template_service_account: str = ""  # the account the template names; "" for the default compute account
 
     @property
     def serving_revisions(self) -> list[str]:
@@ -103,6 +104,8 @@ def _timestamp(value) -> datetime | None:
 
 
 def _condition_state(condition) -> str:
+    from google.cloud import run_v2
+
     state = condition.state if condition else 0
     return run_v2.Condition.State(state).name if isinstance(state, int) else str(state)
 
@@ -161,8 +164,12 @@ def parse_revision(data: dict) -> RevisionState:
             digest = digest_of(reported) if reported else None
         containers.append(ContainerState(name=container.get("name", f"container-{index}"), image=image, digest=digest))
     ready = next((c for c in data.get("conditions", []) if c.get("type") == "Ready"), {})
-    env = {item["name"]: item.get("value", "") for c in data.get("containers", []) for item in c.get("env", [])
-           if "name" in item}
+    env = {
+        item["name"]: item.get("value", "")
+        for c in data.get("containers", [])
+        for item in c.get("env", [])
+        if "name" in item
+    }
     return RevisionState(
         name=_short(data.get("name", "")),
         service=_short(data.get("service", "")),
@@ -192,17 +199,26 @@ class JobState:
 class CloudRunReader:
     """Read-only access to one project's Cloud Run resources in one region."""
 
-    def __init__(self, project: str, region: str, credentials, *, endpoint: str | None = None,
-                 policy: CallPolicy | None = None):
+    def __init__(
+        self, project: str, region: str, credentials, *, endpoint: str | None = None, policy: CallPolicy | None = None
+    ):
         self.project = project
         self.region = region
         self.endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
         self.policy = policy or CallPolicy()
         self.calls = ApiCounter()
+        # The client libraries are imported when a reader is made, not when a check module is collected.
+        from google.api_core.client_options import ClientOptions
+        from google.auth.transport.requests import AuthorizedSession
+        from google.cloud import run_v2
+
+        self._run_v2 = run_v2
         options = ClientOptions(api_endpoint=self.endpoint)
         self._services = run_v2.ServicesClient(transport="rest", credentials=credentials, client_options=options)
         self._jobs = run_v2.JobsClient(transport="rest", credentials=credentials, client_options=options)
         self._session = AuthorizedSession(credentials)
+        for session in (self._session, transport_session(self._services), transport_session(self._jobs)):
+            pin_environment(session, self.endpoint)
 
     @property
     def parent(self) -> str:
@@ -210,18 +226,28 @@ class CloudRunReader:
 
     def service(self, name: str) -> ServiceState:
         full_name = f"{self.parent}/services/{name}"
-        service = call(f"Cloud Run service {name}", lambda: self._services.get_service(
-            name=full_name, retry=None, timeout=self.policy.attempt_timeout),
-            policy=self.policy, permission="run.services.get", counter=self.calls, method="services.get", api=API)
+        service = call(
+            f"Cloud Run service {name}",
+            lambda: self._services.get_service(name=full_name, retry=None, timeout=self.policy.attempt_timeout),
+            policy=self.policy,
+            permission="run.services.get",
+            counter=self.calls,
+            method="services.get",
+            api=API,
+        )
         _require_identity(service.name, full_name, "services.get", f"Cloud Run service {name}")
+        return self._service_state(service)
+
+    def _service_state(self, service) -> ServiceState:
+        """A v2 Service message (from services.get or services.list) -> ServiceState."""
         traffic = []
         for status in service.traffic_statuses:
-            latest = status.type_ == run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+            latest = status.type_ == self._run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
             revision = status.revision or (_short(service.latest_ready_revision) if latest else "")
             traffic.append(TrafficShare(revision=revision, percent=status.percent, tag=status.tag, latest=latest))
         condition = service.terminal_condition
         return ServiceState(
-            name=name,
+            name=_short(service.name),
             uri=service.uri,
             generation=service.generation,
             observed_generation=service.observed_generation,
@@ -233,84 +259,148 @@ class CloudRunReader:
             template_image=service.template.containers[0].image if service.template.containers else "",
             terminal_state=_condition_state(condition),
             terminal_message=condition.message if condition else "",
+            template_service_account=service.template.service_account,
         )
 
     def job(self, name: str) -> JobState:
         full_name = f"{self.parent}/jobs/{name}"
-        job = call(f"Cloud Run job {name}", lambda: self._jobs.get_job(
-            name=full_name, retry=None, timeout=self.policy.attempt_timeout),
-            policy=self.policy, permission="run.jobs.get", counter=self.calls, method="jobs.get", api=API)
+        job = call(
+            f"Cloud Run job {name}",
+            lambda: self._jobs.get_job(name=full_name, retry=None, timeout=self.policy.attempt_timeout),
+            policy=self.policy,
+            permission="run.jobs.get",
+            counter=self.calls,
+            method="jobs.get",
+            api=API,
+        )
         _require_identity(job.name, full_name, "jobs.get", f"Cloud Run job {name}")
         return _job_state(job)
 
+    def services(self) -> list[ServiceState]:
+        """Every service in the region, as services.get would answer each: one call per page of
+        100, so a fleet's services cost a few calls, not one each."""
+        return self._list(
+            "services", self._services.list_services, self._run_v2.ListServicesRequest, self._service_state
+        )
+
+    def jobs(self) -> list[JobState]:
+        """Every job in the region, as jobs.get would answer each (one call per page)."""
+        return self._list("jobs", self._jobs.list_jobs, self._run_v2.ListJobsRequest, _job_state)
+
     def service_names(self) -> list[str]:
-        """Every service in the region: one list call per page of 100, not one call per name."""
-        return self._names("services", self._services.list_services, run_v2.ListServicesRequest)
+        return [service.name for service in self.services()]
 
     def job_names(self) -> list[str]:
-        return self._names("jobs", self._jobs.list_jobs, run_v2.ListJobsRequest)
+        return [job.name for job in self.jobs()]
 
-    def _names(self, kind: str, list_method, request_type) -> list[str]:
-        """Names of one collection, page by page, through the page guard; a nameless item is an error."""
+    def _list(self, kind: str, list_method, request_type, parse: Callable[[object], T]) -> list[T]:
+        """One collection, page by page, through the page guard; an item named outside the
+        region's collection is an error, and an item listed twice counts once."""
         what = f"the Cloud Run {kind} of the region"
         method = f"{kind}.list"
 
         def fetch_page(token: str | None) -> Page:
             request = request_type(parent=self.parent, page_size=LIST_PAGE_SIZE, page_token=token or "")
             # The pager's first page is the response of this one request; the guard follows the tokens.
-            response = call(what, lambda: next(iter(list_method(
-                request=request, retry=None, timeout=self.policy.attempt_timeout).pages)),
-                policy=self.policy, permission=f"run.{method}", counter=self.calls, method=method, api=API)
-            names = []
+            response = call(
+                what,
+                lambda: next(iter(list_method(request=request, retry=None, timeout=self.policy.attempt_timeout).pages)),
+                policy=self.policy,
+                permission=f"run.{method}",
+                counter=self.calls,
+                method=method,
+                api=API,
+            )
+            items = []
             for item in getattr(response, kind):
-                if not item.name.startswith(f"{self.parent}/{kind}/"):
-                    raise ObservationError(what, f"{API} {method} listed an item named {item.name!r}, not one of "
-                                                 f"{self.parent}/{kind}/")
-                names.append(_short(item.name))
-            return Page(names, response.next_page_token)
+                if (
+                    not item.name.startswith(f"{self.parent}/{kind}/")
+                    or "/" in item.name[len(self.parent) + len(kind) + 2 :]
+                ):
+                    raise ObservationError(
+                        what, f"{API} {method} listed an item named {item.name!r}, not one of {self.parent}/{kind}/"
+                    )
+                items.append((_short(item.name), item))
+            return Page(items, response.next_page_token)
 
         pages = guarded_pages(f"{what} ({API} {method})", fetch_page, max_pages=MAX_LIST_PAGES)
-        return list(dict.fromkeys(name for page in pages for name in page.items))
+        listed = dict(pair for page in pages for pair in page.items)
+        return [parse(item) for item in listed.values()]
 
     def revision_json(self, service: str, revision: str) -> dict:
         name = f"{self.parent}/services/{service}/revisions/{revision}"
         what = f"Cloud Run revision {revision}"
 
-        data = call(what, lambda: self._get_json(name), policy=self.policy, permission="run.revisions.get", counter=self.calls,
-                    method="revisions.get", api=API)
+        data = call(
+            what,
+            lambda: self._get_json(name),
+            policy=self.policy,
+            permission="run.revisions.get",
+            counter=self.calls,
+            method="revisions.get",
+            api=API,
+        )
         problems = revision_shape_problems(data, revision)
         if problems:
-            raise ObservationError(what, f"{API} revisions.get answered a revision the checks cannot trust: "
-                                         f"{'; '.join(problems)}")
+            raise ObservationError(
+                what, f"{API} revisions.get answered a revision the checks cannot trust: {'; '.join(problems)}"
+            )
         return data
 
     def revisions(self, service: str) -> list[RevisionState]:
         """Every revision of the service (revisions.list, page by page through the page guard)."""
+        return self._revisions(service, f"the revisions of Cloud Run service {service}").get(service, [])
+
+    def all_revisions(self) -> dict[str, list[RevisionState]]:
+        """Every revision of every service in the region, by service: revisions.list with the
+        API's "-" wildcard for the service, one call per page instead of one listing per service."""
+        return self._revisions("-", "the revisions of the region's Cloud Run services")
+
+    def _revisions(self, service: str, what: str) -> dict[str, list[RevisionState]]:
         parent = f"{self.parent}/services/{service}"
-        what = f"the revisions of Cloud Run service {service}"
+        prefix = f"{self.parent}/services/"
 
         def fetch_page(token: str | None) -> Page:
             params = {"pageSize": LIST_PAGE_SIZE, **({"pageToken": token} if token else {})}
-            data = call(what, lambda: self._get_json(f"{parent}/revisions", params), policy=self.policy, permission="run.revisions.list", counter=self.calls,
-                        method="revisions.list", api=API)
+            data = call(
+                what,
+                lambda: self._get_json(f"{parent}/revisions", params),
+                policy=self.policy,
+                permission="run.revisions.list",
+                counter=self.calls,
+                method="revisions.list",
+                api=API,
+            )
             if not isinstance(data, dict) or not isinstance(data.get("revisions", []), list):
                 raise ObservationError(what, f"{API} revisions.list answered something that is not a listing")
             items = []
             for item in data.get("revisions", []):
                 problems = revision_shape_problems(item)
+                owner = _owning_service(item.get("name") if isinstance(item, dict) else None, prefix)
+                if not problems and (owner is None or service not in ("-", owner)):
+                    problems = [
+                        f"it is named {item.get('name')!r}, not a revision of "
+                        f"{prefix}{'*' if service == '-' else service}"
+                    ]
                 if problems:
-                    raise ObservationError(what, f"{API} revisions.list listed a revision the checks cannot trust: "
-                                                 f"{'; '.join(problems)}")
-                items.append(parse_revision(item))
+                    raise ObservationError(
+                        what, f"{API} revisions.list listed a revision the checks cannot trust: {'; '.join(problems)}"
+                    )
+                items.append((owner, parse_revision(item)))
             return Page(items, data.get("nextPageToken"))
 
         pages = guarded_pages(f"{what} ({API} revisions.list)", fetch_page, max_pages=MAX_LIST_PAGES)
-        return list({revision.name: revision for page in pages for revision in page.items}.values())
+        by_service: dict[str, dict[str, RevisionState]] = {}
+        for page in pages:
+            for owner, revision in page.items:
+                by_service.setdefault(owner, {})[revision.name] = revision  # listed twice counts once
+        return {owner: list(revisions.values()) for owner, revisions in by_service.items()}
 
     def _get_json(self, resource: str, params: dict | None = None) -> object:
         """GET /v2/RESOURCE as raw JSON (the gapic messages drop containerStatuses, see DESIGN)."""
-        response = raise_for_status(self._session.get(f"{self.endpoint}/v2/{resource}", params=params,
-                                                      timeout=self.policy.attempt_timeout))
+        response = raise_for_status(
+            self._session.get(f"{self.endpoint}/v2/{resource}", params=params, timeout=self.policy.attempt_timeout)
+        )
         # Strict UTF-8: a corrupted byte must not become U+FFFD inside an image name.
         return json.loads(response.content.decode("utf-8"))
 
@@ -321,6 +411,14 @@ class CloudRunReader:
         self._session.close()
         self._services.transport.close()
         self._jobs.transport.close()
+
+
+def _owning_service(name: object, prefix: str) -> str | None:
+    """projects/P/locations/L/services/S/revisions/R -> S (None: not a revision name under prefix)."""
+    if not isinstance(name, str) or not name.startswith(prefix):
+        return None
+    parts = name[len(prefix) :].split("/")
+    return parts[0] if len(parts) == 3 and parts[1] == "revisions" and parts[0] and parts[2] else None
 
 
 def _require_identity(answered: str, asked: str, method: str, what: str) -> None:
@@ -353,7 +451,8 @@ def require_digest(revision: RevisionState, container: ContainerState) -> str:
     raise ObservationError(
         f"the image digest revision {revision.name} runs",
         f"container {container.name!r} image {container.image!r} is not digest-pinned and the API reported no "
-        f"containerStatuses[].imageDigest (the tag is not re-resolved: that would hide the drift this check looks for)")
+        f"containerStatuses[].imageDigest (the tag is not re-resolved: that would hide the drift this check looks for)",
+    )
 
 
 @dataclass(frozen=True)

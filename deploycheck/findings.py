@@ -63,7 +63,7 @@ class Finding:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Finding":
+    def from_dict(cls, data: dict) -> Finding:
         return cls(
             check=data["check"],
             resource=data["resource"],
@@ -85,16 +85,18 @@ class Finding:
 
 def finding_id(check: str, resource: str, cause: str) -> str:
     """12 hex characters, the same every night for the same check, resource and cause."""
-    return hashlib.sha256(f"{check}|{resource}|{cause}".encode("utf-8")).hexdigest()[:12]
+    return hashlib.sha256(f"{check}|{resource}|{cause}".encode()).hexdigest()[:12]
 
 
-def passed(check: str, resource: str, summary: str, severity: Severity = Severity.P3, *, cause: str = "",
-           **evidence) -> Finding:
+def passed(
+    check: str, resource: str, summary: str, severity: Severity = Severity.P3, *, cause: str = "", **evidence
+) -> Finding:
     return Finding(check, resource, severity, Outcome.PASS, summary, evidence, cause=cause)
 
 
-def failed(check: str, resource: str, severity: Severity, summary: str, remediation: str | None, *, cause: str = "",
-           **evidence) -> Finding:
+def failed(
+    check: str, resource: str, severity: Severity, summary: str, remediation: str | None, *, cause: str = "", **evidence
+) -> Finding:
     return Finding(check, resource, severity, Outcome.FAIL, summary, evidence, remediation, cause)
 
 

@@ -15,11 +15,13 @@ Nothing here knows which check asked.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
 from collections import Counter
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import grpc
 import requests
@@ -33,8 +35,9 @@ from .redact import redact
 T = TypeVar("T")
 
 RETRYABLE_HTTP = frozenset({429, 500, 503, 504})
-RETRYABLE_GRPC = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                            grpc.StatusCode.RESOURCE_EXHAUSTED})
+RETRYABLE_GRPC = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+)
 # What a client library raises when the bytes it got are not the message it expected.
 MALFORMED = (ValueError, TypeError, AttributeError, KeyError, IndexError, UnicodeError, json_format.ParseError)
 
@@ -47,8 +50,16 @@ class CallPolicy:
     `not_after` is a time.monotonic() instant no call may run past: the run's --budget.
     """
 
-    def __init__(self, *, deadline: float = 60.0, attempt_timeout: float = 20.0, initial: float = 0.5,
-                 maximum: float = 8.0, multiplier: float = 2.0, not_after: float | None = None):
+    def __init__(
+        self,
+        *,
+        deadline: float = 60.0,
+        attempt_timeout: float = 20.0,
+        initial: float = 0.5,
+        maximum: float = 8.0,
+        multiplier: float = 2.0,
+        not_after: float | None = None,
+    ):
         self.deadline = deadline
         self.attempt_timeout = attempt_timeout
         self.initial = initial
@@ -67,7 +78,9 @@ class CallPolicy:
         return random.uniform(0, min(self.maximum, self.initial * self.multiplier ** (attempt - 1)))
 
     def limit_name(self, began: float) -> str:
-        if self.not_after is not None and self.not_after - time.monotonic() < self.deadline - (time.monotonic() - began):
+        if self.not_after is not None and self.not_after - time.monotonic() < self.deadline - (
+            time.monotonic() - began
+        ):
             return "the run's --budget"
         return f"--deadline {self.deadline:g}s"
 
@@ -86,27 +99,36 @@ def within(seconds: float, fn: Callable[[], T]) -> T:
     fn runs on a daemon thread: a socket that trickles or hangs keeps only that thread, which
     dies with the process, while the caller goes on (a ThreadPoolExecutor would be joined at exit).
     """
-    outcome: dict[str, object] = {}
+    values: list[T] = []
+    errors: list[BaseException] = []
     done = threading.Event()
 
     def run() -> None:
         try:
-            outcome["value"] = fn()
+            values.append(fn())
         except BaseException as exc:  # handed to the caller's thread as it is
-            outcome["error"] = exc
+            errors.append(exc)
         finally:
             done.set()
 
     threading.Thread(target=run, name="deploycheck-call", daemon=True).start()
     if not done.wait(max(0.0, seconds)):
         raise AttemptTimedOut(f"no complete answer within {seconds:.1f}s")
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]
+    if errors:
+        raise errors[0]
+    return values[0]
 
 
-def call(what: str, fn: Callable[[], T], *, policy: CallPolicy, permission: str | None = None,
-         counter: ApiCounter | None = None, method: str = "", api: str = "") -> T:
+def call(
+    what: str,
+    fn: Callable[[], T],
+    *,
+    policy: CallPolicy,
+    permission: str | None = None,
+    counter: ApiCounter | None = None,
+    method: str = "",
+    api: str = "",
+) -> T:
     """Run fn under the policy; turn every failure into an ObservationError about `what`."""
     name = " ".join(part for part in (api, method) if part) or "the API"
     began = time.monotonic()
@@ -137,12 +159,15 @@ def call(what: str, fn: Callable[[], T], *, policy: CallPolicy, permission: str 
         except auth_exceptions.DefaultCredentialsError as exc:
             raise ObservationError(what, "no Application Default Credentials", hint=AUTH_HINT) from exc
         except auth_exceptions.RefreshError as exc:
-            raise ObservationError(what, f"credentials could not be refreshed ({_message(exc)})", hint=AUTH_HINT) from exc
+            raise ObservationError(
+                what, f"credentials could not be refreshed ({_message(exc)})", hint=AUTH_HINT
+            ) from exc
         except requests.RequestException as exc:
             raise ObservationError(what, f"{name} failed ({type(exc).__name__}: {_message(exc)})") from exc
         except MALFORMED as exc:
-            raise ObservationError(what, f"{name} answered a malformed payload "
-                                         f"({type(exc).__name__}: {_message(exc)})") from exc
+            raise ObservationError(
+                what, f"{name} answered a malformed payload ({type(exc).__name__}: {_message(exc)})"
+            ) from exc
         pause = policy.backoff(attempt)
         if policy.remaining(began) - pause <= 0:
             raise _gave_up(what, name, failures, began, policy, last=last, early=True) from last
@@ -167,8 +192,16 @@ def _status(exc: api_exceptions.GoogleAPICallError) -> str:
     return f"HTTP {int(exc.code)}" + (f" ({name})" if name else "")
 
 
-def _gave_up(what: str, name: str, failures: list[str], began: float, policy: CallPolicy, *,
-             last: BaseException | None = None, early: bool = False) -> ObservationError:
+def _gave_up(
+    what: str,
+    name: str,
+    failures: list[str],
+    began: float,
+    policy: CallPolicy,
+    *,
+    last: BaseException | None = None,
+    early: bool = False,
+) -> ObservationError:
     elapsed = time.monotonic() - began
     limit = policy.limit_name(began)
     if not failures:
@@ -202,6 +235,27 @@ def _final(what: str, name: str, exc: api_exceptions.GoogleAPICallError, permiss
 def _message(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc)
     return redact(" ".join(str(message).split())[:300])
+
+
+def pin_environment(session: requests.Session | None, url: str) -> None:
+    """Take the proxy and CA-bundle settings requests would read from the environment for `url`
+    (the one host this session talks to) now, and stop it from reading os.environ on every
+    request: facts are read on background threads while pytest sets and removes
+    PYTEST_CURRENT_TEST around every test phase, and requests' proxy lookup iterates os.environ,
+    which fails (KeyError) when a variable vanishes under it. The token refresh of the credentials
+    (its own session, rare) keeps reading the environment."""
+    if session is None:
+        return
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle and session.verify is True:
+        session.verify = bundle
+    session.trust_env = False
+
+
+def transport_session(client) -> requests.Session | None:
+    """The requests session of a gapic client's REST transport (None if a version keeps it elsewhere)."""
+    return getattr(getattr(client, "_transport", None), "_session", None)
 
 
 def raise_for_status(response: requests.Response) -> requests.Response:

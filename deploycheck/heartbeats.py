@@ -21,9 +21,6 @@ from datetime import datetime, timezone
 
 import grpc
 from google.api_core import exceptions as api_exceptions
-from google.cloud.firestore_v1.services.firestore import FirestoreClient
-from google.cloud.firestore_v1.services.firestore.transports import FirestoreGrpcTransport
-from google.cloud.firestore_v1.types import RunQueryRequest, RunQueryResponse, StructuredQuery
 
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call
@@ -81,16 +78,21 @@ class HeartbeatReader:
     the reader talks plaintext gRPC to that emulator and the credentials are not used.
     """
 
-    def __init__(self, project: str, credentials, *, emulator_host: str | None = None,
-                 policy: CallPolicy | None = None):
+    def __init__(
+        self, project: str, credentials, *, emulator_host: str | None = None, policy: CallPolicy | None = None
+    ):
         self.project = project
         self.policy = policy or CallPolicy()
         self.calls = ApiCounter()
+        # The Firestore client is imported when a reader is made, not when the check module is collected.
+        from google.cloud.firestore_v1.services.firestore import FirestoreClient
+        from google.cloud.firestore_v1.services.firestore.transports import FirestoreGrpcTransport
+
         if emulator_host:
             self.endpoint = emulator_host
             transport = FirestoreGrpcTransport(channel=grpc.insecure_channel(emulator_host))
             self._client = FirestoreClient(transport=transport)
-            self._metadata = EMULATOR_METADATA
+            self._metadata: tuple[tuple[str, str], ...] = EMULATOR_METADATA
         else:
             self.endpoint = FirestoreClient.DEFAULT_ENDPOINT
             self._client = FirestoreClient(credentials=credentials)
@@ -102,11 +104,14 @@ class HeartbeatReader:
 
     def scan(self, collection: str) -> HeartbeatScan:
         """Every document of `collection` (top level), with only FIELDS transferred."""
+        from google.cloud.firestore_v1.types import RunQueryRequest, RunQueryResponse, StructuredQuery
+
         request = RunQueryRequest(
             parent=f"{self.database}/documents",
             structured_query=StructuredQuery(
                 select=StructuredQuery.Projection(
-                    fields=[StructuredQuery.FieldReference(field_path=name) for name in FIELDS]),
+                    fields=[StructuredQuery.FieldReference(field_path=name) for name in FIELDS]
+                ),
                 from_=[StructuredQuery.CollectionSelector(collection_id=collection)],
             ),
         )
@@ -118,14 +123,18 @@ class HeartbeatReader:
             received = 0
             try:
                 # retry=None: gcall.call owns retries, and each one re-reads from the start.
-                for response in self._client.run_query(request=request, retry=None, metadata=self._metadata,
-                                                       timeout=self.policy.attempt_timeout):
+                for response in self._client.run_query(
+                    request=request, retry=None, metadata=self._metadata, timeout=self.policy.attempt_timeout
+                ):
                     message = RunQueryResponse.pb(response)
                     received += message.ByteSize()
                     if message.HasField("document"):
                         if not message.document.name.startswith(f"{request.parent}/{collection}/"):
-                            raise ObservationError(what, f"Firestore runQuery answered a document outside "
-                                                         f"{collection}: {message.document.name!r}")
+                            raise ObservationError(
+                                what,
+                                f"Firestore runQuery answered a document outside "
+                                f"{collection}: {message.document.name!r}",
+                            )
                         documents.append(_heartbeat_doc(message.document))
             except grpc.RpcError as exc:  # api_core wraps stream errors, but a raw one must not escape
                 raise api_exceptions.from_grpc_error(exc) from exc
@@ -134,22 +143,33 @@ class HeartbeatReader:
         requests_before = self.calls[METHOD]
         began = time.perf_counter()
         try:
-            documents, received = call(what, read_whole_stream, policy=self.policy, permission=PERMISSION,
-                                       counter=self.calls, method=METHOD, api="Firestore")
+            documents, received = call(
+                what,
+                read_whole_stream,
+                policy=self.policy,
+                permission=PERMISSION,
+                counter=self.calls,
+                method=METHOD,
+                api="Firestore",
+            )
         except ObservationError as exc:
             if _unreachable(exc.__cause__):
                 raise ObservationError(what, f"could not reach Firestore at {self.endpoint} ({exc.reason})") from exc
             raise
         # A document the stream sent twice (a broken or hostile server) is still one document.
         unique = list({document.id: document for document in documents}.values())
-        return HeartbeatScan(collection=collection, documents=unique,
-                             requests=self.calls[METHOD] - requests_before,
-                             elapsed_s=time.perf_counter() - began, response_bytes=received)
+        return HeartbeatScan(
+            collection=collection,
+            documents=unique,
+            requests=self.calls[METHOD] - requests_before,
+            elapsed_s=time.perf_counter() - began,
+            response_bytes=received,
+        )
 
     def close(self) -> None:
         self._client.transport.close()
 
-    def __enter__(self) -> "HeartbeatReader":
+    def __enter__(self) -> HeartbeatReader:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -10,18 +10,15 @@ naming the API, never a default.
 
 from __future__ import annotations
 
+import functools
 import json
-
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
-
-from google.api_core.client_options import ClientOptions
-from google.auth.transport.requests import AuthorizedSession
-from google.cloud import resourcemanager_v3
+from typing import Any, TypeVar
 
 from .errors import ObservationError
-from .gcall import ApiCounter, CallPolicy, call, raise_for_status
+from .gcall import ApiCounter, CallPolicy, call, pin_environment, raise_for_status, transport_session
 
 DEFAULT_ENDPOINT = "https://cloudresourcemanager.googleapis.com"
 DEFAULT_IAM_ENDPOINT = "https://iam.googleapis.com"
@@ -104,14 +101,25 @@ class IamReader:
         self.calls = ApiCounter()
         # The sandbox serves every Google API at one endpoint; the real ones have one host each.
         self.iam_endpoint = (endpoint or DEFAULT_IAM_ENDPOINT).rstrip("/")
+        # Imported when a reader is made, not when a check module is collected.
+        from google.api_core.client_options import ClientOptions
+        from google.auth.transport.requests import AuthorizedSession
+        from google.cloud import resourcemanager_v3
+
         options = ClientOptions(api_endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/"))
-        self._projects = resourcemanager_v3.ProjectsClient(transport="rest", credentials=credentials,
-                                                           client_options=options)
-        self._folders = resourcemanager_v3.FoldersClient(transport="rest", credentials=credentials,
-                                                         client_options=options)
-        self._organizations = resourcemanager_v3.OrganizationsClient(transport="rest", credentials=credentials,
-                                                                     client_options=options)
+        self._projects = resourcemanager_v3.ProjectsClient(
+            transport="rest", credentials=credentials, client_options=options
+        )
+        self._folders = resourcemanager_v3.FoldersClient(
+            transport="rest", credentials=credentials, client_options=options
+        )
+        self._organizations = resourcemanager_v3.OrganizationsClient(
+            transport="rest", credentials=credentials, client_options=options
+        )
         self._session = AuthorizedSession(credentials)
+        pin_environment(self._session, self.iam_endpoint)
+        for client in (self._projects, self._folders, self._organizations):
+            pin_environment(transport_session(client), options.api_endpoint)
         self._roles: dict[str, Role] = {}
 
     # --- the resource hierarchy ---------------------------------------------------------------
@@ -122,48 +130,73 @@ class IamReader:
 
     def ancestors(self) -> list[str]:
         """folders/N ... organizations/N above the project; empty for a project without an organisation."""
-        project = self._read("projects.get", f"project {self.project}", "resourcemanager.projects.get",
-                             lambda: self._projects.get_project(name=f"projects/{self.project}", retry=None,
-                                                                timeout=self.policy.attempt_timeout))
+        project = self._read(
+            "projects.get",
+            f"project {self.project}",
+            "resourcemanager.projects.get",
+            lambda: self._projects.get_project(
+                name=f"projects/{self.project}", retry=None, timeout=self.policy.attempt_timeout
+            ),
+        )
         ancestors: list[str] = []
         parent = _parent("projects.get", f"projects/{self.project}", project.parent, required=False)
         while parent:
             if parent in ancestors or len(ancestors) >= MAX_ANCESTORS:
-                raise ObservationError(f"the ancestry of project {self.project}",
-                                       f"Resource Manager returned a parent chain that loops or is too deep: "
-                                       f"{' -> '.join([*ancestors, parent])}")
+                raise ObservationError(
+                    f"the ancestry of project {self.project}",
+                    f"Resource Manager returned a parent chain that loops or is too deep: "
+                    f"{' -> '.join([*ancestors, parent])}",
+                )
             ancestors.append(parent)
             if parent.startswith("organizations/"):
                 break
-            folder = self._read("folders.get", parent, "resourcemanager.folders.get",
-                                lambda name=parent: self._folders.get_folder(
-                                    name=name, retry=None, timeout=self.policy.attempt_timeout))
+            folder = self._read(
+                "folders.get",
+                parent,
+                "resourcemanager.folders.get",
+                functools.partial(
+                    self._folders.get_folder, name=parent, retry=None, timeout=self.policy.attempt_timeout
+                ),
+            )
             parent = _parent("folders.get", parent, folder.parent, required=True)
         return ancestors
 
     def iam_policy(self, resource: str) -> IamPolicy:
         kind = resource.split("/", 1)[0]
-        client = {"projects": self._projects, "folders": self._folders, "organizations": self._organizations}[kind]
+        clients: dict[str, Any] = {
+            "projects": self._projects,
+            "folders": self._folders,
+            "organizations": self._organizations,
+        }
+        client = clients[kind]
         # Version 3 returns conditional bindings with their conditions instead of failing.
         request = {"resource": resource, "options": {"requested_policy_version": 3}}
         method = f"{kind}.getIamPolicy"
-        policy = self._read(method, f"the IAM policy of {resource}", f"resourcemanager.{kind}.getIamPolicy",
-                            lambda: client.get_iam_policy(request=request, retry=None,
-                                                          timeout=self.policy.attempt_timeout))
+        policy = self._read(
+            method,
+            f"the IAM policy of {resource}",
+            f"resourcemanager.{kind}.getIamPolicy",
+            lambda: client.get_iam_policy(request=request, retry=None, timeout=self.policy.attempt_timeout),
+        )
         what = f"the IAM policy of {resource}"
         if not policy.etag:
             # Every real answer carries an etag; one without it is not a policy.
-            raise ObservationError(what, f"{method} answered a policy without an etag (an empty or incomplete "
-                                         "answer, not a policy)")
+            raise ObservationError(
+                what, f"{method} answered a policy without an etag (an empty or incomplete answer, not a policy)"
+            )
         bindings = []
         for index, binding in enumerate(policy.bindings):
             if not binding.role or not binding.members or not all(binding.members):
-                raise ObservationError(what, f"{method} returned binding #{index} with an empty role or member "
-                                             f"(role={binding.role!r}, members={list(binding.members)!r})")
+                raise ObservationError(
+                    what,
+                    f"{method} returned binding #{index} with an empty role or member "
+                    f"(role={binding.role!r}, members={list(binding.members)!r})",
+                )
             condition = binding.condition.expression if binding.HasField("condition") else None
             if condition is not None and not condition.strip():
-                raise ObservationError(what, f"{method} returned binding #{index} ({binding.role}) "
-                                             "with a condition that has no expression")
+                raise ObservationError(
+                    what, f"{method} returned binding #{index} ({binding.role}) with a condition that has no expression"
+                )
             bindings.append(Binding(role=binding.role, members=tuple(binding.members), condition=condition))
         return IamPolicy(resource, tuple(bindings))
 
@@ -177,17 +210,35 @@ class IamReader:
     def _read_role(self, name: str) -> Role:
         what = f"the permissions of role {name}"
         if not ROLE_RE.fullmatch(name):
-            raise ObservationError(what, "not a role name roles.get accepts (roles/ID, projects/P/roles/ID "
-                                         "or organizations/O/roles/ID)")
-        body = call(what, lambda: json.loads(raise_for_status(self._session.get(
-            f"{self.iam_endpoint}/v1/{name}", timeout=self.policy.attempt_timeout)).content.decode("utf-8")),
-            policy=self.policy, permission="iam.roles.get", counter=self.calls, method="roles.get", api="IAM")
+            raise ObservationError(
+                what, "not a role name roles.get accepts (roles/ID, projects/P/roles/ID or organizations/O/roles/ID)"
+            )
+        body = call(
+            what,
+            lambda: json.loads(
+                raise_for_status(
+                    self._session.get(f"{self.iam_endpoint}/v1/{name}", timeout=self.policy.attempt_timeout)
+                ).content.decode("utf-8")
+            ),
+            policy=self.policy,
+            permission="iam.roles.get",
+            counter=self.calls,
+            method="roles.get",
+            api="IAM",
+        )
         return parse_role(name, body)
 
     # --- plumbing ----------------------------------------------------------------------------
     def _read(self, method: str, what: str, permission: str, fn: Callable[[], T]) -> T:
-        return call(what, fn, policy=self.policy, permission=permission, counter=self.calls, method=method,
-                    api="Resource Manager")
+        return call(
+            what,
+            fn,
+            policy=self.policy,
+            permission=permission,
+            counter=self.calls,
+            method=method,
+            api="Resource Manager",
+        )
 
     def close(self) -> None:
         self._session.close()
@@ -199,8 +250,9 @@ def _parent(method: str, resource: str, parent: str, *, required: bool) -> str:
     if not parent and not required:
         return ""
     if not PARENT_RE.fullmatch(parent or ""):
-        raise ObservationError(f"the parent of {resource}",
-                               f"{method} returned parent {parent!r}, expected folders/N or organizations/N")
+        raise ObservationError(
+            f"the parent of {resource}", f"{method} returned parent {parent!r}, expected folders/N or organizations/N"
+        )
     return parent
 
 
@@ -216,8 +268,9 @@ def parse_role(name: str, body: object) -> Role:
     if permissions is None and inactive:
         return Role(name, frozenset(), active=False)
     if not isinstance(permissions, list) or not permissions:
-        raise ObservationError(what, f"roles.get answered without a list of includedPermissions "
-                                     f"(got {type(permissions).__name__})")
+        raise ObservationError(
+            what, f"roles.get answered without a list of includedPermissions (got {type(permissions).__name__})"
+        )
     bad = [p for p in permissions if not isinstance(p, str) or not p]
     if bad:
         raise ObservationError(what, f"roles.get listed permissions that are not names: {bad[:3]!r}")

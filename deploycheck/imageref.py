@@ -7,7 +7,9 @@ from dataclasses import dataclass, replace
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_HOST_RE = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$")
+_HOST_RE = re.compile(
+    r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$"
+)
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 
@@ -24,7 +26,7 @@ class ImageRef:
     digest: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "ImageRef":
+    def parse(cls, text: str) -> ImageRef:
         original = text
         if not isinstance(text, str) or not text or text != text.strip():
             raise ImageRefError(f"image reference {original!r} is empty or has surrounding spaces")
@@ -32,12 +34,18 @@ class ImageRef:
         if "@" in text:
             text, digest = text.split("@", 1)
             if not DIGEST_RE.match(digest):
-                raise ImageRefError(f"image reference {original!r}: digest must be sha256: followed by 64 lowercase hex digits")
+                raise ImageRefError(
+                    f"image reference {original!r}: digest must be sha256: followed by 64 lowercase hex digits"
+                )
         if "/" not in text:
-            raise ImageRefError(f"image reference {original!r} has no registry host (expected HOST/PATH[:TAG], e.g. us-west2-docker.pkg.dev/PROJECT/REPO/NAME:latest)")
+            raise ImageRefError(
+                f"image reference {original!r} has no registry host (expected HOST/PATH[:TAG], e.g. us-west2-docker.pkg.dev/PROJECT/REPO/NAME:latest)"
+            )
         host, rest = text.split("/", 1)
         if not ("." in host or ":" in host or host == "localhost") or not _HOST_RE.match(host):
-            raise ImageRefError(f"image reference {original!r}: {host!r} is not a registry host (expected e.g. us-west2-docker.pkg.dev or gcr.io)")
+            raise ImageRefError(
+                f"image reference {original!r}: {host!r} is not a registry host (expected e.g. us-west2-docker.pkg.dev or gcr.io)"
+            )
         tag = None
         last = rest.rsplit("/", 1)[-1]
         if ":" in last:
@@ -45,7 +53,9 @@ class ImageRef:
             if not _TAG_RE.match(tag):
                 raise ImageRefError(f"image reference {original!r}: tag {tag!r} is not a valid tag")
         if not _PATH_RE.match(rest):
-            raise ImageRefError(f"image reference {original!r}: repository path {rest!r} must be lowercase components separated by '/'")
+            raise ImageRefError(
+                f"image reference {original!r}: repository path {rest!r} must be lowercase components separated by '/'"
+            )
         return cls(host=host, path=rest, tag=tag, digest=digest)
 
     @property
@@ -58,10 +68,10 @@ class ImageRef:
         """What to ask the registry for: the digest when pinned, else the tag (default latest)."""
         return self.digest or self.tag or "latest"
 
-    def with_digest(self, digest: str) -> "ImageRef":
+    def with_digest(self, digest: str) -> ImageRef:
         return replace(self, tag=None, digest=digest)
 
-    def with_tag(self, tag: str) -> "ImageRef":
+    def with_tag(self, tag: str) -> ImageRef:
         return replace(self, tag=tag, digest=None)
 
     def __str__(self) -> str:

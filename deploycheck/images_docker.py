@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import tarfile
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import docker
 import docker.errors
@@ -15,10 +15,16 @@ import requests
 
 from deploycheck.errors import ObservationError
 from deploycheck.imageref import ImageRef
-from deploycheck.images import (ChunkReader, FileRead, ImageLimits, ImageReadResult, ReadBudget, path_components,
-                                require_digest, truncation_note)
-
-
+from deploycheck.images import (
+    ChunkReader,
+    FileRead,
+    ImageLimits,
+    ImageReadResult,
+    ReadBudget,
+    path_components,
+    require_digest,
+    truncation_note,
+)
 
 # --- the docker engine reader ---------------------------------------------------------------
 
@@ -113,7 +119,8 @@ class DockerImageReader:
         try:
             if stat.get("mode", 0) & _GO_MODE_DIR:
                 return _not_found(path, resolved, f"{resolved} is a directory")
-            with tarfile.open(fileobj=ChunkReader(chunks, budget), mode="r|") as tar:
+            # tarfile's stub asks for a seekable file; its stream mode ("r|") calls only read().
+            with tarfile.open(fileobj=ChunkReader(chunks, budget), mode="r|") as tar:  # type: ignore[call-overload]
                 member = next(iter(tar), None)
                 if member is None or not member.isreg():
                     return _not_found(path, resolved, f"{resolved} is not a regular file")

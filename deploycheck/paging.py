@@ -8,7 +8,8 @@ repeated pages, make it count the same entries again. Every paged reader goes th
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, Sequence, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Generic, TypeVar
 
 from .errors import ObservationError
 
@@ -27,8 +28,13 @@ class Page(Generic[T]):
         self.next_token = next_token or None  # the APIs omit the token, or send "", on the last page
 
 
-def guarded_pages(what: str, fetch_page: Callable[[str | None], Page[T]], *, max_pages: int,
-                  max_empty_pages: int = DEFAULT_MAX_EMPTY_PAGES) -> Iterator[Page[T]]:
+def guarded_pages(
+    what: str,
+    fetch_page: Callable[[str | None], Page[T]],
+    *,
+    max_pages: int,
+    max_empty_pages: int = DEFAULT_MAX_EMPTY_PAGES,
+) -> Iterator[Page[T]]:
     """Pages of one listing, first page first: fetch_page(None), then fetch_page(token) for each
     token the previous page gave. Stops when a page has no token, or when the caller stops.
 
@@ -45,13 +51,19 @@ def guarded_pages(what: str, fetch_page: Callable[[str | None], Page[T]], *, max
         if page.next_token is None:
             return
         if page.next_token in seen:
-            raise ObservationError(what, f"page {number} answered a page token this listing already followed "
-                                         f"({_short(page.next_token)}): the pages repeat, so the listing would "
-                                         "never end and would count entries twice")
+            raise ObservationError(
+                what,
+                f"page {number} answered a page token this listing already followed "
+                f"({_short(page.next_token)}): the pages repeat, so the listing would "
+                "never end and would count entries twice",
+            )
         empty_in_a_row = 0 if page.items else empty_in_a_row + 1
         if empty_in_a_row > max_empty_pages:
-            raise ObservationError(what, f"{empty_in_a_row} pages in a row were empty yet promised more "
-                                         f"(gave up after {max_empty_pages}): the listing does not progress")
+            raise ObservationError(
+                what,
+                f"{empty_in_a_row} pages in a row were empty yet promised more "
+                f"(gave up after {max_empty_pages}): the listing does not progress",
+            )
         seen.add(page.next_token)
         token = page.next_token
     raise ObservationError(what, f"the listing needed more than {max_pages} pages; stopped there")

@@ -9,14 +9,31 @@ Every regex the inventory holds is compiled here; RE2 itself decides what is val
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from typing import Protocol
 
 import re2 as _re2  # the google-re2 binding (absolute import: this module is deploycheck.re2)
 
-__all__ = ["Re2Error", "Pattern", "compile", "re2_incompatibility"]
+__all__ = ["Match", "Pattern", "Re2Error", "compile", "re2_incompatibility"]
 
-Pattern = _re2._Regexp
-"""A compiled pattern: .search(text), .fullmatch(text), .match(text), .finditer(text); matches have
-.start(), .end(), .group(). Offsets are in characters of the str searched, as with Python's re."""
+
+class Match(Protocol):
+    """A match of a Pattern. Offsets are in characters of the str searched, as with Python's re."""
+
+    def start(self, group: int | str = 0) -> int: ...
+    def end(self, group: int | str = 0) -> int: ...
+    def group(self, *groups: int | str) -> str | None: ...
+
+
+class Pattern(Protocol):
+    """A pattern compiled by RE2 (the binding's own class has no type information)."""
+
+    pattern: str
+
+    def search(self, text: str) -> Match | None: ...
+    def match(self, text: str) -> Match | None: ...
+    def fullmatch(self, text: str) -> Match | None: ...
+    def finditer(self, text: str) -> Iterator[Match]: ...
 
 
 class Re2Error(ValueError):
@@ -41,9 +58,17 @@ _OPTIONS = _re2.Options()
 _OPTIONS.log_errors = False  # RE2 would also print every refused pattern to stderr
 
 # RE2's names for its parse errors (re2/regexp.cc), said for a reader who writes Python or Perl regexes.
-_PERL_GROUPS = (("(?=", "a lookahead"), ("(?!", "a negative lookahead"), ("(?<=", "a lookbehind"),
-                ("(?<!", "a negative lookbehind"), ("(?P=", "a named backreference"), ("(?P>", "a recursion"),
-                ("(?(", "a conditional"), ("(?>", "an atomic group"), ("(?#", "a comment group"))
+_PERL_GROUPS = (
+    ("(?=", "a lookahead"),
+    ("(?!", "a negative lookahead"),
+    ("(?<=", "a lookbehind"),
+    ("(?<!", "a negative lookbehind"),
+    ("(?P=", "a named backreference"),
+    ("(?P>", "a recursion"),
+    ("(?(", "a conditional"),
+    ("(?>", "an atomic group"),
+    ("(?#", "a comment group"),
+)
 _INVALID = "is not a valid regular expression: "
 _PLAIN_REASONS = {
     "missing )": _INVALID + "a '(' is never closed",
@@ -72,7 +97,7 @@ def _explained(pattern: str, code: str, snippet: str) -> tuple[str, str]:
     if code == "invalid perl operator":
         for prefix, construct in _PERL_GROUPS:
             # RE2 shows only '(?P' for '(?P=name)'; the pattern tells which construct it was.
-            if prefix.startswith(snippet) and prefix in pattern or snippet.startswith(prefix):
+            if (prefix.startswith(snippet) and prefix in pattern) or snippet.startswith(prefix):
                 return prefix, f"is {construct} in a regular expression, which RE2 lacks"
         return snippet, "is a group or flag syntax RE2 does not know"
     if code == "bad repetition operator":
@@ -85,8 +110,9 @@ def _explained(pattern: str, code: str, snippet: str) -> tuple[str, str]:
 
 
 def _refusal(pattern: str, error: _re2.error) -> Re2Error:
-    message = error.args[0].decode("utf-8", "replace") if error.args and isinstance(error.args[0], bytes) \
-        else str(error)
+    message = (
+        error.args[0].decode("utf-8", "replace") if error.args and isinstance(error.args[0], bytes) else str(error)
+    )
     code, _, snippet = message.partition(": ")
     snippet, reason = _explained(pattern, code, snippet)
     return Re2Error(pattern, snippet, reason)

@@ -13,13 +13,25 @@ from typing import Any
 MASK = "[REDACTED]"
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----.*?(?:-----END [A-Z ]{0,40}PRIVATE KEY-----|$)", re.S),
-     f"{MASK} private key"),
-    (re.compile(r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic|token|negotiate)\s+)?"
-                r"[^\s\"',;}\]]+"), rf"\1{MASK}"),
+    (
+        re.compile(r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----.*?(?:-----END [A-Z ]{0,40}PRIVATE KEY-----|$)", re.S),
+        f"{MASK} private key",
+    ),
+    (
+        re.compile(
+            r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic|token|negotiate)\s+)?"
+            r"[^\s\"',;}\]]+"
+        ),
+        rf"\1{MASK}",
+    ),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/\-]{8,}=*"), rf"\1 {MASK}"),
-    (re.compile(r"(?i)([\"']?\b(?:access_token|refresh_token|id_token|client_secret|private_key_id|private_key|"
-                r"password|secret|token|(?:x-goog-)?api[_-]?key|key)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;}\]]{4,}"), rf"\1{MASK}"),
+    (
+        re.compile(
+            r"(?i)([\"']?\b(?:access_token|refresh_token|id_token|client_secret|private_key_id|private_key|"
+            r"password|secret|token|(?:x-goog-)?api[_-]?key|key)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;}\]]{4,}"
+        ),
+        rf"\1{MASK}",
+    ),
     (re.compile(r"\bya29\.[A-Za-z0-9._\-]+"), f"ya29.{MASK}"),
     (re.compile(r"\b1//[A-Za-z0-9._\-]{20,}"), MASK),  # Google refresh tokens
     (re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"), MASK),  # JWTs

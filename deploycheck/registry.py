@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import google.auth.credentials
 
@@ -19,7 +20,7 @@ from deploycheck.errors import ObservationError
 from deploycheck.imageref import DIGEST_RE, ImageRef
 from deploycheck.registry_http import RegistryRouter, RegistryStats, RegistryTransport, bounded_chunks
 
-__all__ = ["RegistryClient", "RegistryRouter", "RegistryStats", "Descriptor", "Manifest", "ImageConfig"]
+__all__ = ["Descriptor", "ImageConfig", "Manifest", "RegistryClient", "RegistryRouter", "RegistryStats"]
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -47,18 +48,27 @@ class Descriptor:
     media_type: str
     digest: str
     size: int
+    annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
-    def from_json(cls, value: Any, what: str) -> "Descriptor":
+    def from_json(cls, value: Any, what: str) -> Descriptor:
         # The digest goes into a URL path, so a hostile manifest must not get anything else there.
         if (
             not isinstance(value, dict)
             or not isinstance(value.get("digest"), str)
             or not DIGEST_RE.match(value["digest"])
             or not isinstance(value.get("size"), int)
+            or isinstance(value.get("size"), bool)
+            or value["size"] < 0
         ):
             raise ObservationError(what, f"malformed descriptor in manifest: {json.dumps(value)[:200]}")
-        return cls(media_type=str(value.get("mediaType", "")), digest=value["digest"], size=value["size"])
+        annotations = _string_map(value.get("annotations"), what, f"annotations of descriptor {value['digest']}")
+        return cls(
+            media_type=str(value.get("mediaType", "")),
+            digest=value["digest"],
+            size=value["size"],
+            annotations=annotations,
+        )
 
 
 @dataclass
@@ -84,7 +94,6 @@ class ImageConfig:
     """Layer blobs, bottom first, as the platform manifest lists them."""
 
 
-
 @dataclass(frozen=True)
 class _Platform:
     os: str
@@ -92,7 +101,7 @@ class _Platform:
     variant: str | None
 
     @classmethod
-    def parse(cls, text: str) -> "_Platform":
+    def parse(cls, text: str) -> _Platform:
         parts = text.split("/")
         if len(parts) not in (2, 3) or not all(parts):
             raise ValueError(f"platform {text!r} must be OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64")
@@ -128,14 +137,18 @@ class RegistryClient:
         max_manifest_bytes: int = 4 * 1024 * 1024,
         cache: BlobCache | None = None,
     ):
-        self._http = RegistryTransport(router, credentials=credentials, timeout=timeout, deadline=deadline,
-                                       not_after=not_after)
+        self._http = RegistryTransport(
+            router, credentials=credentials, timeout=timeout, deadline=deadline, not_after=not_after
+        )
         self.stats = self._http.stats
         self.cache = cache
         self._platform = _Platform.parse(platform)
         self._max_manifest_bytes = max_manifest_bytes
         # Content addressed, hence immutable: safe to keep for the whole session.
         self._manifests_by_digest: dict[tuple[str, str, str], Manifest] = {}
+        # Whole small blobs (configs): the commit check and the image reader both ask for the same
+        # config, perhaps before a disk cache is attached; one request per session answers both.
+        self._blobs_by_digest: dict[tuple[str, str, str], bytes] = {}
 
     # --- public API ------------------------------------------------------------------
 
@@ -229,14 +242,54 @@ class RegistryClient:
         )
 
     def blob(self, ref: ImageRef, digest: str, *, max_bytes: int) -> bytes:
-        """A whole blob of `ref`'s repository, verified; from and into the cache when there is one."""
-        cached = self._cached(digest, max_bytes)
-        if cached is not None:
-            return cached
-        data = b"".join(self.iter_blob(ref, digest, max_bytes=max_bytes, whole=True))
-        if self.cache is not None:
-            self.cache.put(digest, data)
+        """A whole (small) blob of `ref`'s repository, verified; kept in memory for the session, and
+        from and into the disk cache when there is one."""
+        base_url, repository = self._http.router.endpoint(ref)
+        key = (base_url, repository, digest)
+        if (kept := self._blobs_by_digest.get(key)) is not None and len(kept) <= max_bytes:
+            return kept
+        data = self._cached(digest, max_bytes)
+        if data is None:
+            data = b"".join(self.iter_blob(ref, digest, max_bytes=max_bytes, whole=True))
+            if self.cache is not None:
+                self.cache.put(digest, data)
+        self._blobs_by_digest[key] = data
         return data
+
+    def blob_range(self, ref: ImageRef, digest: str, start: int, end: int, *, blob_size: int) -> bytes:
+        """Bytes [start, end) of a blob by HTTP Range, NOT verified: the caller checks them against
+        digests of its own (an eStargz TOC's). A registry that ignores Range answers with the
+        whole blob; then the bytes up to `end` are read and the transfer is cut there."""
+        what = f"bytes {start:,}-{end - 1:,} of blob {digest} of image {ref}"
+        if not DIGEST_RE.match(digest):
+            raise ObservationError(what, "not a sha256 digest")
+        if not 0 <= start < end <= blob_size:
+            raise ObservationError(what, f"outside the blob's {blob_size:,} bytes")
+        with self._http.open(
+            ref, "GET", f"blobs/{digest}", what=what, missing=f"blob {digest}", byte_range=(start, end)
+        ) as response:
+            if response.status_code == 206:
+                expected = f"bytes {start}-{end - 1}/"
+                content_range = response.headers.get("Content-Range", "")
+                if not content_range.startswith(expected):
+                    raise ObservationError(
+                        what, f"registry answered Content-Range {content_range!r}, not {expected}{blob_size}"
+                    )
+                data = b"".join(bounded_chunks(response, end - start, what))
+            else:
+                data = self._prefix(response, end, blob_size, what)[start:]
+        if len(data) != end - start:
+            raise ObservationError(what, f"registry sent {len(data):,} bytes, not {end - start:,}")
+        return data
+
+    @staticmethod
+    def _prefix(response, end: int, blob_size: int, what: str) -> bytes:
+        received = bytearray()
+        for chunk in bounded_chunks(response, blob_size, what):
+            received += chunk
+            if len(received) >= end:
+                break
+        return bytes(received[:end])
 
     def iter_blob(self, ref: ImageRef, digest: str, *, max_bytes: int, whole: bool = False) -> Iterator[bytes]:
         """Stream a blob; raises after the last chunk if the bytes do not hash to `digest`.
@@ -265,7 +318,7 @@ class RegistryClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "RegistryClient":
+    def __enter__(self) -> RegistryClient:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -301,7 +354,7 @@ class RegistryClient:
         # annotation check also keeps out one that a tool labelled with a real platform.
         candidates = [
             entry
-            for entry, platform in zip(entries, platforms)
+            for entry, platform in zip(entries, platforms, strict=True)
             if self._platform.matches(platform) and not _is_attestation(entry)
         ]
         if not candidates:
@@ -318,6 +371,7 @@ class RegistryClient:
         return self._http.open(
             ref, method, f"manifests/{ref.reference}", what=f"image {ref}", missing=missing, accept=MANIFEST_ACCEPT
         )
+
 
 def _is_attestation(entry: dict) -> bool:
     annotations = entry.get("annotations")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import google.auth.credentials
 import google.auth.exceptions
@@ -40,11 +40,11 @@ class RegistryRouter:
         self._mirror_url = mirror_url.rstrip("/") if mirror_url else None
 
     @classmethod
-    def direct(cls) -> "RegistryRouter":
+    def direct(cls) -> RegistryRouter:
         return cls(None)
 
     @classmethod
-    def mirror(cls, base_url: str) -> "RegistryRouter":
+    def mirror(cls, base_url: str) -> RegistryRouter:
         """Every host maps to `base_url`, under repository HOST/PATH, so images of many registries share one."""
         return cls(base_url)
 
@@ -67,8 +67,15 @@ class RegistryStats:
 class RegistryTransport:
     """Authorized, bounded requests to /v2/ endpoints of the registries a router names."""
 
-    def __init__(self, router: RegistryRouter, *, credentials: google.auth.credentials.Credentials | None,
-                 timeout: float, deadline: float, not_after: float | None):
+    def __init__(
+        self,
+        router: RegistryRouter,
+        *,
+        credentials: google.auth.credentials.Credentials | None,
+        timeout: float,
+        deadline: float,
+        not_after: float | None,
+    ):
         self.router = router
         self._credentials = credentials
         self._timeout = timeout
@@ -86,15 +93,27 @@ class RegistryTransport:
 
     @contextmanager
     def open(
-        self, ref: ImageRef, method: str, suffix: str, *, what: str, missing: str, accept: str | None = None
+        self,
+        ref: ImageRef,
+        method: str,
+        suffix: str,
+        *,
+        what: str,
+        missing: str,
+        accept: str | None = None,
+        byte_range: tuple[int, int] | None = None,
     ) -> Iterator[httpx.Response]:
         """A successful streamed response for /v2/REPOSITORY/SUFFIX, else the matching ObservationError.
 
-        `missing` names what a 404 means is absent ("tag 'latest'", "blob sha256:...").
+        `missing` names what a 404 means is absent ("tag 'latest'", "blob sha256:..."). `byte_range`
+        (start, end), end exclusive, asks for part of a blob (the distribution spec's Range GET); the
+        registry may still answer 200 with all of it.
         """
         base_url, repository = self.router.endpoint(ref)
         url = f"{base_url}/v2/{repository}/{suffix}"
         headers = {"Accept": accept} if accept else {}
+        if byte_range is not None:
+            headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
         response = self._authorized_exchange(ref, (base_url, repository), method, url, headers, what)
         try:
             if not response.is_success:
@@ -132,7 +151,7 @@ class RegistryTransport:
         # Google credentials go to Google's token service over TLS only, never to any realm a
         # registry names (a hostile or mirrored registry would otherwise harvest them).
         if self._credentials is not None and realm_url.scheme == "https" and _download_permission(realm_url.host):
-            auth = httpx.BasicAuth("oauth2accesstoken", self._access_token(what))
+            auth = httpx.BasicAuth("oauth2accesstoken", self._access_token(self._credentials, what))
         response = self._exchange("GET", realm_url.copy_merge_params(params), what=what, auth=auth)
         try:
             if response.status_code in (401, 403):
@@ -155,17 +174,19 @@ class RegistryTransport:
             raise ObservationError(what, f"token service {realm} returned no token")
         return token
 
-    def _access_token(self, what: str) -> str:
-        if not self._credentials.valid:
+    def _access_token(self, credentials: google.auth.credentials.Credentials, what: str) -> str:
+        if not credentials.valid:
             try:
-                self._credentials.refresh(google.auth.transport.requests.Request())
+                credentials.refresh(google.auth.transport.requests.Request())
             except google.auth.exceptions.GoogleAuthError as exc:
                 raise ObservationError(
                     what,
                     f"cannot refresh Google credentials ({type(exc).__name__})",
                     hint="run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
                 ) from None
-        return self._credentials.token
+        if not isinstance(credentials.token, str) or not credentials.token:
+            raise ObservationError(what, "the Google credentials gave no access token")
+        return credentials.token
 
     def _exchange(
         self,
@@ -185,8 +206,9 @@ class RegistryTransport:
         while True:
             self.stats.requests += 1
             try:
-                response = within(max(0.0, answer_by - time.monotonic()),
-                                  lambda: client.send(request, auth=auth, stream=True))
+                response = within(
+                    max(0.0, answer_by - time.monotonic()), lambda: client.send(request, auth=auth, stream=True)
+                )
             except (httpx.TimeoutException, AttemptTimedOut) as exc:
                 failures.append(f"timed out ({type(exc).__name__})")
             except httpx.ConnectError as exc:
@@ -203,9 +225,12 @@ class RegistryTransport:
                 self.close_response(response)
             pause = _BACKOFF.backoff(len(failures))
             if len(failures) == _MAX_ATTEMPTS or answer_by - time.monotonic() - pause <= 0:
-                raise ObservationError(what, f"registry {method} {request.url} {tally(failures)} over "
-                                             f"{time.monotonic() - began:.1f}s; gave up within --deadline "
-                                             f"{self._deadline:g}s")
+                raise ObservationError(
+                    what,
+                    f"registry {method} {request.url} {tally(failures)} over "
+                    f"{time.monotonic() - began:.1f}s; gave up within --deadline "
+                    f"{self._deadline:g}s",
+                )
             self.stats.retries += 1
             time.sleep(pause)  # backoff between retries of a remote call
 
@@ -281,8 +306,11 @@ def bounded_chunks(response: httpx.Response, limit: int, what: str, *, whole: bo
         if received > limit:
             raise ObservationError(what, f"{response.request.url} is over the {limit}-byte limit")
         if answer_by is not None and time.monotonic() > answer_by:
-            raise ObservationError(what, f"{response.request.url} sent only {received} bytes before the deadline "
-                                         "(a stalled or trickling registry); raise --deadline if it is just slow")
+            raise ObservationError(
+                what,
+                f"{response.request.url} sent only {received} bytes before the deadline "
+                "(a stalled or trickling registry); raise --deadline if it is just slow",
+            )
         yield chunk
 
 

@@ -31,8 +31,10 @@ def remove_traffic_tag(service: str, tag: str, region: str, project: str) -> str
 
 
 def read_revision_errors(service: str, revision: str, project: str) -> str:
-    query = (f'resource.type="cloud_run_revision" AND resource.labels.service_name="{service}" '
-             f'AND resource.labels.revision_name="{revision}" AND severity>=ERROR')
+    query = (
+        f'resource.type="cloud_run_revision" AND resource.labels.service_name="{service}" '
+        f'AND resource.labels.revision_name="{revision}" AND severity>=ERROR'
+    )
     return f"gcloud logging read {shlex.quote(query)} --project {project} --limit 50"
 
 
@@ -46,5 +48,6 @@ def rollback_traffic(service: str, revision: str, region: str, project: str) -> 
 
 
 def list_revisions(service: str, region: str, project: str) -> str:
-    return (f"gcloud run revisions list --service {service} {_flags(region, project)} "
-            "--sort-by=~metadata.creationTimestamp")
+    return (
+        f"gcloud run revisions list --service {service} {_flags(region, project)} --sort-by=~metadata.creationTimestamp"
+    )

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import CredentialsError, InputError, ObservationError
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
 
 SANDBOX_STATE_ENV = "DEPLOYCHECK_SANDBOX_STATE"
 # Where `deploycheck sandbox up` records the sandbox it leaves running (relative to the project).
@@ -17,7 +21,7 @@ AUTH_HELP = """--target gcp needs Application Default Credentials, and none were
   or in CI:       set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or use workload identity
   The identity needs read access: roles/run.viewer, roles/logging.viewer, roles/datastore.viewer,
   roles/artifactregistry.reader, and on the organisation roles/iam.securityReviewer and roles/browser.
-  No cloud account? Run against the local stand-in: --target sandbox:incident"""
+  No cloud account? See your checks against a stand-in generated from your inventory: --target sandbox:auto"""
 
 
 @dataclass(frozen=True)
@@ -26,13 +30,15 @@ class TargetSpec:
     scenario: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "TargetSpec":
+    def parse(cls, text: str) -> TargetSpec:
         if text == "gcp":
             return cls("gcp")
         if text == "sandbox" or text.startswith("sandbox:"):
             scenario = text.partition(":")[2] or "incident"
             return cls("sandbox", scenario)
-        raise InputError(f"--target {text!r}: expected gcp, sandbox or sandbox:SCENARIO (a built-in name or a directory)")
+        raise InputError(
+            f"--target {text!r}: expected gcp, sandbox or sandbox:SCENARIO (a built-in name or a directory)"
+        )
 
     def __str__(self) -> str:
         return "gcp" if self.kind == "gcp" else f"sandbox:{self.scenario}"
@@ -58,7 +64,7 @@ class Target:
     spec: TargetSpec
     project: str
     region: str
-    credentials: object
+    credentials: Credentials
     api_endpoint: str | None = None  # the sandbox serves every Google REST API here; None: the real ones
     registry_mirror: str | None = None
     firestore_emulator: str | None = None
@@ -69,33 +75,43 @@ class Target:
     def call_policy(self):
         from .gcall import CallPolicy
 
-        return CallPolicy(deadline=self.deadline_s, attempt_timeout=min(20.0, self.deadline_s), not_after=self.not_after)
+        return CallPolicy(
+            deadline=self.deadline_s, attempt_timeout=min(20.0, self.deadline_s), not_after=self.not_after
+        )
 
     @classmethod
-    def gcp(cls, project: str, region: str) -> "Target":
+    def gcp(cls, project: str, region: str) -> Target:
         return cls(TargetSpec("gcp"), project, region, gcp_credentials())
 
     @classmethod
-    def from_sandbox(cls, spec: TargetSpec, state_path: Path) -> "Target":
+    def from_sandbox(cls, spec: TargetSpec, state_path: Path) -> Target:
         from google.auth.credentials import AnonymousCredentials
 
         from .sandbox.manager import SandboxInfo
 
         info = SandboxInfo.load(state_path)
-        return cls(spec, info.project, info.region, AnonymousCredentials(), api_endpoint=info.api_url,
-                   registry_mirror=info.registry_url, firestore_emulator=info.firestore_host)
+        return cls(
+            spec,
+            info.project,
+            info.region,
+            AnonymousCredentials(),
+            api_endpoint=info.api_url,
+            registry_mirror=info.registry_url,
+            firestore_emulator=info.firestore_host,
+        )
 
-    def cloudrun(self):
+    def cloudrun(self, region: str | None = None):
+        """A Cloud Run reader of the project in `region` (default: the target's region)."""
         from .cloudrun import CloudRunReader
 
-        return CloudRunReader(self.project, self.region, self.credentials, endpoint=self.api_endpoint,
-                              policy=self.call_policy())
+        return CloudRunReader(
+            self.project, region or self.region, self.credentials, endpoint=self.api_endpoint, policy=self.call_policy()
+        )
 
     def iam(self):
         from .iam import IamReader
 
-        return IamReader(self.project, self.credentials, endpoint=self.api_endpoint,
-                         policy=self.call_policy())
+        return IamReader(self.project, self.credentials, endpoint=self.api_endpoint, policy=self.call_policy())
 
     def logs(self):
         from .logs import LogReader
@@ -106,16 +122,23 @@ class Target:
         from .heartbeats import HeartbeatReader
 
         if self.spec.kind == "sandbox" and not self.firestore_emulator:
-            raise ObservationError("the Firestore heartbeat collection",
-                                   f"sandbox:{self.spec.scenario} runs no Firestore emulator (its scenario seeds no documents)")
-        return HeartbeatReader(self.project, self.credentials, emulator_host=self.firestore_emulator,
-                               policy=self.call_policy())
+            raise ObservationError(
+                "the Firestore heartbeat collection",
+                f"sandbox:{self.spec.scenario} runs no Firestore emulator (its scenario seeds no documents)",
+            )
+        return HeartbeatReader(
+            self.project, self.credentials, emulator_host=self.firestore_emulator, policy=self.call_policy()
+        )
 
     def registry(self):
         from .registry import RegistryClient, RegistryRouter
 
-        bounds = {"timeout": min(30.0, self.deadline_s), "deadline": self.deadline_s, "not_after": self.not_after,
-                  "platform": self.platform}
+        bounds: dict[str, Any] = {
+            "timeout": min(30.0, self.deadline_s),
+            "deadline": self.deadline_s,
+            "not_after": self.not_after,
+            "platform": self.platform,
+        }
         if self.registry_mirror:
             return RegistryClient(RegistryRouter.mirror(self.registry_mirror), **bounds)
         return RegistryClient(RegistryRouter.direct(), credentials=self.credentials, **bounds)
@@ -128,3 +151,22 @@ class Target:
             return ref
         host = self.registry_mirror.split("://", 1)[-1].rstrip("/")
         return ImageRef(host=host, path=f"{ref.host}/{ref.path}", tag=ref.tag, digest=ref.digest)
+
+
+class RegionalReaders:
+    """One reader per region, each made on first use: an inventory entry may run outside the
+    inventory's region, and a run that checks one region opens one reader."""
+
+    def __init__(self, make):
+        self._make = make
+        self._readers: dict[str, Any] = {}  # whatever `make` builds: each has close()
+
+    def __call__(self, region: str):
+        if region not in self._readers:
+            self._readers[region] = self._make(region)
+        return self._readers[region]
+
+    def close(self) -> None:
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()

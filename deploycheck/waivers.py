@@ -35,12 +35,22 @@ def _waived(finding: Finding, waivers: list[WaiverSpec], today: date) -> Finding
         return finding
     waiver, pattern = match
     expired = today > waiver.expires
-    record = {"reason": waiver.reason, "owner": waiver.owner, "expires": waiver.expires.isoformat(),
-              "pattern": pattern, "line": waiver.line, "expired": expired}
+    record = {
+        "reason": waiver.reason,
+        "owner": waiver.owner,
+        "expires": waiver.expires.isoformat(),
+        "pattern": pattern,
+        "line": waiver.line,
+        "expired": expired,
+    }
     if not expired:
         return replace(finding, outcome=Outcome.WAIVED, waiver=record)
-    return replace(finding, waiver=record, summary=f"{finding.summary} (waiver by {waiver.owner} expired on "
-                                                   f"{waiver.expires.isoformat()}: {waiver.reason})")
+    return replace(
+        finding,
+        waiver=record,
+        summary=f"{finding.summary} (waiver by {waiver.owner} expired on "
+        f"{waiver.expires.isoformat()}: {waiver.reason})",
+    )
 
 
 def waiver_notes(findings: list[Finding], waivers: list[WaiverSpec], today: date) -> list[dict]:
@@ -49,9 +59,18 @@ def waiver_notes(findings: list[Finding], waivers: list[WaiverSpec], today: date
     notes = []
     for waiver in waivers:
         matched = sum(1 for f in findings if f.waiver and f.check == waiver.check and f.waiver["line"] == waiver.line)
-        notes.append({"check": waiver.check, "resources": list(waiver.resources), "reason": waiver.reason,
-                      "owner": waiver.owner, "expires": waiver.expires.isoformat(), "line": waiver.line,
-                      "matched": matched, "expired": today > waiver.expires})
+        notes.append(
+            {
+                "check": waiver.check,
+                "resources": list(waiver.resources),
+                "reason": waiver.reason,
+                "owner": waiver.owner,
+                "expires": waiver.expires.isoformat(),
+                "line": waiver.line,
+                "matched": matched,
+                "expired": today > waiver.expires,
+            }
+        )
     return notes
 
 
@@ -65,11 +84,11 @@ def apply_waivers(findings: list[Finding], waivers: list[WaiverSpec], today: dat
 def describe(note: dict) -> str:
     """One line for the terminal and the text reports."""
     scope = f"{note['check']}[{', '.join(note['resources'])}]"
-    if note["expired"]:
-        state = f"expired on {note['expires']}"
-    else:
-        state = f"until {note['expires']}"
-    matched = (f"{note['matched']} finding{'s' if note['matched'] != 1 else ''}" if note["matched"]
-               else "matched nothing (the failure it accepted is gone: remove it?)")
+    state = f"expired on {note['expires']}" if note["expired"] else f"until {note['expires']}"
+    matched = (
+        f"{note['matched']} finding{'s' if note['matched'] != 1 else ''}"
+        if note["matched"]
+        else "matched nothing (the failure it accepted is gone: remove it?)"
+    )
     verb = "failing again" if note["expired"] and note["matched"] else ("waived" if note["matched"] else "")
     return f"waiver {scope} by {note['owner']} {state}: {matched}{' ' + verb if verb else ''} ({note['reason']})"

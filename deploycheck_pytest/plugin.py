@@ -17,80 +17,263 @@ from __future__ import annotations
 
 import copy
 import inspect
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from _pytest.config.findpaths import determine_setup
 
-from deploycheck.argtypes import commit_sha, severity_threshold
-from deploycheck.images import ImageLimits
-
 BUILTIN_CHECKS = Path(__file__).resolve().parent / "checks"
-FIXTURE_PLUGINS = ("deploycheck_pytest.fixtures.plugin", "deploycheck_pytest.fixtures.observe",
-                   "deploycheck_pytest.fixtures.images", "deploycheck_pytest.fixtures.reporting")
+# distribute first: the fixture modules import it (as a plugin it must be imported by pytest first).
+FIXTURE_PLUGINS = (
+    "deploycheck_pytest.distribute",
+    "deploycheck_pytest.fixtures.plugin",
+    "deploycheck_pytest.fixtures.observe",
+    "deploycheck_pytest.fixtures.images",
+    "deploycheck_pytest.fixtures.reporting",
+)
 MARKERS = (
     "postdeploy: checks to gate a deploy, run minutes after it (traffic, rollout, digest, commit, code, logs, iam)",
     "nightly: slower project-wide checks for the nightly drift report (heartbeat documents, stale jobs)",
     "drift: configuration drift between the inventory and the project (stale jobs, orphans)",
 )
 # Given any of these, the run is about a deployment even without a services.yaml in the rootdir.
-ACTIVATING_OPTIONS = ("inventory", "target", "service", "job", "expect_commit")
+ACTIVATING_OPTIONS = ("inventory", "target", "service", "job", "expect_commit", "project", "region")
+# deploycheck.images.ImageLimits' defaults, written out so that registering the options imports no
+# library module (tests/test_plugin_startup.py holds them equal).
+IMAGE_LIMIT_DEFAULTS = {
+    "max_file_bytes": 1024 * 1024,
+    "max_decompressed_bytes": 1024**3,
+    "max_layers": 128,
+    "max_seconds": 120.0,
+}
+# The library: plain modules, no test code, so nothing in it is for pytest's assertion rewriter.
+LIBRARY_PACKAGE = "deploycheck"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def leave_the_library_unrewritten(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Installed from a wheel, the distribution lists every file, and pytest marks each of its
+    top-level packages for assertion rewriting (`_mark_plugins_for_rewrite`), the library
+    included: every start would then parse and rewrite the whole library from source (it cannot
+    cache under PYTHONDONTWRITEBYTECODE, as in most CI images). Only the pytest layer
+    (deploycheck_pytest: checks and fixtures) keeps the mark. This runs in the first hook pytest
+    calls on this plugin, before any library module is imported."""
+    hook = getattr(pluginmanager, "rewrite_hook", None)
+    marked = getattr(hook, "_must_rewrite", None)  # pytest keeps the marks privately; no public unmark
+    if isinstance(marked, set) and LIBRARY_PACKAGE in marked:
+        marked.discard(LIBRARY_PACKAGE)
+        hook.mark_rewrite()  # (nothing new) drops the hook's cache of names it already judged
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    leave_the_library_unrewritten(pluginmanager)
     group = parser.getgroup("deploycheck", "deploycheck (Cloud Run deployment verification)")
-    group.addoption("--inventory", default="services.yaml", metavar="PATH",
-                    help="the inventory of services and jobs (default: ./services.yaml)")
-    group.addoption("--service", action="append", default=[], metavar="NAME",
-                    help="check only this service (repeatable); with no --service/--job everything is checked")
+    group.addoption(
+        "--inventory",
+        default="services.yaml",
+        metavar="PATH",
+        help="the inventory of services and jobs (default: ./services.yaml)",
+    )
+    group.addoption(
+        "--service",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="check only this service (repeatable); with no --service/--job everything is checked",
+    )
     group.addoption("--job", action="append", default=[], metavar="NAME", help="check only this job (repeatable)")
-    group.addoption("--target", default="gcp", metavar="gcp|sandbox[:SCENARIO]",
-                    help="gcp (Application Default Credentials; default) or the local stand-in, e.g. sandbox:incident")
-    group.addoption("--expect-commit", type=commit_sha, default=None, metavar="SHA",
-                    help="fail unless the running image was built from this commit (an empty value is refused)")
-    group.addoption("--wait", type=float, default=0.0, metavar="SECONDS",
-                    help="poll until the newest revision is ready (or failed) before checking, up to SECONDS")
-    group.addoption("--report-dir", default=None, metavar="DIR",
-                    help="write DIR/report.json, report.md, report.txt and report.html (also when the run cannot "
-                         "start: then they say why)")
-    group.addoption("--previous", default=None, metavar="PATH",
-                    help="an earlier report.json, or a directory of them (the newest is used): classify each "
-                         "finding as new, still failing (since when) or fixed")
-    group.addoption("--history", default=None, metavar="DIR",
-                    help="keep each run's report.json in DIR (the oldest beyond --history-keep are deleted) and "
-                         "draw the report's trends from them")
-    group.addoption("--history-keep", type=_at_least_one, default=30, metavar="N",
-                    help="runs --history keeps (default 30)")
-    group.addoption("--log-window", type=float, default=None, metavar="HOURS",
-                    help="log checks read from the creation of the serving and newest revisions (default), or at "
-                         "most HOURS back; the findings say which window they read")
-    group.addoption("--max-log-entries", type=_at_least_one, default=1000, metavar="N",
-                    help="entries one log query reads at most (default 1000); a check whose answer lies beyond "
-                         "them ERRORs saying so, never passes")
-    group.addoption("--fail-on", type=severity_threshold, default=None, metavar="P0|P1|P2|P3",
-                    help="the lowest severity that fails the run, e.g. P1: P2 and P3 failures are reported but exit 0 "
-                         "(default: any failure fails); a check that could not observe its fact (ERROR) always fails")
-    group.addoption("--budget", type=float, default=1800.0, metavar="SECONDS",
-                    help="the whole run's time budget (default 1800): once spent, checks still waiting for a fact "
-                         "ERROR instead of running on")
-    group.addoption("--deadline", type=float, default=60.0, metavar="SECONDS",
-                    help="give up on one API read after SECONDS, retries included (default 60); the check then ERRORs")
+    group.addoption(
+        "--project",
+        default=None,
+        metavar="PROJECT",
+        help="the Google Cloud project to check instead of the inventory's `project`",
+    )
+    group.addoption(
+        "--region",
+        default=None,
+        metavar="REGION",
+        help="the region of every entry that names none, instead of the inventory's `region`",
+    )
+    group.addoption(
+        "--target",
+        default="gcp",
+        metavar="gcp|sandbox[:SCENARIO]",
+        help="gcp (Application Default Credentials; default) or the local stand-in, e.g. sandbox:incident",
+    )
+    group.addoption(
+        "--expect-commit",
+        type=_commit_sha,
+        default=None,
+        metavar="SHA",
+        help="fail unless the running image was built from this commit (an empty value is refused)",
+    )
+    group.addoption(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="poll until the newest revision is ready (or failed) before checking, up to SECONDS",
+    )
+    group.addoption(
+        "--report-dir",
+        default=None,
+        metavar="DIR",
+        help="write DIR/report.json, report.md, report.txt and report.html (also when the run cannot "
+        "start: then they say why)",
+    )
+    group.addoption(
+        "--previous",
+        default=None,
+        metavar="PATH",
+        help="an earlier report.json, or a directory of them (the newest is used): classify each "
+        "finding as new, still failing (since when) or fixed",
+    )
+    group.addoption(
+        "--history",
+        default=None,
+        metavar="DIR",
+        help="keep each run's report.json in DIR (the oldest beyond --history-keep are deleted) and "
+        "draw the report's trends from them",
+    )
+    group.addoption(
+        "--history-keep", type=_at_least_one, default=30, metavar="N", help="runs --history keeps (default 30)"
+    )
+    group.addoption(
+        "--log-window",
+        type=float,
+        default=None,
+        metavar="HOURS",
+        help="log checks read from the creation of the serving and newest revisions (default), or at "
+        "most HOURS back; the findings say which window they read",
+    )
+    group.addoption(
+        "--max-log-entries",
+        type=_at_least_one,
+        default=1000,
+        metavar="N",
+        help="entries one log query reads at most (default 1000); a check whose answer lies beyond "
+        "them ERRORs saying so, never passes",
+    )
+    group.addoption(
+        "--fail-on",
+        type=_severity_threshold,
+        default=None,
+        metavar="P0|P1|P2|P3",
+        help="the lowest severity that fails the run, e.g. P1: P2 and P3 failures are reported but exit 0 "
+        "(default: any failure fails); a check that could not observe its fact (ERROR) always fails",
+    )
+    group.addoption(
+        "--budget",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help="the whole run's time budget (default 1800): once spent, checks still waiting for a fact "
+        "ERROR instead of running on",
+    )
+    group.addoption(
+        "--deadline",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="give up on one API read after SECONDS, retries included (default 60); the check then ERRORs",
+    )
+    group.addoption(
+        "--read-ahead",
+        type=_at_least_zero,
+        default=8,
+        metavar="N",
+        help="reads of facts the next checks will need, run at once in the background (default 8; "
+        "0: each check reads its own facts when it runs)",
+    )
+    group.addoption(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="check only shard K of N (1-based), split by resource: the same resources every run; the "
+        "project-wide checks run in shard 1. Without it, CLOUD_RUN_TASK_INDEX (0-based) and "
+        "CLOUD_RUN_TASK_COUNT are used when set (a Cloud Run job with N tasks). Combine the shards' "
+        "reports with `deploycheck report merge`",
+    )
     images = parser.getgroup("deploycheck-images", "deploycheck: reading files inside images")
-    images.addoption("--image-source", choices=("registry", "docker"), default="registry",
-                     help="registry: read layers over the OCI API, no pull (default); docker: pull through a "
-                          "docker engine and copy files out of a created, never started, container")
-    images.addoption("--cache-dir", default=None, metavar="DIR",
-                     help="verified blobs by digest (default ~/.cache/deploycheck); a warm run reads 0 bytes")
-    images.addoption("--platform", default="linux/amd64", metavar="OS/ARCH",
-                     help="which image of a multi-platform index to read (default linux/amd64)")
-    images.addoption("--max-file-bytes", type=int, default=ImageLimits.max_file_bytes, metavar="N",
-                     help=f"bytes kept per file read from an image (default {ImageLimits.max_file_bytes:,})")
-    images.addoption("--max-decompressed-bytes", type=int, default=ImageLimits.max_decompressed_bytes, metavar="N",
-                     help="decompressed layer bytes one image read may inflate (default 1 GiB): a zip bomb stops here")
-    images.addoption("--max-layers", type=int, default=ImageLimits.max_layers, metavar="N",
-                     help=f"refuse images with more layers (default {ImageLimits.max_layers})")
-    images.addoption("--image-timeout", type=float, default=ImageLimits.max_seconds, metavar="SECONDS",
-                     help=f"wall-clock budget of one image read (default {ImageLimits.max_seconds:g}s)")
+    images.addoption(
+        "--image-source",
+        choices=("registry", "docker"),
+        default="registry",
+        help="registry: read layers over the OCI API, no pull (default); docker: pull through a "
+        "docker engine and copy files out of a created, never started, container",
+    )
+    images.addoption(
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="verified blobs by digest (default ~/.cache/deploycheck); a warm run reads 0 bytes",
+    )
+    images.addoption(
+        "--platform",
+        default="linux/amd64",
+        metavar="OS/ARCH",
+        help="which image of a multi-platform index to read (default linux/amd64)",
+    )
+    images.addoption(
+        "--max-file-bytes",
+        type=int,
+        default=IMAGE_LIMIT_DEFAULTS["max_file_bytes"],
+        metavar="N",
+        help=f"bytes kept per file read from an image (default {IMAGE_LIMIT_DEFAULTS['max_file_bytes']:,})",
+    )
+    images.addoption(
+        "--max-decompressed-bytes",
+        type=int,
+        default=IMAGE_LIMIT_DEFAULTS["max_decompressed_bytes"],
+        metavar="N",
+        help="decompressed layer bytes one image read may inflate (default 1 GiB): a zip bomb stops here",
+    )
+    images.addoption(
+        "--max-layers",
+        type=int,
+        default=IMAGE_LIMIT_DEFAULTS["max_layers"],
+        metavar="N",
+        help=f"refuse images with more layers (default {IMAGE_LIMIT_DEFAULTS['max_layers']})",
+    )
+    images.addoption(
+        "--image-timeout",
+        type=float,
+        default=IMAGE_LIMIT_DEFAULTS["max_seconds"],
+        metavar="SECONDS",
+        help=f"wall-clock budget of one image read (default {IMAGE_LIMIT_DEFAULTS['max_seconds']:g}s)",
+    )
+    images.addoption(
+        "--verify-layers",
+        action="store_true",
+        default=False,
+        help="read every layer the file lookup opens to its end and verify its sha256 (by default a "
+        "read stops at the wanted file and the evidence says the layer was read in part, its "
+        "blob digest not verified; eStargz layers are read by their verified TOC and chunks)",
+    )
+
+
+def _commit_sha(text: str) -> str:
+    from deploycheck.argtypes import commit_sha  # at parse time, once the library is unmarked for rewriting
+
+    return commit_sha(text)
+
+
+def _severity_threshold(text: str) -> str:
+    from deploycheck.argtypes import severity_threshold
+
+    return severity_threshold(text)
+
+
+def _at_least_zero(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
 
 def _at_least_one(text: str) -> int:
@@ -114,8 +297,12 @@ def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) 
     are put before the command line (and `-p no:NAME` in them unloads NAME), and conftests are
     looked for below it."""
     namespace = early_config.known_args_namespace
-    wanted = {"inifile": namespace.inifilename, "args": namespace.file_or_dir,
-              "rootdir_cmd_arg": namespace.rootdir or None, "invocation_dir": early_config.invocation_params.dir}
+    wanted = {
+        "inifile": namespace.inifilename,
+        "args": namespace.file_or_dir,
+        "rootdir_cmd_arg": namespace.rootdir or None,
+        "invocation_dir": early_config.invocation_params.dir,
+    }
     if "override_ini" in inspect.signature(determine_setup).parameters:
         wanted["override_ini"] = namespace.override_ini
     rootpath, inipath, inicfg, *_ = determine_setup(**wanted)
@@ -128,11 +315,12 @@ def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) 
     early_config._parser.extra_info.update(rootdir=str(rootpath), inifile=str(inipath))
     addopts = list(early_config.getini("addopts"))
     args[:0] = addopts
-    for option, value in zip(addopts, addopts[1:]):
+    for option, value in pairwise(addopts):
         if option == "-p" and value.startswith("no:"):
             early_config.pluginmanager.consider_pluginarg(value)  # as pytest does (cacheprovider takes stepwise)
     early_config.known_args_namespace = early_config._parser.parse_known_args(
-        args, namespace=copy.copy(early_config.option))
+        args, namespace=copy.copy(early_config.option)
+    )
     if "--confcutdir" not in " ".join(args):
         early_config.known_args_namespace.confcutdir = str(inipath.parent if inipath else rootpath)
 
@@ -141,7 +329,15 @@ def is_deploycheck_run(config: pytest.Config) -> bool:
     """A run is deploycheck's when it names a deploycheck option, selects one of its markers,
     or its rootdir holds a services.yaml. Otherwise (another project's tests in the same venv,
     this repository's own tests) only the options and markers are registered."""
-    defaults = {"inventory": "services.yaml", "target": "gcp", "service": [], "job": [], "expect_commit": None}
+    defaults: dict[str, object] = {
+        "inventory": "services.yaml",
+        "target": "gcp",
+        "service": [],
+        "job": [],
+        "expect_commit": None,
+        "project": None,
+        "region": None,
+    }
     if any(getattr(config.option, name, default) != default for name, default in defaults.items()):
         return True
     markexpr = config.option.markexpr or ""

@@ -52,8 +52,12 @@ class Sandboxes:
     def state_file(self, scenario: str) -> Path:
         if scenario not in self.running:
             inventory = load_inventory(REPO / "services.yaml")
-            sandbox = Sandbox(scenario, project=inventory.project, region=inventory.region,
-                              workdir=self.root / scenario.replace("/", "_"))
+            sandbox = Sandbox(
+                scenario,
+                project=inventory.project,
+                region=inventory.region,
+                workdir=self.root / scenario.replace("/", "_"),
+            )
             sandbox.start()
             self.running[scenario] = (sandbox, sandbox.state_path)
         return self.running[scenario][1]

@@ -92,5 +92,3 @@ def dockerd_engine():
         client.close()
         stop_process_group(process.pid, grace=_STOP_TIMEOUT, child=process)
         shutil.rmtree(root, ignore_errors=True)
-
-

@@ -6,9 +6,9 @@ import dataclasses
 import gzip
 import json
 import threading
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from deploycheck.imageref import ImageRef
 from deploycheck.registry import RegistryClient, RegistryRouter, sha256_digest
@@ -112,7 +112,7 @@ class StubRegistry:
                     return
                 stub._send(self.wfile, respond)
 
-            do_GET = do_HEAD = answer
+            do_GET = do_HEAD = answer  # noqa: N815 (http.server naming)
 
             def log_message(self, *args):
                 pass
@@ -136,9 +136,7 @@ class StubRegistry:
         if respond.stall_after is not None:
             self._closing.wait()
 
-    def serve_image(
-        self, ref: ImageRef, image: BuiltImage, blobs: Mapping[str, Respond | bytes] = {}
-    ) -> None:
+    def serve_image(self, ref: ImageRef, image: BuiltImage, blobs: Mapping[str, Respond | bytes] = {}) -> None:
         """Serve `image` under `ref`'s mirror repository; `blobs` overrides what some digests answer."""
         repository = RegistryRouter.mirror(self.url).endpoint(ref)[1]
         self.routes[("GET", f"/v2/{repository}/manifests/{image.digest}")] = Respond(

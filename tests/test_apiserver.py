@@ -3,16 +3,16 @@ lists, pages, gets and fails against it exactly as against run.googleapis.com.""
 
 from __future__ import annotations
 
-
 import pytest
 from google.api_core import exceptions
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
-from conftest import serving
 from deploycheck.sandbox.apiserver import ApiState
 from deploycheck.sandbox.scenario import expand_resources, load_scenario
+
+from conftest import serving
 
 PARENT = "projects/nba-props-platform/locations/us-west2"
 
@@ -32,8 +32,9 @@ def client(kind, url):
 
 def test_list_services_pages_through_every_service(endpoint):
     url, _ = endpoint
-    services = list(client(run_v2.ServicesClient, url).list_services(
-        request=run_v2.ListServicesRequest(parent=PARENT, page_size=2)))
+    services = list(
+        client(run_v2.ServicesClient, url).list_services(request=run_v2.ListServicesRequest(parent=PARENT, page_size=2))
+    )
     assert len(services) == 6
     assert {s.name.rsplit("/", 1)[-1] for s in services} >= {"nba-phase2-raw-processors", "prediction-worker"}
 
@@ -53,8 +54,11 @@ def test_revisions_of_a_service_and_the_wildcard_parent(endpoint):
     url, _ = endpoint
     revisions = client(run_v2.RevisionsClient, url)
     own = list(revisions.list_revisions(parent=f"{PARENT}/services/nba-scrapers"))
-    assert [r.name.rsplit("/", 1)[-1] for r in own] == ["nba-scrapers-00039-c3v", "nba-scrapers-00040-m5t",
-                                                       "nba-scrapers-00041-h7k"]
+    assert [r.name.rsplit("/", 1)[-1] for r in own] == [
+        "nba-scrapers-00039-c3v",
+        "nba-scrapers-00040-m5t",
+        "nba-scrapers-00041-h7k",
+    ]
     everything = list(revisions.list_revisions(parent=f"{PARENT}/services/-"))
     assert len(everything) > len(own)
 

@@ -89,7 +89,8 @@ def test_a_fifo_is_refused_without_opening_it(tmp_path):
 
 def test_a_device_is_refused_even_behind_a_symlink(tmp_path):
     assert _refusal("/dev/zero") == [
-        "cannot read the inventory: it is a character device (expected a regular YAML file)"]
+        "cannot read the inventory: it is a character device (expected a regular YAML file)"
+    ]
     link = tmp_path / "services.yaml"
     link.symlink_to("/dev/zero")
     assert _refusal(link) == ["cannot read the inventory: it is a character device (expected a regular YAML file)"]
@@ -109,7 +110,8 @@ def test_a_file_over_one_mib_is_refused_before_it_is_read(tmp_path):
     size = huge.stat().st_size
     assert _refusal(huge) == [
         f"cannot read the inventory: it is {size:,} bytes, over the 1 MiB (1,048,576-byte) limit "
-        f"(expected a YAML file of at most 1 MiB)"]
+        f"(expected a YAML file of at most 1 MiB)"
+    ]
 
 
 def test_a_file_of_exactly_one_mib_is_read(tmp_path):
@@ -136,8 +138,13 @@ def test_the_real_inventory_uses_anchors_and_passes_the_bounds():
 @pytest.mark.parametrize("name", ["nul_byte.yaml", "deep_flow_sequence.yaml", "alias_bomb.yaml", "not_utf8.yaml"])
 def test_check_inventory_command_prints_the_error_without_a_traceback(name):
     path = BAD / name
-    done = subprocess.run([sys.executable, "-m", "deploycheck", "inventory", "check", str(path)], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "deploycheck", "inventory", "check", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == pytest.ExitCode.USAGE_ERROR  # as pytest exits for the same file
     assert done.stdout == ""
     assert done.stderr.splitlines() == [f"{path}:{error}" for error in _expected(path)]
@@ -146,12 +153,24 @@ def test_check_inventory_command_prints_the_error_without_a_traceback(name):
 def test_pytest_with_a_hostile_inventory_is_a_usage_error_not_an_internal_error(suite, tmp_path):
     fifo = tmp_path / "fifo.yaml"
     os.mkfifo(fifo)
-    for path, expected in ((BAD / "alias_bomb.yaml", f"{BAD / 'alias_bomb.yaml'}:7:4: aliases expand this"),
-                           (BAD / "deep_flow_mapping.yaml", f"{BAD / 'deep_flow_mapping.yaml'}:2:253: nesting deeper"),
-                           (fifo, f"{fifo}: cannot read the inventory: it is a FIFO"),
-                           (Path("/dev/zero"), "/dev/zero: cannot read the inventory: it is a character device")):
+    for path, expected in (
+        (BAD / "alias_bomb.yaml", f"{BAD / 'alias_bomb.yaml'}:7:4: aliases expand this"),
+        (BAD / "deep_flow_mapping.yaml", f"{BAD / 'deep_flow_mapping.yaml'}:2:253: nesting deeper"),
+        (fifo, f"{fifo}: cannot read the inventory: it is a FIFO"),
+        (Path("/dev/zero"), "/dev/zero: cannot read the inventory: it is a character device"),
+    ):
         result = suite.run("-m", "postdeploy", "--inventory", str(path), timeout=120)
         assert result.ret == pytest.ExitCode.USAGE_ERROR, (path, result.stderr.str())
         output = result.stdout.str() + result.stderr.str()
         assert expected in output
+        assert "INTERNALERROR" not in output and "Traceback" not in output
+
+
+def test_pytest_with_an_empty_inventory_path_is_a_usage_error(suite):
+    # As `--inventory "$INVENTORY"` passes it when the variable is unset, in both option forms.
+    for args in (["--inventory="], ["--inventory", ""]):
+        result = suite.run("-m", "postdeploy", *args, timeout=120)
+        output = result.stdout.str() + result.stderr.str()
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, (args, output)
+        assert "--inventory '': expected the path of the inventory file" in output
         assert "INTERNALERROR" not in output and "Traceback" not in output

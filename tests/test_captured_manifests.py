@@ -14,10 +14,11 @@ import pytest
 
 from deploycheck.blobcache import BlobCache
 from deploycheck.errors import NotFoundError, ObservationError
-from deploycheck.images import RegistryImageReader
 from deploycheck.imageref import ImageRef
+from deploycheck.images import RegistryImageReader
 from deploycheck.registry import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, RegistryRouter
 from deploycheck.sandbox.registry_process import LocalRegistry
+
 from imagetools import mirror_client, plant_blob, plant_manifest
 
 CAPTURED = Path(__file__).parent / "data" / "manifests"
@@ -120,14 +121,15 @@ def test_buildkit_index_resolves_and_is_an_oci_index(client):
 )
 def test_buildkit_index_platform_selection_skips_attestations(registry, platform, chosen):
     # The child manifests were not captured: the request for the chosen one names it.
-    with mirror_client(registry.url, platform=platform) as client:
-        with pytest.raises(NotFoundError, match=f"manifest {chosen} not found"):
-            client.image_config(FLUX)
+    with (
+        mirror_client(registry.url, platform=platform) as client,
+        pytest.raises(NotFoundError, match=f"manifest {chosen} not found"),
+    ):
+        client.image_config(FLUX)
 
 
 def test_attestation_entries_are_never_an_image(registry):
-    with mirror_client(registry.url, platform="unknown/unknown") as client:
-        with pytest.raises(ObservationError) as raised:
-            client.image_config(FLUX)
+    with mirror_client(registry.url, platform="unknown/unknown") as client, pytest.raises(ObservationError) as raised:
+        client.image_config(FLUX)
     assert f"index {FLUX_INDEX} has no unknown/unknown image" in str(raised.value)
     assert "available: linux/amd64, linux/arm/v7, linux/arm64, unknown/unknown" in str(raised.value)

@@ -45,18 +45,40 @@ def scan(host: str, collection: str, policy: CallPolicy | None = None):
 
 
 def test_scan_returns_every_document_with_its_fields_and_problems(firestore):
-    seed_documents(firestore.host, PROJECT, "scan", [
-        ("p2_nba_raw.nbac_team_boxscore", {"processor_name": "p2_nba_raw.nbac_team_boxscore",
-                                           "last_heartbeat": NOW, "status": "completed", "run_id": "r1"}),
-        ("NbacTeamBoxscoreProcessor_None_a7ac21c9", {"processor_name": "NbacTeamBoxscoreProcessor",
-                                                     "last_heartbeat": NOW - timedelta(days=140),
-                                                     "status": "running", "run_id": "r2"}),
-        ("ProcessorName_2026-01-31_abc123", {"processor_name": "ProcessorName", "last_heartbeat": NOW,
-                                             "status": None}),
-        ("PlayerGameSummaryProcessor", {"processor_name": "PlayerGameSummaryProcessor", "status": "completed"}),
-        ("MLFeatureStoreProcessor", {"processor_name": 7, "last_heartbeat": "2026-02-01T12:00:00Z",
-                                     "status": "completed"}),
-    ])
+    seed_documents(
+        firestore.host,
+        PROJECT,
+        "scan",
+        [
+            (
+                "p2_nba_raw.nbac_team_boxscore",
+                {
+                    "processor_name": "p2_nba_raw.nbac_team_boxscore",
+                    "last_heartbeat": NOW,
+                    "status": "completed",
+                    "run_id": "r1",
+                },
+            ),
+            (
+                "NbacTeamBoxscoreProcessor_None_a7ac21c9",
+                {
+                    "processor_name": "NbacTeamBoxscoreProcessor",
+                    "last_heartbeat": NOW - timedelta(days=140),
+                    "status": "running",
+                    "run_id": "r2",
+                },
+            ),
+            (
+                "ProcessorName_2026-01-31_abc123",
+                {"processor_name": "ProcessorName", "last_heartbeat": NOW, "status": None},
+            ),
+            ("PlayerGameSummaryProcessor", {"processor_name": "PlayerGameSummaryProcessor", "status": "completed"}),
+            (
+                "MLFeatureStoreProcessor",
+                {"processor_name": 7, "last_heartbeat": "2026-02-01T12:00:00Z", "status": "completed"},
+            ),
+        ],
+    )
 
     result = scan(firestore.host, "scan")
 
@@ -64,29 +86,57 @@ def test_scan_returns_every_document_with_its_fields_and_problems(firestore):
     # NOW is timezone-aware: equal datetimes prove the reader returns aware UTC timestamps.
     assert {doc.id: doc for doc in result.documents} == {
         "p2_nba_raw.nbac_team_boxscore": HeartbeatDoc(
-            "p2_nba_raw.nbac_team_boxscore", "p2_nba_raw.nbac_team_boxscore", NOW, "completed", ()),
+            "p2_nba_raw.nbac_team_boxscore", "p2_nba_raw.nbac_team_boxscore", NOW, "completed", ()
+        ),
         "NbacTeamBoxscoreProcessor_None_a7ac21c9": HeartbeatDoc(
-            "NbacTeamBoxscoreProcessor_None_a7ac21c9", "NbacTeamBoxscoreProcessor", NOW - timedelta(days=140),
-            "running", ()),
+            "NbacTeamBoxscoreProcessor_None_a7ac21c9",
+            "NbacTeamBoxscoreProcessor",
+            NOW - timedelta(days=140),
+            "running",
+            (),
+        ),
         "ProcessorName_2026-01-31_abc123": HeartbeatDoc(
-            "ProcessorName_2026-01-31_abc123", "ProcessorName", NOW, None, ("status is null, not a string",)),
+            "ProcessorName_2026-01-31_abc123", "ProcessorName", NOW, None, ("status is null, not a string",)
+        ),
         "PlayerGameSummaryProcessor": HeartbeatDoc(
-            "PlayerGameSummaryProcessor", "PlayerGameSummaryProcessor", None, "completed",
-            ("last_heartbeat is missing",)),
+            "PlayerGameSummaryProcessor",
+            "PlayerGameSummaryProcessor",
+            None,
+            "completed",
+            ("last_heartbeat is missing",),
+        ),
         "MLFeatureStoreProcessor": HeartbeatDoc(
-            "MLFeatureStoreProcessor", None, None, "completed",
-            ("processor_name is an integer, not a string", "last_heartbeat is a string, not a timestamp")),
+            "MLFeatureStoreProcessor",
+            None,
+            None,
+            "completed",
+            ("processor_name is an integer, not a string", "last_heartbeat is a string, not a timestamp"),
+        ),
     }
 
 
 def test_field_mask_keeps_unread_fields_out_of_the_result_and_off_the_wire(firestore):
     big = "x" * 300_000
-    seed_documents(firestore.host, PROJECT, "masked", [
-        ("p2_nba_raw.nbac_gamebook", {"processor_name": "p2_nba_raw.nbac_gamebook", "last_heartbeat": NOW,
-                                      "status": "completed", "details": big}),
-    ])
-    stored = httpx.get(f"http://{firestore.host}/v1/projects/{PROJECT}/databases/(default)/documents/masked/"
-                       "p2_nba_raw.nbac_gamebook", headers={"Authorization": "Bearer owner"}).json()
+    seed_documents(
+        firestore.host,
+        PROJECT,
+        "masked",
+        [
+            (
+                "p2_nba_raw.nbac_gamebook",
+                {
+                    "processor_name": "p2_nba_raw.nbac_gamebook",
+                    "last_heartbeat": NOW,
+                    "status": "completed",
+                    "details": big,
+                },
+            ),
+        ],
+    )
+    stored = httpx.get(
+        f"http://{firestore.host}/v1/projects/{PROJECT}/databases/(default)/documents/masked/p2_nba_raw.nbac_gamebook",
+        headers={"Authorization": "Bearer owner"},
+    ).json()
     assert stored["fields"]["details"]["stringValue"] == big  # the field is there to be left out
 
     result = scan(firestore.host, "masked")
@@ -97,9 +147,13 @@ def test_field_mask_keeps_unread_fields_out_of_the_result_and_off_the_wire(fires
 
 
 def test_seeding_2000_documents_reads_back_2000(firestore):
-    documents = [(f"NbacTeamBoxscoreProcessor_None_{index:08x}", {
-        "processor_name": "NbacTeamBoxscoreProcessor", "last_heartbeat": NOW, "status": "completed"})
-        for index in range(2000)]
+    documents = [
+        (
+            f"NbacTeamBoxscoreProcessor_None_{index:08x}",
+            {"processor_name": "NbacTeamBoxscoreProcessor", "last_heartbeat": NOW, "status": "completed"},
+        )
+        for index in range(2000)
+    ]
 
     assert seed_documents(firestore.host, PROJECT, "flood", documents) == 2000
     result = scan(firestore.host, "flood")
@@ -117,8 +171,8 @@ def live_process_group(pgid: int) -> dict[int, str]:
             stat = stat_path.read_text()
         except OSError:
             continue  # exited while we looked
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        state, _parent, group = stat[stat.rindex(")") + 2:].split()[:3]
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        state, _parent, group = stat[stat.rindex(")") + 2 :].split()[:3]
         if int(group) == pgid and state != "Z":
             members[int(stat_path.parent.name)] = name
     return members
@@ -164,10 +218,14 @@ def test_missing_java_says_what_to_install(tmp_path, monkeypatch):
 
 # A scripted Firestore: the real RunQuery wire protocol, answers chosen by the test.
 
+
 def heartbeat_response(doc_id: str) -> RunQueryResponse:
-    return RunQueryResponse(document=Document(
-        name=f"projects/{PROJECT}/databases/(default)/documents/processor_heartbeats/{doc_id}",
-        fields={"processor_name": Value(string_value=doc_id), "last_heartbeat": Value(timestamp_value=NOW)}))
+    return RunQueryResponse(
+        document=Document(
+            name=f"projects/{PROJECT}/databases/(default)/documents/processor_heartbeats/{doc_id}",
+            fields={"processor_name": Value(string_value=doc_id), "last_heartbeat": Value(timestamp_value=NOW)},
+        )
+    )
 
 
 @contextmanager
@@ -184,10 +242,20 @@ def scripted_firestore(*answers):
             context.abort(status, f"scripted {status.name}")
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("google.firestore.v1.Firestore", {
-        "RunQuery": grpc.unary_stream_rpc_method_handler(
-            run_query, request_deserializer=RunQueryRequest.deserialize,
-            response_serializer=RunQueryResponse.serialize)})])
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "google.firestore.v1.Firestore",
+                {
+                    "RunQuery": grpc.unary_stream_rpc_method_handler(
+                        run_query,
+                        request_deserializer=RunQueryRequest.deserialize,
+                        response_serializer=RunQueryResponse.serialize,
+                    )
+                },
+            )
+        ]
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
@@ -208,17 +276,20 @@ def test_the_query_asks_for_the_field_mask_on_one_collection():
 
 
 def test_permission_denied_names_the_missing_permission():
-    with scripted_firestore(([], grpc.StatusCode.PERMISSION_DENIED)) as (host, _):
-        with pytest.raises(PermissionDeniedError) as denied:
-            scan(host, "processor_heartbeats", SHORT_POLICY)
+    with (
+        scripted_firestore(([], grpc.StatusCode.PERMISSION_DENIED)) as (host, _),
+        pytest.raises(PermissionDeniedError) as denied,
+    ):
+        scan(host, "processor_heartbeats", SHORT_POLICY)
 
     assert denied.value.permission == "datastore.entities.list"
     assert "datastore.entities.list" in str(denied.value)
 
 
 def test_a_stream_broken_half_way_is_read_again_from_the_start():
-    with scripted_firestore((["A_None_1", "A_None_2"], grpc.StatusCode.UNAVAILABLE),
-                            (["A_None_1", "A_None_2", "A_None_3"], None)) as (host, requests):
+    with scripted_firestore(
+        (["A_None_1", "A_None_2"], grpc.StatusCode.UNAVAILABLE), (["A_None_1", "A_None_2", "A_None_3"], None)
+    ) as (host, requests):
         result = scan(host, "processor_heartbeats", SHORT_POLICY)
 
     assert [doc.id for doc in result.documents] == ["A_None_1", "A_None_2", "A_None_3"]
@@ -227,9 +298,11 @@ def test_a_stream_broken_half_way_is_read_again_from_the_start():
 
 
 def test_a_stream_that_fails_half_way_is_an_error_not_a_short_list():
-    with scripted_firestore((["A_None_1", "A_None_2"], grpc.StatusCode.ABORTED)) as (host, _):
-        with pytest.raises(ObservationError, match="Firestore collection processor_heartbeats"):
-            scan(host, "processor_heartbeats", SHORT_POLICY)
+    with (
+        scripted_firestore((["A_None_1", "A_None_2"], grpc.StatusCode.ABORTED)) as (host, _),
+        pytest.raises(ObservationError, match="Firestore collection processor_heartbeats"),
+    ):
+        scan(host, "processor_heartbeats", SHORT_POLICY)
 
 
 def test_bench_runs_one_streamed_query():

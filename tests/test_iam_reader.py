@@ -9,11 +9,12 @@ from contextlib import ExitStack
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
-from conftest import serving
 from deploycheck.errors import NotFoundError, ObservationError, PermissionDeniedError
 from deploycheck.gcall import CallPolicy
 from deploycheck.iam import IamReader
 from deploycheck.sandbox.apiserver import ApiState
+
+from conftest import serving
 
 PROJECT = "p1"
 POLICY = {"version": 3, "etag": "BwY=", "bindings": [{"role": "roles/editor", "members": ["serviceAccount:a@x.com"]}]}
@@ -21,9 +22,11 @@ POLICY = {"version": 3, "etag": "BwY=", "bindings": [{"role": "roles/editor", "m
 
 def state(*, policies=None, resources=None) -> ApiState:
     base_policies = {f"projects/{PROJECT}": POLICY, "folders/1": {"etag": "BwY="}, "organizations/2": {"etag": "BwY="}}
-    base_resources = {f"projects/{PROJECT}": {"name": "projects/123", "parent": "folders/1"},
-                      "folders/1": {"name": "folders/1", "parent": "organizations/2"},
-                      "organizations/2": {"name": "organizations/2"}}
+    base_resources = {
+        f"projects/{PROJECT}": {"name": "projects/123", "parent": "folders/1"},
+        "folders/1": {"name": "folders/1", "parent": "organizations/2"},
+        "organizations/2": {"name": "organizations/2"},
+    }
     return ApiState({}, {**base_policies, **(policies or {})}, iam_resources={**base_resources, **(resources or {})})
 
 
@@ -31,10 +34,12 @@ def state(*, policies=None, resources=None) -> ApiState:
 def reader_for():
     """A reader on a stand-in serving the given state; both closed after the test."""
     with ExitStack() as stack:
+
         def make(api_state: ApiState) -> IamReader:
             url = stack.enter_context(serving(api_state))
-            reader = IamReader(PROJECT, AnonymousCredentials(), endpoint=url,
-                               policy=CallPolicy(deadline=5, attempt_timeout=5))
+            reader = IamReader(
+                PROJECT, AnonymousCredentials(), endpoint=url, policy=CallPolicy(deadline=5, attempt_timeout=5)
+            )
             stack.callback(reader.close)
             return reader
 
@@ -65,25 +70,40 @@ def test_a_refused_organisation_policy_names_the_permission(reader_for):
     assert raised.value.permission == "resourcemanager.organizations.getIamPolicy"
 
 
-@pytest.mark.parametrize("resources, policies, complaint", [
-    ({"folders/1": {"name": "folders/1"}}, {}, "folders.get returned parent ''"),
-    ({f"projects/{PROJECT}": {"name": "projects/123", "parent": "billing/9"}}, {}, "expected folders/N or organizations/N"),
-    ({"folders/1": {"name": "folders/1", "parent": "folders/1"}}, {}, "loops or is too deep"),
-    ({}, {"folders/1": {"bindings": []}}, "without an etag"),
-    ({}, {"folders/1": {"etag": "BwY=", "bindings": [{"role": "", "members": ["user:a@x.com"]}]}}, "empty role"),
-    ({}, {"folders/1": {"etag": "BwY=", "bindings": [{"role": "roles/viewer", "members": "user:a@x.com"}]}},
-     "folders.getIamPolicy answered a malformed payload"),
-    ({f"projects/{PROJECT}": {"name": "projects/123", "parent": 7}}, {}, "projects.get answered a malformed payload"),
-])
+@pytest.mark.parametrize(
+    "resources, policies, complaint",
+    [
+        ({"folders/1": {"name": "folders/1"}}, {}, "folders.get returned parent ''"),
+        (
+            {f"projects/{PROJECT}": {"name": "projects/123", "parent": "billing/9"}},
+            {},
+            "expected folders/N or organizations/N",
+        ),
+        ({"folders/1": {"name": "folders/1", "parent": "folders/1"}}, {}, "loops or is too deep"),
+        ({}, {"folders/1": {"bindings": []}}, "without an etag"),
+        ({}, {"folders/1": {"etag": "BwY=", "bindings": [{"role": "", "members": ["user:a@x.com"]}]}}, "empty role"),
+        (
+            {},
+            {"folders/1": {"etag": "BwY=", "bindings": [{"role": "roles/viewer", "members": "user:a@x.com"}]}},
+            "folders.getIamPolicy answered a malformed payload",
+        ),
+        (
+            {f"projects/{PROJECT}": {"name": "projects/123", "parent": 7}},
+            {},
+            "projects.get answered a malformed payload",
+        ),
+    ],
+)
 def test_malformed_hierarchy_answers_are_observation_errors(reader_for, resources, policies, complaint):
     with pytest.raises(ObservationError, match=complaint):
         reader_for(state(resources=resources, policies=policies)).hierarchy()
 
 
 def test_roles_get_errors(reader_for):
-    reader = reader_for(state(resources={"projects/p1/roles/odd": {"name": "projects/p1/roles/odd",
-                                                                   "includedPermissions": {"a": 1}}}))
-    with pytest.raises(NotFoundError, match="roles/no.such"):
+    reader = reader_for(
+        state(resources={"projects/p1/roles/odd": {"name": "projects/p1/roles/odd", "includedPermissions": {"a": 1}}})
+    )
+    with pytest.raises(NotFoundError, match=r"roles/no\.such"):
         reader.role("roles/no.such")
     with pytest.raises(ObservationError, match="without a list of includedPermissions"):
         reader.role("projects/p1/roles/odd")

@@ -20,10 +20,11 @@ import pytest
 
 from deploycheck.blobcache import BlobCache
 from deploycheck.errors import ObservationError
-from deploycheck.images import ImageLimits, RegistryImageReader
 from deploycheck.imageref import ImageRef
+from deploycheck.images import ImageLimits, RegistryImageReader
 from deploycheck.registry import sha256_digest
 from deploycheck.sandbox.oci_builder import Blob, FileEntry, build_image, layer_from_files, layer_from_tar, random_layer
+
 from imagetools import (
     MIB,
     Respond,
@@ -80,14 +81,21 @@ def test_file_in_the_app_layer_is_read_without_touching_a_big_base_layer(registr
 
 
 def test_file_only_in_the_base_layer_says_what_reading_it_cost(registry, client):
-    base = layer_from_files({"/etc/os-release": b'ID=debian\n', "/opt/filler.bin": os.urandom(MIB)})
+    base = layer_from_files({"/etc/os-release": b"ID=debian\n", "/opt/filler.bin": os.urandom(MIB)})
     app = layer_from_files({HEARTBEAT: FIXED_CODE})
     ref = publish_layers(registry, "base-only", [base, app])
 
-    os_release = read(client, ref, ["/etc/os-release"])["/etc/os-release"]
+    result = read(client, ref, ["/etc/os-release"])
+    os_release = result["/etc/os-release"]
 
     assert os_release.found and os_release.data == b"ID=debian\n" and os_release.layer_index == 0
-    assert f"found only in layer 0 (a {base.size:,}-byte base layer): reading it cost that much" in os_release.note
+    assert os_release.note.startswith(
+        f"found only in layer 0 (a {base.size:,}-byte base layer); layer 0 read in part ("
+    )
+    assert result.bytes_read < base.size / 4  # /etc comes before /opt/filler.bin in the tar: the read stopped there
+
+    whole = read(client, ref, ["/etc/os-release"], verify_layers=True)["/etc/os-release"]
+    assert whole.note == f"found only in layer 0 (a {base.size:,}-byte base layer): reading it cost that much"
 
 
 def test_missing_file_and_directory_are_not_found_with_the_reason(registry, client):
@@ -414,30 +422,45 @@ def test_warm_run_in_a_new_process_reads_nothing_from_the_registry(registry, cli
         reader = RegistryImageReader(client, cache=BlobCache({str(cache_dir)!r}))
         result = reader.read_files(ImageRef.parse({str(ref)!r}), [{HEARTBEAT!r}, "/etc/hostname"])
         json.dump({{"requests": client.stats.requests, "bytes_received": client.stats.bytes_received,
-                   "bytes_read": result.bytes_read, "bytes_from_cache": result.bytes_from_cache,
+                   "bytes_read": result.bytes_read, "bytes_decompressed": result.bytes_decompressed,
                    "data": result[{HEARTBEAT!r}].data.decode(), "hostname": result["/etc/hostname"].note}}, sys.stdout)
         """
     )
     warm = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True, check=True, text=True).stdout)
     assert (warm["requests"], warm["bytes_received"], warm["bytes_read"]) == (0, 0, 0)
-    assert warm["bytes_from_cache"] > base.size
+    assert warm["bytes_decompressed"] == 0  # the layers' listings and the file came from the layer-index cache
     assert warm["data"] == FIXED_CODE.decode() and warm["hostname"] == "not in any of the 2 layers"
 
 
 def test_corrupted_cache_file_is_deleted_and_fetched_again(registry, client, tmp_path):
-    app = layer_from_files({HEARTBEAT: FIXED_CODE})
+    app = layer_from_files({HEARTBEAT: FIXED_CODE, "/app/main.py": b"main"})
     ref = publish_layers(registry, "corrupt-cache", [app])
     cache = BlobCache(tmp_path / "cache")
-    read(client, ref, [HEARTBEAT], cache=cache)
+    read(client, ref, [HEARTBEAT, "/etc/hostname"], cache=cache)  # the absent path makes the read whole: cached
     cached_layer = cache.path_for(app.digest)
-    cached_layer.write_bytes(layer_from_files({HEARTBEAT: OLD_CODE}).data)  # a valid layer, wrong content
+    cached_layer.write_bytes(layer_from_files({HEARTBEAT: OLD_CODE, "/app/main.py": b"evil"}).data)
 
+    # main.py's content was not kept in the layer's cached listing: it comes from the blob, found corrupt.
     with mirror_client(registry.url, timeout=5) as fresh:
-        again = read(fresh, ref, [HEARTBEAT], cache=BlobCache(tmp_path / "cache"))
+        again = read(fresh, ref, ["/app/main.py"], cache=BlobCache(tmp_path / "cache"))
 
-    assert again[HEARTBEAT].data == FIXED_CODE
+    assert again["/app/main.py"].data == b"main" and again["/app/main.py"].integrity == "sha256"
     assert again.bytes_read >= app.size
     assert sha256_digest(cached_layer.read_bytes()) == app.digest
+
+
+def test_corrupted_layer_listing_in_the_cache_is_deleted_and_rebuilt(registry, client, tmp_path):
+    app = layer_from_files({HEARTBEAT: FIXED_CODE})
+    ref = publish_layers(registry, "corrupt-index", [app])
+    cache = BlobCache(tmp_path / "cache")
+    read(client, ref, [HEARTBEAT], cache=cache, verify_layers=True)
+    listing = tmp_path / "cache" / "layer-index" / app.digest.removeprefix("sha256:")
+    listing.write_bytes(listing.read_bytes().replace(b"processor_heartbeat.py", b"processor_heartbeat.px"))
+
+    again = read(client, ref, [HEARTBEAT], cache=BlobCache(tmp_path / "cache"))
+
+    assert again[HEARTBEAT].data == FIXED_CODE and again.bytes_read == 0  # rebuilt from the cached blob
+    assert again.bytes_decompressed > 0 and b"processor_heartbeat.py" in listing.read_bytes()
 
 
 def test_corrupted_cached_manifest_or_config_is_fetched_again(registry, client, tmp_path):
@@ -492,8 +515,7 @@ def test_cache_refuses_bytes_that_do_not_match(tmp_path):
     cache = BlobCache(tmp_path)
     cache.put(sha256_digest(b"right"), b"wrong")
     assert cache.get(sha256_digest(b"right"), max_bytes=100) is None
-    with pytest.raises(RuntimeError):
-        with cache.writer(sha256_digest(b"abc")) as sink:
-            sink.write(b"ab")
-            raise RuntimeError("transfer failed half way")
+    with pytest.raises(RuntimeError), cache.writer(sha256_digest(b"abc")) as sink:
+        sink.write(b"ab")
+        raise RuntimeError("transfer failed half way")
     assert list((tmp_path / "sha256").iterdir()) == []

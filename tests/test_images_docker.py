@@ -7,17 +7,17 @@ from a LocalRegistry on 127.0.0.1, which dockerd treats as insecure by default.
 
 from __future__ import annotations
 
-
 import docker
 import docker.errors
 import pytest
 
 from deploycheck.errors import ObservationError
+from deploycheck.imageref import ImageRef
 from deploycheck.images import ImageLimits, RegistryImageReader
 from deploycheck.images_docker import DockerImageReader
-from deploycheck.imageref import ImageRef
 from deploycheck.registry import RegistryClient, RegistryRouter
 from deploycheck.sandbox.oci_builder import FileEntry, build_image, layer_from_files, push_image
+
 from dockerd import dockerd_engine
 from imagetools import MIB
 
@@ -103,7 +103,7 @@ def test_unreachable_daemon_names_where_and_what_to_do():
 def test_unreachable_default_daemon_names_docker_host(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     ref = ImageRef.parse("gcr.io/proj/app").with_digest("sha256:" + "a" * 64)
-    with pytest.raises(ObservationError, match="docker daemon not reachable at unix:///nonexistent/docker.sock"):
+    with pytest.raises(ObservationError, match=r"docker daemon not reachable at unix:///nonexistent/docker\.sock"):
         DockerImageReader().read_files(ref, [HEARTBEAT])
 
 

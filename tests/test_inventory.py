@@ -19,15 +19,26 @@ BAD = Path(__file__).resolve().parent / "bad_inventory"
 
 # Seed 001: the backfill jobs found running old gcr.io images.
 SEED_001_BACKFILL_JOBS = {
-    "nbac-team-boxscore-processor-backfill", "nbac-schedule-processor-backfill",
-    "bettingpros-player-props-processor-backfill", "nbac-injury-report-processor-backfill",
-    "nbac-player-boxscore-processor-backfill", "bdl-active-players-processor-backfill",
-    "bdl-standings-processor-backfill", "bdl-boxscores-processor-backfill", "bdl-injuries-processor-backfill",
-    "bigdataball-pbp-processor-backfill", "br-roster-processor-backfill", "espn-boxscore-processor-backfill",
-    "espn-scoreboard-processor-backfill", "espn-team-roster-processor-backfill",
-    "gamebook-registry-processor-backfill", "nba-players-registry-processor-backfill",
-    "nbac-gamebook-processor-backfill", "nbac-play-by-play-processor-backfill",
-    "nbac-player-movement-processor-backfill", "nbac-referee-processor-backfill",
+    "nbac-team-boxscore-processor-backfill",
+    "nbac-schedule-processor-backfill",
+    "bettingpros-player-props-processor-backfill",
+    "nbac-injury-report-processor-backfill",
+    "nbac-player-boxscore-processor-backfill",
+    "bdl-active-players-processor-backfill",
+    "bdl-standings-processor-backfill",
+    "bdl-boxscores-processor-backfill",
+    "bdl-injuries-processor-backfill",
+    "bigdataball-pbp-processor-backfill",
+    "br-roster-processor-backfill",
+    "espn-boxscore-processor-backfill",
+    "espn-scoreboard-processor-backfill",
+    "espn-team-roster-processor-backfill",
+    "gamebook-registry-processor-backfill",
+    "nba-players-registry-processor-backfill",
+    "nbac-gamebook-processor-backfill",
+    "nbac-play-by-play-processor-backfill",
+    "nbac-player-movement-processor-backfill",
+    "nbac-referee-processor-backfill",
     "odds-game-lines-processor-backfill",
 }
 
@@ -40,8 +51,13 @@ def test_real_inventory_has_the_six_services_and_the_21_backfill_jobs():
 
     assert (inventory.project, inventory.region) == ("nba-props-platform", "us-west2")
     assert inventory.service_names() == [
-        "nba-phase2-raw-processors", "nba-phase3-analytics-processors", "nba-phase4-precompute-processors",
-        "nba-scrapers", "prediction-worker", "prediction-coordinator"]
+        "nba-phase2-raw-processors",
+        "nba-phase3-analytics-processors",
+        "nba-phase4-precompute-processors",
+        "nba-scrapers",
+        "prediction-worker",
+        "prediction-coordinator",
+    ]
     assert set(inventory.job_names()) == SEED_001_BACKFILL_JOBS
     assert len(inventory.jobs) == 21
     for job in inventory.jobs:
@@ -69,7 +85,8 @@ def test_real_inventory_entries_override_defaults():
     assert worker.heartbeat_log is not None
     assert inventory.service("nba-scrapers").heartbeat_log is None
     assert inventory.service("nba-phase3-analytics-processors").service_account == (
-        "756957797294-compute@developer.gserviceaccount.com")
+        "756957797294-compute@developer.gserviceaccount.com"
+    )
     assert inventory.legacy_registry_of(inventory.service("nba-scrapers").image) is None
     with pytest.raises(KeyError):
         inventory.service("nba-phase5")
@@ -83,7 +100,8 @@ def test_committed_schema_is_up_to_date(capsys):
     printed = capsys.readouterr().out
     assert json.loads(printed) == inventory_json_schema()
     assert (REPO / "services.schema.json").read_text() == printed, (
-        "services.schema.json is stale: python -m deploycheck schema > services.schema.json")
+        "services.schema.json is stale: python -m deploycheck schema > services.schema.json"
+    )
 
 
 def test_check_inventory_prints_a_summary_or_the_errors(capsys):

@@ -19,10 +19,14 @@ REVISION = "svc-00001-abc"
 
 
 def entry(number: int) -> dict:
-    return {"logName": "projects/p/logs/run.googleapis.com%2Fstdout", "insertId": f"e{number}",
-            "timestamp": f"2026-01-28T10:{number // 60:02d}:{number % 60:02d}.123456789Z", "severity": "INFO",
-            "resource": {"type": "cloud_run_revision", "labels": {"revision_name": REVISION}},
-            "textPayload": f"line {number}"}
+    return {
+        "logName": "projects/p/logs/run.googleapis.com%2Fstdout",
+        "insertId": f"e{number}",
+        "timestamp": f"2026-01-28T10:{number // 60:02d}:{number % 60:02d}.123456789Z",
+        "severity": "INFO",
+        "resource": {"type": "cloud_run_revision", "labels": {"revision_name": REVISION}},
+        "textPayload": f"line {number}",
+    }
 
 
 class Script:
@@ -41,7 +45,7 @@ def scripted():
         def log_message(self, *args):
             pass
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             script = scripts[-1]
             script.requests.append(request)
@@ -59,8 +63,13 @@ def scripted():
 
     def reader_for(pages: dict[str, object], **options) -> tuple[LogReader, Script]:
         scripts.append(Script(pages))
-        reader = LogReader("p", AnonymousCredentials(), endpoint=f"http://127.0.0.1:{server.server_address[1]}",
-                           policy=CallPolicy(deadline=2, attempt_timeout=2), **options)
+        reader = LogReader(
+            "p",
+            AnonymousCredentials(),
+            endpoint=f"http://127.0.0.1:{server.server_address[1]}",
+            policy=CallPolicy(deadline=2, attempt_timeout=2),
+            **options,
+        )
         readers.append(reader)
         return reader, scripts[-1]
 
@@ -72,8 +81,9 @@ def scripted():
 
 
 def test_pages_are_followed_newest_first_with_the_callers_filter(scripted):
-    reader, script = scripted({"": {"entries": [entry(3), entry(2)], "nextPageToken": "t1"},
-                               "t1": {"entries": [entry(1)]}})
+    reader, script = scripted(
+        {"": {"entries": [entry(3), entry(2)], "nextPageToken": "t1"}, "t1": {"entries": [entry(1)]}}
+    )
     listing = reader.lines('resource.type="cloud_run_revision"', what="the lines", limit=10)
     assert listing.complete and [line.text for line in listing.lines] == ["line 3", "line 2", "line 1"]
     assert listing.lines[0].timestamp == datetime(2026, 1, 28, 10, 0, 3, 123456, tzinfo=timezone.utc)
@@ -92,8 +102,9 @@ def test_a_listing_longer_than_its_limit_says_it_is_cut(scripted):
 
 
 def test_a_repeated_page_is_not_counted_twice_it_is_an_error(scripted):
-    reader, script = scripted({"": {"entries": [entry(1)], "nextPageToken": "same"},
-                               "same": {"entries": [entry(1)], "nextPageToken": "same"}})
+    reader, script = scripted(
+        {"": {"entries": [entry(1)], "nextPageToken": "same"}, "same": {"entries": [entry(1)], "nextPageToken": "same"}}
+    )
     with pytest.raises(ObservationError) as caught:
         reader.lines("f", what="the boot-error lines of svc", limit=1000)
     message = str(caught.value)
@@ -103,9 +114,13 @@ def test_a_repeated_page_is_not_counted_twice_it_is_an_error(scripted):
 
 
 def test_a_token_cycle_is_an_error(scripted):
-    reader, script = scripted({"": {"entries": [entry(1)], "nextPageToken": "A"},
-                               "A": {"entries": [entry(2)], "nextPageToken": "B"},
-                               "B": {"entries": [entry(3)], "nextPageToken": "A"}})
+    reader, script = scripted(
+        {
+            "": {"entries": [entry(1)], "nextPageToken": "A"},
+            "A": {"entries": [entry(2)], "nextPageToken": "B"},
+            "B": {"entries": [entry(3)], "nextPageToken": "A"},
+        }
+    )
     with pytest.raises(ObservationError, match=r"page 3 answered a page token this listing already followed \('A'\)"):
         reader.lines("f", what="the lines", limit=1000)
     assert len(script.requests) == 3
@@ -123,25 +138,35 @@ def test_endless_empty_pages_stop_after_the_bound(scripted):
     assert reader.latest("f", what="the latest line").text == "line 7"
 
 
-@pytest.mark.parametrize("body, problem", [
-    (b"[]", "answered a JSON list, not an object"),
-    (b'{"entries": {"a": 1}}', "answered `entries` as a JSON dict, not a list"),
-    (b'{"entries": [], "nextPageToken": 7}', "`nextPageToken` as a JSON int, not a string"),
-    (b'{"entries": [{"resource": {"labels": {"revision_name": "r"}}}]}', "entry 0 without an RFC 3339 timestamp"),
-    (b'{"entries": [{"timestamp": "yesterday", "resource": {"labels": {"revision_name": "r"}}}]}',
-     "entry 0 without an RFC 3339 timestamp ('yesterday')"),
-    (b'{"entries": [{"timestamp": "2026-01-28T10:00:00Z"}]}', "entry 0 without resource.labels.revision_name"),
-    (b'{"entries": [{"timestamp": "2026-01-28T10:00:00Z", "resource": {"labels": {"revision_name": "r"}}, '
-     b'"textPayload": 5}]}', "entry 0 with a textPayload that is not a string"),
-    (b'{"entries": [' + json.dumps(entry(1)).encode()[:60], "JSON it could not parse"),
-    (b'{"entries": ["\xff\xfe"]}', "a body that is not UTF-8"),
-    (b"", "an empty body instead of JSON"),
-])
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        (b"[]", "answered a JSON list, not an object"),
+        (b'{"entries": {"a": 1}}', "answered `entries` as a JSON dict, not a list"),
+        (b'{"entries": [], "nextPageToken": 7}', "`nextPageToken` as a JSON int, not a string"),
+        (b'{"entries": [{"resource": {"labels": {"revision_name": "r"}}}]}', "entry 0 without an RFC 3339 timestamp"),
+        (
+            b'{"entries": [{"timestamp": "yesterday", "resource": {"labels": {"revision_name": "r"}}}]}',
+            "entry 0 without an RFC 3339 timestamp ('yesterday')",
+        ),
+        (b'{"entries": [{"timestamp": "2026-01-28T10:00:00Z"}]}', "entry 0 without resource.labels.revision_name"),
+        (
+            b'{"entries": [{"timestamp": "2026-01-28T10:00:00Z", "resource": {"labels": {"revision_name": "r"}}, '
+            b'"textPayload": 5}]}',
+            "entry 0 with a textPayload that is not a string",
+        ),
+        (b'{"entries": [' + json.dumps(entry(1)).encode()[:60], "JSON it could not parse"),
+        (b'{"entries": ["\xff\xfe"]}', "a body that is not UTF-8"),
+        (b"", "an empty body instead of JSON"),
+    ],
+)
 def test_a_malformed_answer_is_an_error_naming_the_api_and_the_problem(scripted, body, problem):
     reader, _ = scripted({"": body})
     with pytest.raises(ObservationError) as caught:
         reader.lines("f", what="the boot-error lines of svc", limit=10)
-    assert str(caught.value).startswith("cannot observe the boot-error lines of svc: Cloud Logging entries.list answered")
+    assert str(caught.value).startswith(
+        "cannot observe the boot-error lines of svc: Cloud Logging entries.list answered"
+    )
     assert problem in str(caught.value)
 
 

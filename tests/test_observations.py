@@ -1,5 +1,7 @@
 """The session cache: one fetch per fact, failures remembered, nothing new once the budget is spent."""
 
+import threading
+
 import pytest
 
 from deploycheck.errors import ObservationError
@@ -39,3 +41,60 @@ def test_after_the_budget_nothing_new_is_fetched():
     assert cache.get(("tag", "x"), lambda: "never asked") == "sha256:1"  # already known: still served
     with pytest.raises(ObservationError, match=r"--budget of 10s is spent"):
         cache.get(("tag", "y"), lambda: pytest.fail("fetched after the budget"))
+
+
+def test_a_fact_being_read_is_waited_for_not_read_twice():
+    cache = ObservationCache(read_ahead=2)
+    started, release = threading.Event(), threading.Event()
+    reads = []
+
+    def slow():
+        reads.append("slow")
+        started.set()
+        assert release.wait(10)
+        return "value"
+
+    cache.prefetch(lambda: cache.get(("service", "a"), slow))
+    assert started.wait(10)
+    waiter = threading.Thread(target=lambda: reads.append(cache.get(("service", "a"), lambda: "second read")))
+    waiter.start()
+    release.set()
+    waiter.join(10)
+    assert cache.get(("service", "a"), lambda: "third read") == "value"
+    assert reads == ["slow", "value"]
+    cache.close()
+
+
+def test_a_failure_met_while_reading_ahead_is_the_same_error_for_the_check():
+    cache = ObservationCache(read_ahead=1)
+    done = threading.Event()
+
+    def denied():
+        raise ObservationError("service a", "permission denied")
+
+    cache.prefetch(lambda: cache.get(("service", "a"), denied))
+    cache.prefetch(done.set)
+    assert done.wait(10)
+    with pytest.raises(ObservationError, match="permission denied"):
+        cache.get(("service", "a"), lambda: pytest.fail("read again after a remembered failure"))
+    cache.close()
+
+
+def test_a_defect_met_while_reading_ahead_is_read_again_by_the_check():
+    """Not an observation (a bug, or a race in a library): the check reads the fact itself and
+    shows what happens there, instead of inheriting a background thread's accident."""
+    cache = ObservationCache(read_ahead=1)
+    done = threading.Event()
+    cache.prefetch(lambda: cache.get(("service", "a"), lambda: {}["missing"]))
+    cache.prefetch(done.set)
+    assert done.wait(10)
+    assert cache.get(("service", "a"), lambda: "read by the check") == "read by the check"
+    cache.close()
+
+
+def test_facts_learnt_from_a_listing_are_not_read_again():
+    cache = ObservationCache()
+    cache.prime(("service", "a"), "from the listing")
+    cache.prime(("service", "a"), "a later listing does not replace it")
+    assert cache.knows(("service", "a")) and not cache.knows(("service", "b"))
+    assert cache.get(("service", "a"), lambda: pytest.fail("read by name")) == "from the listing"

@@ -23,10 +23,16 @@ def test_a_listing_ends_at_the_page_without_a_token():
     assert asked == [None, "a"]
 
 
-@pytest.mark.parametrize("script, message", [
-    ({None: ([1], "a"), "a": ([2], "a")}, "page 2 answered a page token this listing already followed ('a')"),
-    ({None: ([1], "a"), "a": ([2], "b"), "b": ([3], "a")}, "page 3 answered a page token this listing already followed ('a')"),
-])
+@pytest.mark.parametrize(
+    "script, message",
+    [
+        ({None: ([1], "a"), "a": ([2], "a")}, "page 2 answered a page token this listing already followed ('a')"),
+        (
+            {None: ([1], "a"), "a": ([2], "b"), "b": ([3], "a")},
+            "page 3 answered a page token this listing already followed ('a')",
+        ),
+    ],
+)
 def test_a_repeated_or_cycling_token_is_an_error_naming_the_api(script, message):
     fetch, _ = pages_from(script)
     with pytest.raises(ObservationError) as caught:
@@ -35,8 +41,15 @@ def test_a_repeated_or_cycling_token_is_an_error_naming_the_api(script, message)
 
 
 def test_empty_pages_in_a_row_are_bounded_and_an_entry_resets_the_count():
-    script = {None: ([], "t1"), "t1": ([], "t2"), "t2": ([1], "t3"), "t3": ([], "t4"), "t4": ([], "t5"),
-              "t5": ([], "t6"), "t6": ([], "t7")}
+    script = {
+        None: ([], "t1"),
+        "t1": ([], "t2"),
+        "t2": ([1], "t3"),
+        "t3": ([], "t4"),
+        "t4": ([], "t5"),
+        "t5": ([], "t6"),
+        "t6": ([], "t7"),
+    }
     fetch, asked = pages_from(script)
     with pytest.raises(ObservationError, match="3 pages in a row were empty yet promised more"):
         list(guarded_pages("x", fetch, max_pages=100, max_empty_pages=2))

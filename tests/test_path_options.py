@@ -21,9 +21,13 @@ def _outcomes(result: pytest.RunResult) -> dict:
 def test_an_existing_absolute_path_outside_the_project_is_the_options_value(suite, tmp_path_factory, option, form):
     suite.reuse_sandbox("healthy")
     elsewhere = tmp_path_factory.mktemp("srv")
-    values = {"--report-dir": elsewhere / "reports", "--history": elsewhere / "history",
-              "--cache-dir": elsewhere / "cache", "--inventory": elsewhere / "services.yaml",
-              "--previous": elsewhere / "last-night" / "report.json"}
+    values = {
+        "--report-dir": elsewhere / "reports",
+        "--history": elsewhere / "history",
+        "--cache-dir": elsewhere / "cache",
+        "--inventory": elsewhere / "services.yaml",
+        "--previous": elsewhere / "last-night" / "report.json",
+    }
     shutil.copy(suite.path / "services.yaml", values["--inventory"])
     first = suite.run(*NIGHTLY, "--report-dir", str(elsewhere / "last-night"))  # makes --previous's file
     assert first.ret == 0, first.stdout.str()

@@ -10,16 +10,19 @@ from deploycheck import re2
 from deploycheck.inventory import InventoryError, load_inventory
 
 
-@pytest.mark.parametrize("pattern, problem", [
-    (r"Error(?=:)", "'(?=' is a lookahead in a regular expression, which RE2 lacks"),
-    (r"(a)\1", r"'\1' is a backreference, which RE2 lacks"),
-    (r"(?P<x>a)(?P=x)", "'(?P=' is a named backreference in a regular expression, which RE2 lacks"),
-    (r"a\Z", r"'\Z' is not RE2 syntax (RE2 spells end of text \z)"),
-    (r"a++", "'++' is a possessive quantifier, which RE2 lacks"),
-    (r"x{2000}", "'{2000}' is a repetition count RE2 refuses (at most 1000)"),
-    (r"(unclosed", "a '(' is never closed"),
-    (r"a[b", "'[b' is not a valid regular expression: a '[' is never closed"),
-])
+@pytest.mark.parametrize(
+    "pattern, problem",
+    [
+        (r"Error(?=:)", "'(?=' is a lookahead in a regular expression, which RE2 lacks"),
+        (r"(a)\1", r"'\1' is a backreference, which RE2 lacks"),
+        (r"(?P<x>a)(?P=x)", "'(?P=' is a named backreference in a regular expression, which RE2 lacks"),
+        (r"a\Z", r"'\Z' is not RE2 syntax (RE2 spells end of text \z)"),
+        (r"a++", "'++' is a possessive quantifier, which RE2 lacks"),
+        (r"x{2000}", "'{2000}' is a repetition count RE2 refuses (at most 1000)"),
+        (r"(unclosed", "a '(' is never closed"),
+        (r"a[b", "'[b' is not a valid regular expression: a '[' is never closed"),
+    ],
+)
 def test_refusals_say_what_and_why(pattern, problem):
     with pytest.raises(re2.Re2Error) as caught:
         re2.compile(pattern)
@@ -59,7 +62,10 @@ services:
     processors: ['{"a" * 50_000}!']
 """)
     started = time.monotonic()
-    with pytest.raises(InventoryError, match=r"services\.yaml:12:18: services\[0\]\.processors\[0\]: processor 'a+!' "
-                                             r"does not match heartbeats\.id_pattern"):
+    with pytest.raises(
+        InventoryError,
+        match=r"services\.yaml:12:18: services\[0\]\.processors\[0\]: processor 'a+!' "
+        r"does not match heartbeats\.id_pattern",
+    ):
         load_inventory(inventory)
     assert time.monotonic() - started < 5.0

@@ -6,37 +6,46 @@ import json
 
 import httpx
 import pytest
-from conftest import phase2_scenario
 
 from deploycheck.errors import ObservationError
-from deploycheck.findings import Outcome, Severity, Finding
+from deploycheck.findings import Finding, Outcome, Severity
 from deploycheck.redact import redact
+
+from conftest import phase2_scenario
 
 PHASE2 = "nba-phase2-raw-processors"
 TOKEN = "ya29.a0SEEDEDsecretTOKENvalue0123456789"
 KEY = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
 
 
-@pytest.mark.parametrize("text, secret", [
-    (f"Authorization: Bearer {TOKEN}", TOKEN),
-    ("authorization=Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
-    ('{"access_token": "opaque-token-1234567", "expires_in": 3599}', "opaque-token-1234567"),
-    ("GET /token?access_token=abcdef0123456789&scope=x", "abcdef0123456789"),
-    (f"the header was bearer {TOKEN[5:]}", TOKEN[5:]),
-    (KEY, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"),
-    ("GET /v1/x?key=AIzaSyA0123456789abcdefghij", "AIzaSyA0123456789abcdefghij"),
-    ("x-goog-api-key: AIzaSyA0123456789abcdefghij", "AIzaSyA0123456789abcdefghij"),
-    ("jwt eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXZhbHVl", "c2lnbmF0dXJlLXZhbHVl"),
-])
+@pytest.mark.parametrize(
+    "text, secret",
+    [
+        (f"Authorization: Bearer {TOKEN}", TOKEN),
+        ("authorization=Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+        ('{"access_token": "opaque-token-1234567", "expires_in": 3599}', "opaque-token-1234567"),
+        ("GET /token?access_token=abcdef0123456789&scope=x", "abcdef0123456789"),
+        (f"the header was bearer {TOKEN[5:]}", TOKEN[5:]),
+        (KEY, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"),
+        ("GET /v1/x?key=AIzaSyA0123456789abcdefghij", "AIzaSyA0123456789abcdefghij"),
+        ("x-goog-api-key: AIzaSyA0123456789abcdefghij", "AIzaSyA0123456789abcdefghij"),
+        ("jwt eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXZhbHVl", "c2lnbmF0dXJlLXZhbHVl"),
+    ],
+)
 def test_secret_shapes_are_masked(text, secret):
     assert secret not in redact(text)
     assert "[REDACTED]" in redact(text)
 
 
-@pytest.mark.parametrize("text", [
-    "no token realm was named", "revision nba-phase2-raw-processors-00128-abc not found",
-    'nextPageToken "abc" repeated', "gcloud run services update-traffic S --to-latest --region us-west2",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no token realm was named",
+        "revision nba-phase2-raw-processors-00128-abc not found",
+        'nextPageToken "abc" repeated',
+        "gcloud run services update-traffic S --to-latest --region us-west2",
+    ],
+)
 def test_ordinary_text_is_left_alone(text):
     assert redact(text) == text
 
@@ -54,9 +63,23 @@ def test_a_token_seeded_into_a_server_error_body_appears_in_no_output(suite):
     faults = {"faults": [{"method": "GET", "path_regex": "^/v2/.*/services/", "status": 403, "message": echo}]}
     httpx.post(f"{info.api_url}/_sandbox/faults", json=faults).raise_for_status()
     try:
-        result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy", "--deadline", "2",
-                           "--report-dir", "out", "--junitxml", "out/junit.xml", "-k", "traffic or rollout or iam",
-                           "-rA")
+        result = suite.run(
+            "-m",
+            "postdeploy",
+            "--service",
+            PHASE2,
+            "--target",
+            "sandbox:healthy",
+            "--deadline",
+            "2",
+            "--report-dir",
+            "out",
+            "--junitxml",
+            "out/junit.xml",
+            "-k",
+            "traffic or rollout or iam",
+            "-rA",
+        )
     finally:
         httpx.post(f"{info.api_url}/_sandbox/faults", json={"faults": []}).raise_for_status()
     assert result.ret == 1
@@ -78,12 +101,29 @@ def test_a_registry_whose_403_body_echoes_the_authorization_header_leaks_nothing
     with open(scenario / "scenario.yaml", "a") as handle:
         handle.write(f"faults:\n  registry:\n    - {json.dumps(rule)}\n")
     suite.reuse_sandbox(str(scenario))
-    result = suite.run("--service", PHASE2, "--target", f"sandbox:{scenario}", "--pyargs", "deploycheck_pytest.checks.test_cloudrun", "-k",
-                       "commit", "--deadline", "2", "--report-dir", "out", "--junitxml", "out/junit.xml", "-rA")
+    result = suite.run(
+        "--service",
+        PHASE2,
+        "--target",
+        f"sandbox:{scenario}",
+        "--pyargs",
+        "deploycheck_pytest.checks.test_cloudrun",
+        "-k",
+        "commit",
+        "--deadline",
+        "2",
+        "--report-dir",
+        "out",
+        "--junitxml",
+        "out/junit.xml",
+        "-rA",
+    )
     assert result.ret == 1
     outputs = {"stdout": result.stdout.str(), "stderr": result.stderr.str()}
     for name in ("report.json", "report.md", "report.html", "junit.xml"):
         outputs[name] = (suite.path / "out" / name).read_text()
-    assert "denied access (HTTP 403 (PERMISSION_DENIED: denied: request had Authorization: [REDACTED]" in outputs["stdout"]
+    assert (
+        "denied access (HTTP 403 (PERMISSION_DENIED: denied: request had Authorization: [REDACTED]" in outputs["stdout"]
+    )
     for name, text in outputs.items():
         assert TOKEN[5:] not in text, name

@@ -19,9 +19,9 @@ from deploycheck.errors import NotFoundError, ObservationError, PermissionDenied
 from deploycheck.imageref import ImageRef
 from deploycheck.netutil import free_port, wait_until_ready
 from deploycheck.registry import MANIFEST_ACCEPT, OCI_MANIFEST, RegistryClient, RegistryRouter, sha256_digest
-from deploycheck.sandbox.oci_builder import build_image, build_index, layer_from_files, push_image, push_manifest
 from deploycheck.sandbox import local_server
 from deploycheck.sandbox.needs import SandboxUnavailable
+from deploycheck.sandbox.oci_builder import build_image, build_index, layer_from_files, push_image, push_manifest
 from deploycheck.sandbox.registry_process import LocalRegistry
 
 REVISION_LABEL = "org.opencontainers.image.revision"
@@ -173,7 +173,7 @@ def test_stats_count_requests_and_digest_reads_are_cached(registry, client):
     assert client.stats.requests == 3  # manifest by tag + config blob
     assert client.stats.bytes_received >= len(image.manifest) + image.config.size
     client.image_config(ref.with_digest(image.digest))
-    assert client.stats.requests == 4  # manifest came from the cache, only the config blob again
+    assert client.stats.requests == 3  # manifest and config blob are content-addressed: kept for the session
     assert client.stats.retries == 0
 
 
@@ -193,8 +193,11 @@ def test_local_registry_stop_leaves_no_process(tmp_path):
 
 def test_local_registry_names_the_package_when_the_binary_is_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(SandboxUnavailable, match=r"docker-registry .* not found on PATH; .*deploycheck\[sandbox\].*"
-                                                  r"apt-get install docker-registry"):
+    with pytest.raises(
+        SandboxUnavailable,
+        match=r"docker-registry .* not found on PATH; .*deploycheck\[sandbox\].*"
+        r"apt-get install docker-registry",
+    ):
         LocalRegistry(tmp_path).start()
 
 
@@ -214,7 +217,7 @@ def test_wait_until_ready_fails_fast_with_the_log_when_the_process_dies(tmp_path
     with open(log_path, "wb") as log:
         process = subprocess.Popen(["sh", "-c", "echo fatal: bad config; exit 3"], stdout=log)
     started = time.monotonic()
-    with pytest.raises(RuntimeError, match="(?s)server exited with code 3.*fatal: bad config"):
+    with pytest.raises(RuntimeError, match=r"(?s)server exited with code 3.*fatal: bad config"):
         wait_until_ready(lambda: False, timeout=30, what="server", process=process, log_path=log_path)
     assert time.monotonic() - started < 5
 
@@ -248,7 +251,7 @@ class StubRegistry:
                 if self.command != "HEAD":
                     self.wfile.write(body)
 
-            do_GET = do_HEAD = answer
+            do_GET = do_HEAD = answer  # noqa: N815 (http.server naming)
 
             def log_message(self, *args):
                 pass
@@ -296,9 +299,11 @@ def test_config_blob_that_does_not_match_its_digest_is_rejected(stub):
 
 def test_oversized_manifest_is_refused(stub):
     stub.on("GET", "/v2/gcr.io/proj/app/manifests/latest", (200, OCI_HEADERS, b" " * 5000))
-    with mirror_client(stub.url, max_manifest_bytes=4096) as client:
-        with pytest.raises(ObservationError, match="over the 4096-byte limit"):
-            client.manifest(ImageRef.parse("gcr.io/proj/app:latest"))
+    with (
+        mirror_client(stub.url, max_manifest_bytes=4096) as client,
+        pytest.raises(ObservationError, match="over the 4096-byte limit"),
+    ):
+        client.manifest(ImageRef.parse("gcr.io/proj/app:latest"))
 
 
 def test_bearer_token_flow_and_google_token_never_leaves_for_other_hosts(stub):
@@ -347,9 +352,8 @@ def test_retryable_statuses_are_retried_then_succeed(stub):
 
 def test_persistent_server_error_gives_up_after_three_attempts(stub):
     stub.on("HEAD", "/v2/gcr.io/proj/app/manifests/latest", (500, {}, b""))
-    with mirror_client(stub.url) as client:
-        with pytest.raises(ObservationError, match="HTTP 500 after 3 attempts"):
-            client.resolve(ImageRef.parse("gcr.io/proj/app:latest"))
+    with mirror_client(stub.url) as client, pytest.raises(ObservationError, match="HTTP 500 after 3 attempts"):
+        client.resolve(ImageRef.parse("gcr.io/proj/app:latest"))
     assert len(stub.requests) == 3
 
 
@@ -359,8 +363,10 @@ def test_silent_registry_times_out_within_the_bound():
         silent.listen(8)  # connections complete in the backlog, nothing ever answers
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
         started = time.monotonic()
-        with mirror_client(url, timeout=0.2) as client:
-            with pytest.raises(ObservationError, match=r"timed out \(ReadTimeout\) 3 times"):
-                client.resolve(ImageRef.parse("gcr.io/proj/app:latest"))
+        with (
+            mirror_client(url, timeout=0.2) as client,
+            pytest.raises(ObservationError, match=r"timed out \(ReadTimeout\) 3 times"),
+        ):
+            client.resolve(ImageRef.parse("gcr.io/proj/app:latest"))
     # three 0.2 s attempts plus at most 0.5 s + 1 s of backoff
     assert time.monotonic() - started < 3

@@ -26,9 +26,18 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 WINDOW = (1280, 2000)
 # Quiet Chromium's own background traffic (updates, sync); the page's requests are told apart
 # from whatever remains by their file:// network isolation key.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--disable-extensions", "--no-first-run", "--disable-default-apps",
-         '--host-resolver-rules=MAP * ~NOTFOUND']
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+]
 
 
 class Browser:
@@ -42,13 +51,23 @@ class Browser:
         """Chromium's stdout for `action` on `url`, and the URLs the page itself requested."""
         self.runs += 1
         net_log = self.workdir / f"net-{self.runs}.json"
-        done = subprocess.run([self.binary, *FLAGS, f"--user-data-dir={self.workdir / f'profile-{self.runs}'}",
-                               f"--log-net-log={net_log}", *action, url],
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [
+                self.binary,
+                *FLAGS,
+                f"--user-data-dir={self.workdir / f'profile-{self.runs}'}",
+                f"--log-net-log={net_log}",
+                *action,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout, page_requests(net_log)
 
-    def dom(self, url: str) -> tuple["Dom", list[str]]:
+    def dom(self, url: str) -> tuple[Dom, list[str]]:
         """The DOM after load and after the page's script ran."""
         stdout, requests = self._run(url, "--dump-dom")
         return Dom(stdout), requests
@@ -66,9 +85,13 @@ def page_requests(net_log: Path) -> list[str]:
     """URLs Chromium started loading on behalf of a file:// page (its own traffic has another key)."""
     log = json.loads(net_log.read_text())
     start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    return [event["params"]["url"] for event in log["events"]
-            if event["type"] == start_job and "url" in event.get("params", {})
-            and event["params"].get("network_isolation_key", "").startswith("file://")]
+    return [
+        event["params"]["url"]
+        for event in log["events"]
+        if event["type"] == start_job
+        and "url" in event.get("params", {})
+        and event["params"].get("network_isolation_key", "").startswith("file://")
+    ]
 
 
 class Dom(HTMLParser):
@@ -166,50 +189,131 @@ def test_the_incident_report_renders_in_chromium_without_a_request_and_filters_f
 def _fleet() -> tuple[list[Finding], dict]:
     """A small fleet tonight plus what the memory of earlier nights adds (ids, groups, changes, history)."""
     jobs = [f"job-{n:02d}-backfill" for n in range(8)]
-    findings = [Finding("stale-jobs", job, Severity.P2, Outcome.FAIL, f"runs gcr.io/p/{job} (built {150 + n} days ago)",
-                        {"image_age_days": 150 + n, "expected_age_days": 2}, f"gcloud run jobs update {job} --image x")
-                for n, job in enumerate(jobs)]
+    findings = [
+        Finding(
+            "stale-jobs",
+            job,
+            Severity.P2,
+            Outcome.FAIL,
+            f"runs gcr.io/p/{job} (built {150 + n} days ago)",
+            {"image_age_days": 150 + n, "expected_age_days": 2},
+            f"gcloud run jobs update {job} --image x",
+        )
+        for n, job in enumerate(jobs)
+    ]
     findings += [
-        Finding("boot", "prediction-worker", Severity.P0, Outcome.FAIL, "ImportError: cannot import name 'monitoring_v3'",
-                {}, "gcloud run services update-traffic prediction-worker --to-revisions=prediction-worker-00013-p2c=100"),
-        Finding("heartbeat-docs", "processor_heartbeats", Severity.P0, Outcome.FAIL, "1,053 documents", {"total": 1053},
-                "python bin/cleanup-heartbeat-docs.py"),
+        Finding(
+            "boot",
+            "prediction-worker",
+            Severity.P0,
+            Outcome.FAIL,
+            "ImportError: cannot import name 'monitoring_v3'",
+            {},
+            "gcloud run services update-traffic prediction-worker --to-revisions=prediction-worker-00013-p2c=100",
+        ),
+        Finding(
+            "heartbeat-docs",
+            "processor_heartbeats",
+            Severity.P0,
+            Outcome.FAIL,
+            "1,053 documents",
+            {"total": 1053},
+            "python bin/cleanup-heartbeat-docs.py",
+        ),
         Finding("iam", "nba-scrapers", Severity.P1, Outcome.ERROR, "cannot verify: granted to group:ops", {}),
         Finding("traffic", "nba-scrapers", Severity.P3, Outcome.PASS, "100% on nba-scrapers-00041", {}),
-        Finding("stale-jobs", "manual-backfill", Severity.P2, Outcome.WAIVED, "runs gcr.io/p/manual", {"image_age_days": 90},
-                "gcloud run jobs update manual-backfill --image x",
-                {"reason": "not running", "owner": "ops@example.com", "expires": "2027-01-31", "pattern": "manual-*",
-                 "line": 140, "expired": False}),
+        Finding(
+            "stale-jobs",
+            "manual-backfill",
+            Severity.P2,
+            Outcome.WAIVED,
+            "runs gcr.io/p/manual",
+            {"image_age_days": 90},
+            "gcloud run jobs update manual-backfill --image x",
+            {
+                "reason": "not running",
+                "owner": "ops@example.com",
+                "expires": "2027-01-31",
+                "pattern": "manual-*",
+                "line": 140,
+                "expired": False,
+            },
+        ),
     ]
     extra = {
         "changes": {"new": 1, "still": 9, "fixed": 1, "previous": "nightly/report.json"},
-        "fixed": [{"check": "digest", "resource": "nba-scrapers", "severity": "P1", "outcome": "fail",
-                   "summary": "serving an old digest"}],
-        "history": [{"started": f"2026-11-{day}T03:00:00+00:00", "failing": {"P0": p0, "P1": 1, "P2": 8, "P3": 0},
-                     "heartbeat_docs": docs, "job_image_age_days": {}}
-                    for day, p0, docs in (("27", 0, 18), ("28", 0, 21), ("29", 1, 240), ("30", 2, 1053))],
+        "fixed": [
+            {
+                "check": "digest",
+                "resource": "nba-scrapers",
+                "severity": "P1",
+                "outcome": "fail",
+                "summary": "serving an old digest",
+            }
+        ],
+        "history": [
+            {
+                "started": f"2026-11-{day}T03:00:00+00:00",
+                "failing": {"P0": p0, "P1": 1, "P2": 8, "P3": 0},
+                "heartbeat_docs": docs,
+                "job_image_age_days": {},
+            }
+            for day, p0, docs in (("27", 0, 18), ("28", 0, 21), ("29", 1, 240), ("30", 2, 1053))
+        ],
     }
     return findings, extra
 
 
 def test_a_report_with_history_groups_changes_and_waivers_renders_every_part(browser, tmp_path, capsys):
     findings, extra = _fleet()
-    report = build_report(findings, target="gcp", inventory="services.yaml", project="nba-props-platform",
-                          region="us-west2", started=datetime(2026, 11, 30, 3, tzinfo=timezone.utc), exit_status=1,
-                          selection={"services": ["prediction-worker", "nba-scrapers"], "jobs": []},
-                          heartbeat_band={"expected_min": 15, "expected_max": 50, "p1_above": 100, "p0_above": 500},
-                          waivers=[{"check": "stale-jobs", "resources": ["manual-*"], "reason": "not running",
-                                    "owner": "ops@example.com", "expires": "2027-01-31", "matched": 1, "expired": False},
-                                   {"check": "boot", "resources": ["nba-scrapers"], "reason": "noise",
-                                    "owner": "ops@example.com", "expires": "2027-01-31", "matched": 0, "expired": False}])
+    report = build_report(
+        findings,
+        target="gcp",
+        inventory="services.yaml",
+        project="nba-props-platform",
+        region="us-west2",
+        started=datetime(2026, 11, 30, 3, tzinfo=timezone.utc),
+        exit_status=1,
+        selection={"services": ["prediction-worker", "nba-scrapers"], "jobs": []},
+        heartbeat_band={"expected_min": 15, "expected_max": 50, "p1_above": 100, "p0_above": 500},
+        waivers=[
+            {
+                "check": "stale-jobs",
+                "resources": ["manual-*"],
+                "reason": "not running",
+                "owner": "ops@example.com",
+                "expires": "2027-01-31",
+                "matched": 1,
+                "expired": False,
+            },
+            {
+                "check": "boot",
+                "resources": ["nba-scrapers"],
+                "reason": "noise",
+                "owner": "ops@example.com",
+                "expires": "2027-01-31",
+                "matched": 0,
+                "expired": False,
+            },
+        ],
+    )
     for n, finding in enumerate(report["findings"]):
         finding["id"] = f"{n:012x}"
         finding["change"] = "new" if finding["check"] == "boot" else "still"
     stale = [f for f in report["findings"] if f["check"] == "stale-jobs" and f["outcome"] == "fail"]
-    report["groups"] = [{"id": "g1", "check": "stale-jobs", "cause": "stale-image", "severity": "P2", "outcome": "fail",
-                         "summary": f"{len(stale)} backfill jobs run old images",
-                         "remediation": "for job in ...; do gcloud run jobs update \"$job\" --image x; done",
-                         "resources": [f["resource"] for f in stale], "finding_ids": [f["id"] for f in stale]}]
+    report["groups"] = [
+        {
+            "id": "g1",
+            "check": "stale-jobs",
+            "cause": "stale-image",
+            "severity": "P2",
+            "outcome": "fail",
+            "summary": f"{len(stale)} backfill jobs run old images",
+            "remediation": 'for job in ...; do gcloud run jobs update "$job" --image x; done',
+            "resources": [f["resource"] for f in stale],
+            "finding_ids": [f["id"] for f in stale],
+        }
+    ]
     report |= extra
     write_rendered(report, tmp_path)
     page = tmp_path / "report.html"
@@ -222,11 +326,17 @@ def test_a_report_with_history_groups_changes_and_waivers_renders_every_part(bro
     html = page.read_text()
     assert "What changed" in html and "1 fixed since then" in html and "matched nothing" in html
     entries = [attrs for attrs in dom.having("data-filter") if "entry" in attrs.get("class", "")]
-    grouped = [attrs for attrs in entries if attrs["data-check"] == "stale-jobs" and len(attrs["data-resources"].split()) == 8]
+    grouped = [
+        attrs for attrs in entries if attrs["data-check"] == "stale-jobs" and len(attrs["data-resources"].split()) == 8
+    ]
     assert len(grouped) == 1  # the eight jobs' findings are one entry with one command
     open_details = [attrs for tag, attrs in dom.elements if tag == "details" and "open" in attrs]
     assert open_details  # following a link to a grouped finding opens its group
-    bars = [attrs for tag, attrs in dom.elements if tag == "rect" and attrs.get("class") == "bar" and attrs["fill"] == "#f6c026"]
+    bars = [
+        attrs
+        for tag, attrs in dom.elements
+        if tag == "rect" and attrs.get("class") == "bar" and attrs["fill"] == "#f6c026"
+    ]
     assert len(bars) == 4  # one P2 segment per night
     circles = [attrs for tag, attrs in dom.elements if tag == "circle"]
     assert len(circles) == 4  # one heartbeat count per night

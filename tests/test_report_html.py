@@ -10,14 +10,25 @@ from deploycheck.report.render import render
 
 
 def _finding(check, resource, severity, outcome, summary="x"):
-    return {"check": check, "resource": resource, "severity": severity, "outcome": outcome, "summary": summary,
-            "remediation": None, "evidence": {}}
+    return {
+        "check": check,
+        "resource": resource,
+        "severity": severity,
+        "outcome": outcome,
+        "summary": summary,
+        "remediation": None,
+        "evidence": {},
+    }
 
 
 def test_a_cell_shows_its_worst_finding_and_links_to_it():
-    findings = [_finding("iam", "svc", "P1", "error", "cannot verify"), _finding("iam", "svc", "P0", "fail", "missing"),
-                _finding("iam", "svc", "P3", "pass"), _finding("stale-jobs", "job", "P2", "waived"),
-                _finding("traffic", "svc", "P3", "pass")]
+    findings = [
+        _finding("iam", "svc", "P1", "error", "cannot verify"),
+        _finding("iam", "svc", "P0", "fail", "missing"),
+        _finding("iam", "svc", "P3", "pass"),
+        _finding("stale-jobs", "job", "P2", "waived"),
+        _finding("traffic", "svc", "P3", "pass"),
+    ]
     grid = fleet_grid(findings, {"services": ["svc"], "jobs": ["job"]})
     assert grid["checks"] == ["traffic", "iam", "stale-jobs"]  # the checks' own order, not alphabetical
     [svc, job] = grid["rows"]
@@ -34,14 +45,22 @@ def test_a_group_of_red_findings_becomes_one_entry_and_the_rest_stand_alone():
     groups = [{"id": "g", "finding_ids": ["id0", "id1", "id2", "gone"]}, {"id": "alone", "finding_ids": ["boot"]}]
     entries = red_entries(findings, groups)
     assert [(e["lead"]["check"], len(e["members"]), bool(e["group"])) for e in entries] == [
-        ("boot", 1, False), ("stale-jobs", 3, True)]
+        ("boot", 1, False),
+        ("stale-jobs", 3, True),
+    ]
     assert entries[1]["resources"] == ["j0", "j1", "j2"]
 
 
 def test_a_report_without_any_optional_key_still_renders_and_escapes_what_servers_said():
     findings = [Finding("traffic", "<b>svc</b>", Severity.P1, Outcome.FAIL, "tag <script>x</script>", {}, "fix <it>")]
-    report = build_report(findings, target="gcp", inventory="services.yaml",
-                          started=datetime(2026, 2, 1, tzinfo=timezone.utc), exit_status=1, selection={})
+    report = build_report(
+        findings,
+        target="gcp",
+        inventory="services.yaml",
+        started=datetime(2026, 2, 1, tzinfo=timezone.utc),
+        exit_status=1,
+        selection={},
+    )
     for key in ("project", "region", "waivers", "heartbeat_band"):
         report.pop(key)
     html = render(report, "report.html.j2")

@@ -10,15 +10,27 @@ from deploycheck.report.render import render
 from deploycheck.report.text import render_markdown
 
 FINDINGS = [
-    Finding("digest", "nba-phase2-raw-processors", Severity.P1, Outcome.FAIL,
-            "serving revision runs sha256:0 but :latest points to sha256:1 <script>alert(1)</script>",
-            {"tag": "x"}, "gcloud run deploy nba-phase2-raw-processors --image x@sha256:1 --region us-west2",
-            "tag-not-rolled-out"),
+    Finding(
+        "digest",
+        "nba-phase2-raw-processors",
+        Severity.P1,
+        Outcome.FAIL,
+        "serving revision runs sha256:0 but :latest points to sha256:1 <script>alert(1)</script>",
+        {"tag": "x"},
+        "gcloud run deploy nba-phase2-raw-processors --image x@sha256:1 --region us-west2",
+        "tag-not-rolled-out",
+    ),
     Finding("iam", "prediction-worker", Severity.P2, Outcome.ERROR, "cannot verify: granted to group:a|b", {}, None),
     Finding("traffic", "nba-scrapers", Severity.P3, Outcome.PASS, "100% of traffic on nba-scrapers-00041", {}),
 ]
-REPORT = build_report(FINDINGS, target="sandbox:incident", inventory="services.yaml",
-                      started=datetime(2026, 2, 1, tzinfo=timezone.utc), exit_status=1, selection={})
+REPORT = build_report(
+    FINDINGS,
+    target="sandbox:incident",
+    inventory="services.yaml",
+    started=datetime(2026, 2, 1, tzinfo=timezone.utc),
+    exit_status=1,
+    selection={},
+)
 
 
 class Tags(HTMLParser):
@@ -29,8 +41,11 @@ class Tags(HTMLParser):
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         # In-page links (#anchor) stay on the page; anything else would leave it or load something.
-        self.external += [value for name, value in attrs
-                          if name in ("src", "href", "action", "srcset", "data") and value and not value.startswith("#")]
+        self.external += [
+            value
+            for name, value in attrs
+            if name in ("src", "href", "action", "srcset", "data") and value and not value.startswith("#")
+        ]
 
 
 def test_html_is_self_contained_escaped_and_lists_every_red_finding_with_its_fix():

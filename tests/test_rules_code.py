@@ -20,8 +20,18 @@ CATASTROPHIC = [r"(a+)+$", r"^(\s*[\w.]+\s*)+:$"]
 def read(data: bytes, *, size: int | None = None) -> FileRead:
     """The file as the image reader returns it: `data` is all of it, or its first bytes of `size`."""
     size = len(data) if size is None else size
-    return FileRead(PATH, True, data, size, PATH, "sha256:" + "1" * 64, 1, 1000, size > len(data),
-                    f"file is {size:,} bytes, over the limit" if size > len(data) else "")
+    return FileRead(
+        PATH,
+        True,
+        data,
+        size,
+        PATH,
+        "sha256:" + "1" * 64,
+        1,
+        1000,
+        size > len(data),
+        f"file is {size:,} bytes, over the limit" if size > len(data) else "",
+    )
 
 
 def pattern(must_contain=(), must_not_contain=()) -> CodePattern:
@@ -42,8 +52,10 @@ def test_absence_in_a_whole_file_passes():
 def test_absence_in_a_file_read_only_in_part_is_an_error_not_a_pass():
     finding = evaluate(FORBIDDEN, read(HEADER.encode(), size=5_000_000))
     assert finding.outcome is Outcome.ERROR
-    assert finding.summary == (f"absence not proven: {PATH} read only to {len(HEADER.encode())} bytes of 5,000,000; "
-                               r"/^from google\.cloud import monitoring_v3/ may be in the rest (raise --max-file-bytes)")
+    assert finding.summary == (
+        f"absence not proven: {PATH} read only to {len(HEADER.encode())} bytes of 5,000,000; "
+        r"/^from google\.cloud import monitoring_v3/ may be in the rest (raise --max-file-bytes)"
+    )
 
 
 def test_a_forbidden_match_inside_the_part_read_is_a_proven_failure():

@@ -16,8 +16,9 @@ EXPECTED = {p: s.name for s in INVENTORY.services for p in s.processors}
 
 
 def doc(doc_id, *, age=timedelta(minutes=10), name=None, problems=()):
-    return HeartbeatDoc(id=doc_id, processor_name=name or doc_id, last_heartbeat=NOW - age, status="completed",
-                        problems=tuple(problems))
+    return HeartbeatDoc(
+        id=doc_id, processor_name=name or doc_id, last_heartbeat=NOW - age, status="completed", problems=tuple(problems)
+    )
 
 
 def healthy_docs():
@@ -34,9 +35,13 @@ def test_healthy_collection_passes():
 
 
 def test_seed_002_proliferation_is_p0_with_bad_ids_grouped_and_the_cleanup_command():
-    bad = [doc(f"NbacTeamBoxscoreProcessor_None_{i:08x}", name="NbacTeamBoxscoreProcessor", age=timedelta(days=150))
-           for i in range(1029)]
-    bad += [doc(f"PlayerGameSummaryProcessor_2026-01-{20 + i}_abc", name="PlayerGameSummaryProcessor") for i in range(6)]
+    bad = [
+        doc(f"NbacTeamBoxscoreProcessor_None_{i:08x}", name="NbacTeamBoxscoreProcessor", age=timedelta(days=150))
+        for i in range(1029)
+    ]
+    bad += [
+        doc(f"PlayerGameSummaryProcessor_2026-01-{20 + i}_abc", name="PlayerGameSummaryProcessor") for i in range(6)
+    ]
     findings = evaluate(healthy_docs() + [doc("AsyncUpcomingTeamGameContextProcessor"), doc("p2_nba_raw.extra")] + bad)
     by_severity = {f.severity: f for f in findings}
     count = by_severity[Severity.P0]
@@ -53,11 +58,15 @@ def test_stale_missing_and_unreadable_heartbeats_are_each_red():
     docs = healthy_docs()
     docs = [d for d in docs if d.id != "PlayerGameSummaryProcessor"]
     docs = [doc(d.id, age=timedelta(hours=30)) if d.id == "PlayerDailyCacheProcessor" else d for d in docs]
-    docs = [doc(d.id, problems=["last_heartbeat is a string, not a timestamp"]) if d.id == "MLFeatureStoreProcessor"
-            else d for d in docs]
+    docs = [
+        doc(d.id, problems=["last_heartbeat is a string, not a timestamp"]) if d.id == "MLFeatureStoreProcessor" else d
+        for d in docs
+    ]
     summaries = " | ".join(f.summary for f in evaluate(docs) if f.failed)
-    assert "no heartbeat document for 1 declared processor(s): PlayerGameSummaryProcessor " \
-           "(nba-phase3-analytics-processors)" in summaries
+    assert (
+        "no heartbeat document for 1 declared processor(s): PlayerGameSummaryProcessor "
+        "(nba-phase3-analytics-processors)" in summaries
+    )
     assert "PlayerDailyCacheProcessor (30.0h ago)" in summaries
     assert "MLFeatureStoreProcessor (last_heartbeat is a string, not a timestamp)" in summaries
 

@@ -26,14 +26,26 @@ DATASTORE_USER = predefined("roles/datastore.user")
 
 
 def iam(*bindings, running_as=SA, expected=SA, roles=("roles/datastore.user",), folder=(), org=(), custom=None):
-    hierarchy = PolicyHierarchy(PROJECT, (IamPolicy(f"projects/{PROJECT}", tuple(bindings)),
-                                          IamPolicy("folders/111", tuple(folder)),
-                                          IamPolicy("organizations/222", tuple(org))))
+    hierarchy = PolicyHierarchy(
+        PROJECT,
+        (
+            IamPolicy(f"projects/{PROJECT}", tuple(bindings)),
+            IamPolicy("folders/111", tuple(folder)),
+            IamPolicy("organizations/222", tuple(org)),
+        ),
+    )
     catalog = {}
     for name in roles_to_read(hierarchy, running_as, list(roles)):
         catalog[name] = custom if name == CUSTOM else predefined(name)
-    return evaluate_iam("prediction-worker", running_as=running_as, expected_account=expected,
-                        required_roles=list(roles), hierarchy=hierarchy, roles=catalog, region="us-west2")
+    return evaluate_iam(
+        "prediction-worker",
+        running_as=running_as,
+        expected_account=expected,
+        required_roles=list(roles),
+        hierarchy=hierarchy,
+        roles=catalog,
+        region="us-west2",
+    )
 
 
 def test_direct_grant_passes():
@@ -53,8 +65,9 @@ def test_viewer_fails_naming_the_missing_permissions_and_granting_the_required_r
     assert finding.outcome is Outcome.FAIL and "lacks roles/datastore.user" in finding.summary
     assert "datastore.entities.create" in finding.summary and "datastore.entities.get" not in finding.summary
     assert "datastore.entities.update" in finding.evidence["missing_permissions"]
-    assert finding.remediation == (f"gcloud projects add-iam-policy-binding {PROJECT} "
-                                   f"--member=serviceAccount:{SA} --role=roles/datastore.user")
+    assert finding.remediation == (
+        f"gcloud projects add-iam-policy-binding {PROJECT} --member=serviceAccount:{SA} --role=roles/datastore.user"
+    )
 
 
 def test_grants_on_the_folder_or_organisation_apply():
@@ -71,7 +84,9 @@ def test_grants_on_the_folder_or_organisation_apply():
 def test_custom_role_is_judged_by_its_permissions():
     [holds] = iam(Binding(CUSTOM, (ME,)), custom=Role(CUSTOM, DATASTORE_USER.permissions | {"pubsub.topics.publish"}))
     assert holds.outcome is Outcome.PASS
-    [short] = iam(Binding(CUSTOM, (ME,)), custom=Role(CUSTOM, DATASTORE_USER.permissions - {"datastore.entities.update"}))
+    [short] = iam(
+        Binding(CUSTOM, (ME,)), custom=Role(CUSTOM, DATASTORE_USER.permissions - {"datastore.entities.update"})
+    )
     assert short.outcome is Outcome.FAIL and short.evidence["missing_permissions"] == ["datastore.entities.update"]
     [disabled] = iam(Binding(CUSTOM, (ME,)), custom=Role(CUSTOM, DATASTORE_USER.permissions, active=False))
     assert disabled.outcome is Outcome.FAIL
@@ -80,8 +95,9 @@ def test_custom_role_is_judged_by_its_permissions():
 def test_group_grant_and_conditional_grant_cannot_be_verified():
     [via_group] = iam(Binding("roles/datastore.user", ("group:processors@nba-props.example",)))
     assert via_group.outcome is Outcome.ERROR and "group:processors@nba-props.example" in via_group.summary
-    [conditional] = iam(Binding("roles/datastore.user", (ME,),
-                                condition="request.time < timestamp('2026-01-01T00:00:00Z')"))
+    [conditional] = iam(
+        Binding("roles/datastore.user", (ME,), condition="request.time < timestamp('2026-01-01T00:00:00Z')")
+    )
     assert conditional.outcome is Outcome.ERROR and "only under the condition" in conditional.summary
     # ...but when the account holds the permissions anyway, neither matters.
     [held_anyway] = iam(Binding("roles/editor", (ME,)), Binding("roles/datastore.user", ("group:g@x.com",)))
@@ -92,21 +108,26 @@ def test_group_grant_and_conditional_grant_cannot_be_verified():
 
 
 def test_wrong_or_missing_account():
-    findings = iam(Binding("roles/datastore.user", ("serviceAccount:other@x.iam.gserviceaccount.com",)),
-                   running_as="other@x.iam.gserviceaccount.com")
+    findings = iam(
+        Binding("roles/datastore.user", ("serviceAccount:other@x.iam.gserviceaccount.com",)),
+        running_as="other@x.iam.gserviceaccount.com",
+    )
     assert findings[0].outcome is Outcome.FAIL and f"the inventory expects {SA}" in findings[0].summary
     assert findings[0].remediation.startswith(f"gcloud run services update prediction-worker --service-account {SA}")
     [unknown] = iam(running_as="")
     assert unknown.outcome is Outcome.ERROR
 
 
-@pytest.mark.parametrize("body, complaint", [
-    ([], "not a JSON object"),
-    ({"name": "roles/editor", "includedPermissions": ["a"]}, "not 'roles/datastore.user'"),
-    ({"name": "roles/datastore.user"}, "without a list of includedPermissions"),
-    ({"name": "roles/datastore.user", "includedPermissions": "datastore.entities.get"}, "without a list"),
-    ({"name": "roles/datastore.user", "includedPermissions": ["ok", 7]}, "not names"),
-])
+@pytest.mark.parametrize(
+    "body, complaint",
+    [
+        ([], "not a JSON object"),
+        ({"name": "roles/editor", "includedPermissions": ["a"]}, "not 'roles/datastore.user'"),
+        ({"name": "roles/datastore.user"}, "without a list of includedPermissions"),
+        ({"name": "roles/datastore.user", "includedPermissions": "datastore.entities.get"}, "without a list"),
+        ({"name": "roles/datastore.user", "includedPermissions": ["ok", 7]}, "not names"),
+    ],
+)
 def test_malformed_roles_get_answers_are_observation_errors(body, complaint):
     with pytest.raises(ObservationError, match=complaint) as raised:
         parse_role("roles/datastore.user", body)

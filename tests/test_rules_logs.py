@@ -8,8 +8,9 @@ from deploycheck.logs import BootLogs, HeartbeatLogs, Listing, LogLine, pattern_
 from deploycheck.rules.logs import evaluate_boot, evaluate_heartbeat_log, evaluate_log_visibility
 
 SINCE = datetime(2026, 1, 28, 0, 0, tzinfo=timezone.utc)
-SPEC = HeartbeatLogSpec(expected=r"(?:Started|Stopped) heartbeat for p2_nba_raw\.\w+",
-                        forbidden=[r"[A-Z]\w*Processor_None_[0-9a-f]+"])
+SPEC = HeartbeatLogSpec(
+    expected=r"(?:Started|Stopped) heartbeat for p2_nba_raw\.\w+", forbidden=[r"[A-Z]\w*Processor_None_[0-9a-f]+"]
+)
 
 
 def line(text, revision="svc-00002", severity="INFO", minutes=10):
@@ -21,22 +22,44 @@ def listing(lines, complete=True, limit=1000):
 
 
 def boot(lines, serving=("svc-00002",), newest="svc-00002", complete=True, latest="default"):
-    latest = {revision: line("Booting worker", revision=revision) for revision in serving} if latest == "default" else latest
-    return evaluate_boot("svc", BootLogs(listing(lines, complete), latest), serving=list(serving), newest=newest,
-                         since=SINCE, project="p", scope='resource.labels.service_name="svc"')
+    latest = (
+        {revision: line("Booting worker", revision=revision) for revision in serving} if latest == "default" else latest
+    )
+    return evaluate_boot(
+        "svc",
+        BootLogs(listing(lines, complete), latest),
+        serving=list(serving),
+        newest=newest,
+        since=SINCE,
+        project="p",
+        scope='resource.labels.service_name="svc"',
+    )
 
 
 def heartbeat(forbidden=(), latest=None, complete=True):
-    return evaluate_heartbeat_log("svc", SPEC, HeartbeatLogs(listing(forbidden, complete), latest),
-                                  serving=["svc-00002"], since=SINCE, project="p", scope="s")
+    return evaluate_heartbeat_log(
+        "svc",
+        SPEC,
+        HeartbeatLogs(listing(forbidden, complete), latest),
+        serving=["svc-00002"],
+        since=SINCE,
+        project="p",
+        scope="s",
+    )
 
 
 def test_boot_error_in_serving_revision_is_p0_quoting_the_line_and_the_command():
-    finding = boot([line("Traceback (most recent call last):"),
-                    line("ImportError: cannot import name 'firestore' from 'google.cloud'")])
+    finding = boot(
+        [
+            line("Traceback (most recent call last):"),
+            line("ImportError: cannot import name 'firestore' from 'google.cloud'"),
+        ]
+    )
     assert finding.severity is Severity.P0 and finding.failed
     assert "cannot import name 'firestore' from 'google.cloud'" in finding.summary
-    assert finding.remediation.startswith("gcloud logging read 'resource.labels.service_name=\"svc\" AND (textPayload=~\"ImportError\"")
+    assert finding.remediation.startswith(
+        'gcloud logging read \'resource.labels.service_name="svc" AND (textPayload=~"ImportError"'
+    )
     assert finding.remediation.endswith("' --project p --limit 50")
 
 
@@ -57,8 +80,9 @@ def test_a_cut_listing_proves_presence_never_absence():
 
 
 def test_boot_needs_a_line_from_every_serving_revision():
-    silent = boot([], serving=("svc-00002", "svc-00001"),
-                  latest={"svc-00002": line("Booting worker"), "svc-00001": None})
+    silent = boot(
+        [], serving=("svc-00002", "svc-00001"), latest={"svc-00002": line("Booting worker"), "svc-00001": None}
+    )
     assert silent.outcome is Outcome.ERROR and "no log entry at all from svc-00001" in silent.summary
     assert "svc-00002 last logged at 2026-01-28 00:10:00Z" in boot([]).summary
 
@@ -75,7 +99,10 @@ def test_heartbeat_log_old_format_missing_and_good():
     silent = heartbeat()
     assert silent.failed and "no line matching" in silent.summary
     good = heartbeat(latest=line("Stopped heartbeat for p2_nba_raw.nbac_schedule"))
-    assert good.outcome is Outcome.PASS and "latest heartbeat: 2026-01-28T00:10:00Z INFO svc-00002: Stopped" in good.summary
+    assert (
+        good.outcome is Outcome.PASS
+        and "latest heartbeat: 2026-01-28T00:10:00Z INFO svc-00002: Stopped" in good.summary
+    )
     other_revision = heartbeat(latest=line("Stopped heartbeat for p2_nba_raw.x", revision="old"))
     assert other_revision.failed  # only the serving revision's lines count
 
@@ -84,8 +111,9 @@ def test_log_visibility():
     blackout = evaluate_log_visibility("svc", None, serving=["svc-00002"], since=SINCE, region="us-west2", project="p")
     assert blackout.severity is Severity.P1 and "gunicorn" in blackout.summary
     assert blackout.remediation.startswith("gcloud run services update svc --update-env-vars GUNICORN_CMD_ARGS=")
-    ok = evaluate_log_visibility("svc", line("Booting worker"), serving=["svc-00002"], since=SINCE,
-                                 region="us-west2", project="p")
+    ok = evaluate_log_visibility(
+        "svc", line("Booting worker"), serving=["svc-00002"], since=SINCE, region="us-west2", project="p"
+    )
     assert ok.outcome is Outcome.PASS
 
 

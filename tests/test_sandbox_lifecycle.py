@@ -52,8 +52,16 @@ def test_up_then_pytest_reuses_it_then_down_stops_everything(suite):
         status = subprocess.run([*cli, "status"], cwd=suite.path, capture_output=True, text=True, timeout=60)
         assert status.returncode == 0 and "healthy" in status.stdout
 
-        result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy",
-                           "--pyargs", "deploycheck_pytest.checks.test_cloudrun")
+        result = suite.run(
+            "-m",
+            "postdeploy",
+            "--service",
+            PHASE2,
+            "--target",
+            "sandbox:healthy",
+            "--pyargs",
+            "deploycheck_pytest.checks.test_cloudrun",
+        )
         assert result.ret == 0
         assert "reusing sandbox:healthy" in result.stderr.str()
         assert "up in" not in result.stderr.str()  # it did not start a second one
@@ -69,9 +77,25 @@ def test_up_then_pytest_reuses_it_then_down_stops_everything(suite):
 
 def test_killed_pytest_leaves_no_sandbox_process(suite):
     """Even kill -9 of the pytest that started it: the stand-in notices and takes the registry down."""
-    process = subprocess.Popen([sys.executable, "-m", "pytest", "-m", "postdeploy", "--target", "sandbox:healthy",
-                                "--wait", "600", "-p", "no:cacheprovider"],
-                               cwd=suite.path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-m",
+            "postdeploy",
+            "--target",
+            "sandbox:healthy",
+            "--wait",
+            "600",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=suite.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stderr.readline()  # the sandbox announces itself once it is up
         match = re.search(r"logs (\S+)\)", line)
@@ -96,8 +120,18 @@ def test_custom_check_from_the_readme_runs_with_the_inventory_and_the_report(sui
     snippet = re.search(r"```python\n# checks/test_custom.py\n(.*?)```", readme, re.S).group(1)
     (suite.path / "checks" / "test_custom.py").write_text(snippet)
     suite.reuse_sandbox("healthy")
-    result = suite.run("-m", "postdeploy", "--service", PHASE2, "--target", "sandbox:healthy", "--report-dir", "out",
-                       "checks/test_custom.py", "-v")
+    result = suite.run(
+        "-m",
+        "postdeploy",
+        "--service",
+        PHASE2,
+        "--target",
+        "sandbox:healthy",
+        "--report-dir",
+        "out",
+        "checks/test_custom.py",
+        "-v",
+    )
     assert result.ret == 1  # the healthy scenario has no tier label: the custom check says so
     assert f"checks/test_custom.py::test_min_instances_label[{PHASE2}] FAILED" in result.stdout.str()
     [finding] = suite.report()["findings"]

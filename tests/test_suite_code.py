@@ -6,8 +6,9 @@ import shutil
 import textwrap
 from pathlib import Path
 
-from conftest import findings_for
 from deploycheck.sandbox.scenario import BUILTIN_DIR
+
+from conftest import findings_for
 
 PHASE2 = "nba-phase2-raw-processors"
 HEARTBEAT = "/app/shared/monitoring/processor_heartbeat.py"
@@ -15,13 +16,16 @@ HEARTBEAT = "/app/shared/monitoring/processor_heartbeat.py"
 
 def test_incident_phase2_code_is_red_quoting_the_file_and_the_missing_fix(suite):
     suite.reuse_sandbox("incident")
-    result = suite.run("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", "sandbox:incident",
-                       "--report-dir", "out")
+    result = suite.run(
+        "-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", "sandbox:incident", "--report-dir", "out"
+    )
     assert result.ret == 1
     [finding] = findings_for(suite.report(), "code", PHASE2)
     assert finding["outcome"] == "fail"
     assert f"{HEARTBEAT} does not contain /return self\\.processor_name/" in finding["summary"]
-    assert f"{HEARTBEAT}:20: `return f\"{{self.processor_name}}_{{self.data_date}}_{{self.run_id}}\"`" in finding["summary"]
+    assert (
+        f'{HEARTBEAT}:20: `return f"{{self.processor_name}}_{{self.data_date}}_{{self.run_id}}"`' in finding["summary"]
+    )
     # :latest has the fix (seed 001): deploying it is the fix, pinned to the digest.
     assert finding["remediation"].startswith(f"gcloud run deploy {PHASE2} --image us-west2-docker.pkg.dev/")
     assert "@sha256:" in finding["remediation"]
@@ -30,8 +34,21 @@ def test_incident_phase2_code_is_red_quoting_the_file_and_the_missing_fix(suite)
 
 def test_healthy_phase2_code_passes_not_skipped_and_reads_kilobytes(suite, tmp_path):
     suite.reuse_sandbox("healthy")
-    args = ("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", "sandbox:healthy",
-            "--report-dir", "out", "--cache-dir", str(tmp_path / "cache"), "-v")
+    args = (
+        "-m",
+        "postdeploy",
+        "-k",
+        "code",
+        "--service",
+        PHASE2,
+        "--target",
+        "sandbox:healthy",
+        "--report-dir",
+        "out",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "-v",
+    )
     cold = suite.run(*args)
     assert cold.ret == 0, cold.stdout.str()
     cold.assert_outcomes(passed=1)
@@ -49,21 +66,42 @@ def test_healthy_phase2_code_passes_not_skipped_and_reads_kilobytes(suite, tmp_p
 def test_backfill_job_on_an_old_gcr_image_is_red_with_the_jobs_update_command(suite):
     suite.reuse_sandbox("incident")
     job = "nbac-team-boxscore-processor-backfill"
-    result = suite.run("-m", "postdeploy", "--job", job, "--target", "sandbox:incident", "--report-dir", "out",
-                       "--pyargs", "deploycheck_pytest.checks.test_jobs")
+    result = suite.run(
+        "-m",
+        "postdeploy",
+        "--job",
+        job,
+        "--target",
+        "sandbox:incident",
+        "--report-dir",
+        "out",
+        "--pyargs",
+        "deploycheck_pytest.checks.test_jobs",
+    )
     assert result.ret == 1
     assert f"checks/test_jobs.py::test_code[{job}]" in result.stdout.str() or result.parseoutcomes()["failed"] == 1
     [finding] = findings_for(suite.report(), "code", job)
     assert finding["outcome"] == "fail" and "return self\\.processor_name" in finding["summary"]
     assert finding["evidence"]["image"].startswith(f"gcr.io/nba-props-platform/{job}@sha256:")
     assert finding["remediation"].startswith(
-        f"gcloud run jobs update {job} --image us-west2-docker.pkg.dev/nba-props-platform/nba-props/{PHASE2}@sha256:")
+        f"gcloud run jobs update {job} --image us-west2-docker.pkg.dev/nba-props-platform/nba-props/{PHASE2}@sha256:"
+    )
 
 
 def test_healthy_jobs_pass(suite):
     suite.reuse_sandbox("healthy")
-    result = suite.run("-m", "postdeploy", "--job", "nbac-schedule-processor-backfill", "--job",
-                       "odds-game-lines-processor-backfill", "--target", "sandbox:healthy", "--pyargs", "deploycheck_pytest.checks.test_jobs")
+    result = suite.run(
+        "-m",
+        "postdeploy",
+        "--job",
+        "nbac-schedule-processor-backfill",
+        "--job",
+        "odds-game-lines-processor-backfill",
+        "--target",
+        "sandbox:healthy",
+        "--pyargs",
+        "deploycheck_pytest.checks.test_jobs",
+    )
     assert result.ret == 0
     result.assert_outcomes(passed=2)
 
@@ -78,7 +116,9 @@ def _scenario(tmp_path, body: str):
 
 
 def test_tag_without_the_fix_says_rebuild(suite, tmp_path):
-    scenario = _scenario(tmp_path, """\
+    scenario = _scenario(
+        tmp_path,
+        """\
         images:
           old:
             repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors
@@ -89,18 +129,23 @@ def test_tag_without_the_fix_says_rebuild(suite, tmp_path):
           nba-phase2-raw-processors:
             image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors:latest
             revisions: [{suffix: 00001-aaa, image: old}]
-        """)
-    result = suite.run("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", f"sandbox:{scenario}",
-                       "--report-dir", "out")
+        """,
+    )
+    result = suite.run(
+        "-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", f"sandbox:{scenario}", "--report-dir", "out"
+    )
     assert result.ret == 1
     [finding] = findings_for(suite.report(), "code", PHASE2)
     assert finding["remediation"].startswith(
-        "rebuild us-west2-docker.pkg.dev/nba-props-platform/nba-props/nba-phase2-raw-processors:latest from a commit with the fix")
+        "rebuild us-west2-docker.pkg.dev/nba-props-platform/nba-props/nba-phase2-raw-processors:latest from a commit with the fix"
+    )
     assert finding["evidence"]["fix_note"] == "the image the tag points to lacks it too"
 
 
 def test_file_missing_or_only_in_the_base_layer(suite, tmp_path):
-    scenario = _scenario(tmp_path, """\
+    scenario = _scenario(
+        tmp_path,
+        """\
         images:
           base-only:
             repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors
@@ -122,9 +167,23 @@ def test_file_missing_or_only_in_the_base_layer(suite, tmp_path):
           nba-phase3-analytics-processors:
             image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase3-analytics-processors:latest
             revisions: [{suffix: 00001-bbb, image: missing}]
-        """ % ("x" * 200_000))
-    result = suite.run("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--service",
-                       "nba-phase3-analytics-processors", "--target", f"sandbox:{scenario}", "--report-dir", "out")
+        """
+        % ("x" * 200_000),
+    )
+    result = suite.run(
+        "-m",
+        "postdeploy",
+        "-k",
+        "code",
+        "--service",
+        PHASE2,
+        "--service",
+        "nba-phase3-analytics-processors",
+        "--target",
+        f"sandbox:{scenario}",
+        "--report-dir",
+        "out",
+    )
     assert result.ret == 1
     report = suite.report()
     [base] = findings_for(report, "code", PHASE2)
@@ -137,8 +196,9 @@ def test_file_missing_or_only_in_the_base_layer(suite, tmp_path):
 def test_docker_reader_without_a_daemon_is_an_error_not_a_pass(suite, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     suite.reuse_sandbox("healthy")
-    result = suite.run("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", "sandbox:healthy",
-                       "--image-source", "docker")
+    result = suite.run(
+        "-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", "sandbox:healthy", "--image-source", "docker"
+    )
     assert result.ret == 1
     result.assert_outcomes(errors=1)
     assert "docker daemon not reachable" in result.stdout.str()
@@ -153,8 +213,20 @@ def test_docker_reader_gives_the_same_outcomes_as_the_registry_reader(suite, mon
             suite.reuse_sandbox(scenario)
             outcomes = {}
             for source in ("registry", "docker"):
-                result = suite.run("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target",
-                                   f"sandbox:{scenario}", "--image-source", source, "--report-dir", f"out-{source}")
+                result = suite.run(
+                    "-m",
+                    "postdeploy",
+                    "-k",
+                    "code",
+                    "--service",
+                    PHASE2,
+                    "--target",
+                    f"sandbox:{scenario}",
+                    "--image-source",
+                    source,
+                    "--report-dir",
+                    f"out-{source}",
+                )
                 assert result.ret == expected, result.stdout.str()
                 [finding] = findings_for(suite.report(f"out-{source}"), "code", PHASE2)
                 outcomes[source] = (finding["outcome"], finding["summary"].split(";")[0])
@@ -170,11 +242,17 @@ def test_scenario_can_push_an_oci_layout_written_by_skopeo(suite, sandboxes, tmp
     digest = info.images[PHASE2]
     layout = tmp_path / "scenario" / "phase2-layout"
     layout.parent.mkdir()
-    source = (f"docker://{info.registry_url.split('://', 1)[1]}/us-west2-docker.pkg.dev/nba-props-platform/"
-              f"nba-props/{PHASE2}@{digest}")
-    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", source, f"oci:{layout}:exported"],
-                   check=True, timeout=300)
-    (tmp_path / "scenario" / "scenario.yaml").write_text(textwrap.dedent("""\
+    source = (
+        f"docker://{info.registry_url.split('://', 1)[1]}/us-west2-docker.pkg.dev/nba-props-platform/"
+        f"nba-props/{PHASE2}@{digest}"
+    )
+    subprocess.run(
+        ["skopeo", "copy", "--quiet", "--src-tls-verify=false", source, f"oci:{layout}:exported"],
+        check=True,
+        timeout=300,
+    )
+    (tmp_path / "scenario" / "scenario.yaml").write_text(
+        textwrap.dedent("""\
         images:
           exported:
             repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors
@@ -184,9 +262,20 @@ def test_scenario_can_push_an_oci_layout_written_by_skopeo(suite, sandboxes, tmp
           nba-phase2-raw-processors:
             image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors:latest
             revisions: [{suffix: 00001-oci, image: exported}]
-        """))
-    result = suite.run("-m", "postdeploy", "-k", "code or digest", "--service", PHASE2,
-                       "--target", f"sandbox:{tmp_path / 'scenario'}", "--report-dir", "out")
+        """)
+    )
+    result = suite.run(
+        "-m",
+        "postdeploy",
+        "-k",
+        "code or digest",
+        "--service",
+        PHASE2,
+        "--target",
+        f"sandbox:{tmp_path / 'scenario'}",
+        "--report-dir",
+        "out",
+    )
     assert result.ret == 0, result.stdout.str()
     report = suite.report()
     assert {f["check"]: f["outcome"] for f in report["findings"]} == {"code": "pass", "digest": "pass"}
@@ -196,13 +285,26 @@ def test_scenario_can_push_an_oci_layout_written_by_skopeo(suite, sandboxes, tmp
 
 def test_file_over_the_size_limit_is_an_error_naming_the_flag_not_a_pass(suite):
     suite.reuse_sandbox("healthy")
-    result = suite.run("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", "sandbox:healthy",
-                       "--max-file-bytes", "64", "--report-dir", "out")
+    result = suite.run(
+        "-m",
+        "postdeploy",
+        "-k",
+        "code",
+        "--service",
+        PHASE2,
+        "--target",
+        "sandbox:healthy",
+        "--max-file-bytes",
+        "64",
+        "--report-dir",
+        "out",
+    )
     assert result.ret == 1
     [finding] = findings_for(suite.report(), "code", PHASE2)
     assert finding["outcome"] == "error"
-    assert finding["summary"].startswith("absence not proven: /app/shared/monitoring/processor_heartbeat.py "
-                                         "read only to 64 bytes of ")
+    assert finding["summary"].startswith(
+        "absence not proven: /app/shared/monitoring/processor_heartbeat.py read only to 64 bytes of "
+    )
     assert "; presence not proven: cannot tell whether it contains /return self\\.processor_name/" in finding["summary"]
     assert finding["summary"].endswith("(raise --max-file-bytes)")
 
@@ -210,24 +312,60 @@ def test_file_over_the_size_limit_is_an_error_naming_the_flag_not_a_pass(suite):
 def test_forbidden_text_in_a_file_read_only_in_part_is_an_error_not_a_pass(suite):
     """lazy-monitoring-import only forbids text: its absence from the first 64 bytes proves nothing."""
     suite.reuse_sandbox("healthy")
-    result = suite.run("-m", "postdeploy", "-k", "code", "--service", "prediction-worker", "--target",
-                       "sandbox:healthy", "--max-file-bytes", "64", "--report-dir", "out")
+    result = suite.run(
+        "-m",
+        "postdeploy",
+        "-k",
+        "code",
+        "--service",
+        "prediction-worker",
+        "--target",
+        "sandbox:healthy",
+        "--max-file-bytes",
+        "64",
+        "--report-dir",
+        "out",
+    )
     assert result.ret == 1
     findings = {f["evidence"]["pattern"]: f for f in findings_for(suite.report(), "code", "prediction-worker")}
     lazy = findings["lazy-monitoring-import"]
     assert lazy["outcome"] == "error"
-    assert lazy["summary"].startswith("absence not proven: /app/shared/utils/metrics_utils.py read only to 64 bytes of ")
+    assert lazy["summary"].startswith(
+        "absence not proven: /app/shared/utils/metrics_utils.py read only to 64 bytes of "
+    )
     assert lazy["summary"].endswith("may be in the rest (raise --max-file-bytes)")
     assert {f["outcome"] for f in findings.values()} == {"error"}
-    full = suite.run("-m", "postdeploy", "-k", "code", "--service", "prediction-worker", "--target",
-                     "sandbox:healthy", "--report-dir", "full")
+    full = suite.run(
+        "-m",
+        "postdeploy",
+        "-k",
+        "code",
+        "--service",
+        "prediction-worker",
+        "--target",
+        "sandbox:healthy",
+        "--report-dir",
+        "full",
+    )
     assert full.ret == 0  # read whole, the same image passes
 
 
 def test_decompression_limit_is_an_error_naming_the_flag(suite):
     suite.reuse_sandbox("healthy")
-    result = suite.run("-m", "postdeploy", "-k", "code", "--service", PHASE2, "--target", "sandbox:healthy",
-                       "--max-decompressed-bytes", "1000", "--report-dir", "out")
+    result = suite.run(
+        "-m",
+        "postdeploy",
+        "-k",
+        "code",
+        "--service",
+        PHASE2,
+        "--target",
+        "sandbox:healthy",
+        "--max-decompressed-bytes",
+        "1000",
+        "--report-dir",
+        "out",
+    )
     assert result.ret == 1
     result.assert_outcomes(errors=1)
     [finding] = findings_for(suite.report(), "code", PHASE2)
@@ -236,8 +374,20 @@ def test_decompression_limit_is_an_error_naming_the_flag(suite):
 
 def test_nightly_checks_every_job_and_reads_each_distinct_image_once(suite, tmp_path):
     suite.reuse_sandbox("incident")
-    result = suite.run("-m", "nightly", "--target", "sandbox:incident", "--report-dir", "out", "-n", "2",
-                       "--pyargs", "deploycheck_pytest.checks.test_jobs", "-k", "test_code")
+    result = suite.run(
+        "-m",
+        "nightly",
+        "--target",
+        "sandbox:incident",
+        "--report-dir",
+        "out",
+        "-n",
+        "2",
+        "--pyargs",
+        "deploycheck_pytest.checks.test_jobs",
+        "-k",
+        "test_code",
+    )
     assert result.ret == 1
     jobs = [f for f in suite.report()["findings"] if f["check"] == "code"]
     assert len(jobs) == 21 and {f["outcome"] for f in jobs} == {"fail"}
@@ -245,8 +395,20 @@ def test_nightly_checks_every_job_and_reads_each_distinct_image_once(suite, tmp_
     info = suite.reuse_sandbox("healthy")
     registry_log = Path(info.workdir) / "registry" / "registry.log"
     before = _blob_gets(registry_log)
-    result = suite.run("-m", "nightly", "--target", "sandbox:healthy", "--report-dir", "out",
-                       "--cache-dir", str(tmp_path / "empty-cache"), "--pyargs", "deploycheck_pytest.checks.test_jobs", "-k", "test_code")
+    result = suite.run(
+        "-m",
+        "nightly",
+        "--target",
+        "sandbox:healthy",
+        "--report-dir",
+        "out",
+        "--cache-dir",
+        str(tmp_path / "empty-cache"),
+        "--pyargs",
+        "deploycheck_pytest.checks.test_jobs",
+        "-k",
+        "test_code",
+    )
     assert result.ret == 0
     result.assert_outcomes(passed=21)
     images = {f["evidence"]["image"] for f in suite.report()["findings"]}
@@ -257,5 +419,61 @@ def test_nightly_checks_every_job_and_reads_each_distinct_image_once(suite, tmp_
 
 def _blob_gets(registry_log: Path) -> int:
     """Blob downloads the real registry logged (its access log line per request)."""
-    return sum(1 for line in registry_log.read_text().splitlines()
-               if line.startswith("127.0.0.1 - - ") and '"GET /v2/' in line and "/blobs/sha256:" in line)
+    return sum(
+        1
+        for line in registry_log.read_text().splitlines()
+        if line.startswith("127.0.0.1 - - ") and '"GET /v2/' in line and "/blobs/sha256:" in line
+    )
+
+
+def test_a_file_half_way_into_a_big_app_layer_reads_half_of_it_and_says_so(suite, tmp_path):
+    """The evidence says the layer was read in part and not verified; --verify-layers reads it whole."""
+    import os
+
+    from deploycheck.sandbox.oci_builder import build_image, layer_from_files, write_oci_layout
+
+    fixed = (BUILTIN_DIR / "_common" / "processor_heartbeat_fixed.py").read_bytes()
+    app = layer_from_files(
+        {"/app/assets/a.bin": os.urandom(1_000_000), HEARTBEAT: fixed, "/app/static/z.bin": os.urandom(1_000_000)},
+        compresslevel=1,
+    )
+    scenario = tmp_path / "scenario"
+    write_oci_layout(build_image([app]), scenario / "layout")
+    (scenario / "scenario.yaml").write_text(
+        textwrap.dedent("""\
+        images:
+          big-app:
+            repository: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors
+            tags: [latest]
+            oci_layout: layout
+        services:
+          nba-phase2-raw-processors:
+            image: us-west2-docker.pkg.dev/{{ project }}/nba-props/nba-phase2-raw-processors:latest
+            revisions: [{suffix: 00001-big, image: big-app}]
+        """)
+    )
+    suite.reuse_sandbox(str(scenario))
+    evidence = {}
+    for mode, extra in (("default", ()), ("verify", ("--verify-layers",))):
+        result = suite.run(
+            "-m",
+            "postdeploy",
+            "-k",
+            "code",
+            "--service",
+            PHASE2,
+            "--target",
+            f"sandbox:{scenario}",
+            "--report-dir",
+            mode,
+            "--cache-dir",
+            str(tmp_path / f"cache-{mode}"),
+            *extra,
+        )
+        assert result.ret == 0, result.stdout.str()
+        [finding] = findings_for(suite.report(mode), "code", PHASE2)
+        evidence[mode] = finding["evidence"]
+    assert 1_000_000 < evidence["default"]["bytes_read"] < 0.6 * app.size
+    assert "layer 0 read in part (" in evidence["default"]["note"]
+    assert f"of {app.size:,} bytes), blob digest not verified" in evidence["default"]["note"]
+    assert evidence["verify"]["bytes_read"] > app.size and evidence["verify"]["note"] == ""

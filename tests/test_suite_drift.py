@@ -6,11 +6,12 @@ from datetime import datetime, timezone
 
 import httpx
 
-from conftest import findings_for
 from deploycheck.cloudrun import JobState
 from deploycheck.findings import Outcome
 from deploycheck.imageref import ImageRef
 from deploycheck.rules.drift import evaluate_orphans, evaluate_stale_job
+
+from conftest import findings_for
 
 NOW = datetime(2026, 2, 1, tzinfo=timezone.utc)
 PHASE2 = ImageRef.parse("us-west2-docker.pkg.dev/nba-props-platform/nba-props/nba-phase2-raw-processors:latest")
@@ -18,15 +19,32 @@ OLD, NEW = "sha256:" + "0" * 64, "sha256:" + "1" * 64
 
 
 def job(last_run=datetime(2025, 9, 18, tzinfo=timezone.utc)):
-    return JobState(name="nbac-schedule-processor-backfill", image="gcr.io/nba-props-platform/x", service_account="",
-                    labels={}, create_time=None, update_time=None, execution_count=1, last_execution="e1",
-                    last_execution_time=last_run)
+    return JobState(
+        name="nbac-schedule-processor-backfill",
+        image="gcr.io/nba-props-platform/x",
+        service_account="",
+        labels={},
+        create_time=None,
+        update_time=None,
+        execution_count=1,
+        last_execution="e1",
+        last_execution_time=last_run,
+    )
 
 
 def stale(image, digest, **overrides):
-    args = dict(image=ImageRef.parse(image), digest=digest, created="2025-08-01T00:00:00Z", expected=PHASE2,
-                expected_digest=NEW, expected_created="2026-01-31T00:00:00Z", legacy_registries=["gcr.io"], now=NOW,
-                region="us-west2", project="nba-props-platform")
+    args = dict(
+        image=ImageRef.parse(image),
+        digest=digest,
+        created="2025-08-01T00:00:00Z",
+        expected=PHASE2,
+        expected_digest=NEW,
+        expected_created="2026-01-31T00:00:00Z",
+        legacy_registries=["gcr.io"],
+        now=NOW,
+        region="us-west2",
+        project="nba-props-platform",
+    )
     return evaluate_stale_job(job(), **{**args, **overrides})
 
 
@@ -35,8 +53,10 @@ def test_stale_job_on_a_legacy_registry_names_both_and_the_update_command():
     assert finding.outcome is Outcome.FAIL
     assert "legacy registry gcr.io" in finding.summary and "built 184 days ago" in finding.summary
     assert "last ran 136 days ago (unused for months" in finding.summary
-    assert finding.remediation == ("gcloud run jobs update nbac-schedule-processor-backfill --image "
-                                   f"{PHASE2.repository}@{NEW} --region us-west2 --project nba-props-platform")
+    assert finding.remediation == (
+        "gcloud run jobs update nbac-schedule-processor-backfill --image "
+        f"{PHASE2.repository}@{NEW} --region us-west2 --project nba-props-platform"
+    )
 
 
 def test_job_on_the_current_service_digest_passes():
@@ -45,20 +65,41 @@ def test_job_on_the_current_service_digest_passes():
 
 
 def test_orphans_both_ways():
-    findings = evaluate_orphans("p/r", deployed_services=["a", "b"], deployed_jobs=["j", "x"],
-                                declared_services=["a", "c"], declared_jobs=["j"], region="r", project="p")
+    findings = evaluate_orphans(
+        "p/r",
+        deployed_services=["a", "b"],
+        deployed_jobs=["j", "x"],
+        declared_services=["a", "c"],
+        declared_jobs=["j"],
+        region="r",
+        project="p",
+    )
     summaries = " | ".join(f.summary for f in findings)
     assert "1 deployed services nobody declared: b" in summaries and "1 declared services not deployed" in summaries
     assert "1 deployed jobs nobody declared: x" in summaries
-    [clean] = evaluate_orphans("p/r", deployed_services=["a"], deployed_jobs=[], declared_services=["a"],
-                               declared_jobs=[], region="r", project="p")
+    [clean] = evaluate_orphans(
+        "p/r",
+        deployed_services=["a"],
+        deployed_jobs=[],
+        declared_services=["a"],
+        declared_jobs=[],
+        region="r",
+        project="p",
+    )
     assert clean.outcome is Outcome.PASS
 
 
 def test_an_empty_listing_is_named_as_such_not_as_ordinary_drift():
     """`{}` from services.list and a region really emptied look alike: the finding says which to suspect."""
-    [finding] = evaluate_orphans("p/r", deployed_services=[], deployed_jobs=[], declared_services=["a", "c"],
-                                 declared_jobs=[], region="r", project="p")
+    [finding] = evaluate_orphans(
+        "p/r",
+        deployed_services=[],
+        deployed_jobs=[],
+        declared_services=["a", "c"],
+        declared_jobs=[],
+        region="r",
+        project="p",
+    )
     assert finding.outcome is Outcome.FAIL
     assert finding.summary.startswith("services.list answered an empty list for p/r, yet the inventory declares 2")
     assert finding.remediation == "gcloud run services list --region r --project p"

@@ -42,13 +42,19 @@ def test_emulator_down_is_an_error_not_a_pass(suite, tmp_path):
 def test_wrongly_typed_heartbeat_is_red(suite, tmp_path):
     scenario = tmp_path / "typed"
     scenario.mkdir()
-    docs = "\n".join(f'    - {{id: "{name}", fields: {{processor_name: "{name}", last_heartbeat: now-5m}}}}'
-                     for name in ("p2_nba_raw.bdl_live_boxscores", "p2_nba_raw.bdl_player_boxscores"))
-    (scenario / "scenario.yaml").write_text(textwrap.dedent("""\
+    docs = "\n".join(
+        f'    - {{id: "{name}", fields: {{processor_name: "{name}", last_heartbeat: now-5m}}}}'
+        for name in ("p2_nba_raw.bdl_live_boxscores", "p2_nba_raw.bdl_player_boxscores")
+    )
+    (scenario / "scenario.yaml").write_text(
+        textwrap.dedent("""\
         firestore:
           processor_heartbeats:
             - {id: PlayerDailyCacheProcessor, fields: {processor_name: PlayerDailyCacheProcessor, last_heartbeat: "yesterday"}}
-        """) + docs + "\n")
+        """)
+        + docs
+        + "\n"
+    )
     result = suite.run("-m", "nightly", "-k", "heartbeat", "--target", f"sandbox:{scenario}", "--report-dir", "out")
     assert result.ret == 1
     summaries = " | ".join(f["summary"] for f in suite.report()["findings"])

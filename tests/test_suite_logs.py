@@ -20,13 +20,17 @@ def test_incident_each_seeded_log_fault_is_red(suite):
     assert result.ret == 1
     report = suite.report()
     failing = {(f["check"], f["resource"]) for f in report["findings"] if f["outcome"] != "pass"}
-    assert failing == {("boot", "nba-phase3-analytics-processors"), ("boot", "prediction-worker"),
-                       ("heartbeat-log", PHASE2), ("log-visibility", "prediction-coordinator")}
+    assert failing == {
+        ("boot", "nba-phase3-analytics-processors"),
+        ("boot", "prediction-worker"),
+        ("heartbeat-log", PHASE2),
+        ("log-visibility", "prediction-coordinator"),
+    }
     [phase3] = findings_for(report, "boot", "nba-phase3-analytics-processors")
     assert phase3["severity"] == "P0" and "cannot import name 'firestore' from 'google.cloud'" in phase3["summary"]
     rollback, why = phase3["remediation"].splitlines()  # stop the bleeding first, then see why
     assert rollback.startswith("gcloud run services update-traffic nba-phase3-analytics-processors --to-revisions=")
-    assert why.startswith("gcloud logging read 'resource.type=\"cloud_run_revision\"")
+    assert why.startswith('gcloud logging read \'resource.type="cloud_run_revision"')
     [heartbeats] = findings_for(report, "heartbeat-log", PHASE2)
     assert "NbacTeamBoxscoreProcessor_None_a7ac21c9" in heartbeats["summary"]
     [blackout] = findings_for(report, "log-visibility", "prediction-coordinator")
@@ -52,17 +56,24 @@ def test_three_log_checks_of_one_service_make_five_bounded_logging_calls(suite):
     assert calls["POST /v2/entries:list"] == 5
 
 
-@pytest.mark.parametrize("fault, cause", [
-    ({"status": 503}, "Cloud Logging entries.list answered HTTP 503"),
-    ({"status": 403, "message": "Permission 'logging.logEntries.list' denied"}, "missing permission logging.logEntries.list"),
-])
+@pytest.mark.parametrize(
+    "fault, cause",
+    [
+        ({"status": 503}, "Cloud Logging entries.list answered HTTP 503"),
+        (
+            {"status": 403, "message": "Permission 'logging.logEntries.list' denied"},
+            "missing permission logging.logEntries.list",
+        ),
+    ],
+)
 def test_logging_outage_or_denial_is_an_error_naming_the_cause(suite, fault, cause):
     info = suite.reuse_sandbox("healthy")
     rule = {"method": "POST", "path_regex": "^/v2/entries:list", **fault}
     httpx.post(f"{info.api_url}/_sandbox/faults", json={"faults": [rule]}).raise_for_status()
     try:
-        result = suite.run("-m", "postdeploy", "-k", LOG_CHECKS, "--service", PHASE2, "--target", "sandbox:healthy",
-                           "--deadline", "2")
+        result = suite.run(
+            "-m", "postdeploy", "-k", LOG_CHECKS, "--service", PHASE2, "--target", "sandbox:healthy", "--deadline", "2"
+        )
     finally:
         httpx.post(f"{info.api_url}/_sandbox/faults", json={"faults": []}).raise_for_status()
     assert result.ret == 1
@@ -74,14 +85,19 @@ def test_a_log_pattern_cloud_logging_cannot_run_is_refused_when_the_inventory_lo
     """A lookahead is valid Python but not RE2: Cloud Logging would refuse the query, so the
     inventory refuses the pattern first, with its line (the stand-in refuses such queries too)."""
     inventory = (suite.path / "services.yaml").read_text()
-    inventory = inventory.replace(r"expected: '(?:Started|Stopped) heartbeat for p2_nba_raw\.\w+'",
-                                  r"expected: '(?:Started|Stopped) heartbeat for (?=p2_)p2_nba_raw\.\w+'", 1)
+    inventory = inventory.replace(
+        r"expected: '(?:Started|Stopped) heartbeat for p2_nba_raw\.\w+'",
+        r"expected: '(?:Started|Stopped) heartbeat for (?=p2_)p2_nba_raw\.\w+'",
+        1,
+    )
     assert "(?=p2_)" in inventory
     (suite.path / "services.yaml").write_text(inventory)
     result = suite.run("-m", "postdeploy", "-k", LOG_CHECKS, "--service", PHASE2, "--target", "sandbox:healthy")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
-    assert re.search(r"services\.yaml:\d+:\d+: services\[0\]\.heartbeat_log\.expected: .*'\(\?=' is a lookahead", err), err
+    assert re.search(
+        r"services\.yaml:\d+:\d+: services\[0\]\.heartbeat_log\.expected: .*'\(\?=' is a lookahead", err
+    ), err
     assert "RE2" in err
 
 
@@ -111,10 +127,13 @@ logs:
 
 
 def volume_scenario(directory, *, extra: str = "") -> str:
-    scenario = phase2_scenario(directory, service="""\
+    scenario = phase2_scenario(
+        directory,
+        service="""\
     revisions:
       - {suffix: 00200-vol, image: app, created: now-20h}
-""")
+""",
+    )
     with (scenario / "scenario.yaml").open("a") as handle:
         handle.write(VOLUME + extra)
     return f"sandbox:{scenario}"
@@ -155,7 +174,9 @@ def test_the_same_100000_lines_without_faults_pass_in_under_30s(suite, tmp_path)
 def test_a_listing_cut_at_the_limit_is_an_error_naming_the_limit_and_the_option(suite, tmp_path):
     """The newest revision crash-loops 1,500 times while traffic stays on the previous one: with
     1,000 lines read, whether the serving revision failed too is unknown, so boot cannot pass."""
-    scenario = phase2_scenario(tmp_path / "crash-loop", service=f"""\
+    scenario = phase2_scenario(
+        tmp_path / "crash-loop",
+        service=f"""\
     revisions:
       - {{suffix: 00200-vol, image: app, created: now-20h}}
       - {{suffix: 00201-bad, image: app, created: now-2h, ready: false}}
@@ -169,17 +190,31 @@ log_volume:
     lines: [{{severity: ERROR, text: "ModuleNotFoundError: No module named 'google.cloud.monitoring_v3'"}}]
 logs:
   - {{service: {PHASE2}, revision: 00200-vol, at: now-3h, severity: INFO, text: "Booting worker with pid: 7"}}
-""")
-    result = suite.run("-m", "postdeploy", "-k", "boot", "--service", PHASE2, "--target", f"sandbox:{scenario}",
-                       "--report-dir", "out")
+""",
+    )
+    result = suite.run(
+        "-m", "postdeploy", "-k", "boot", "--service", PHASE2, "--target", f"sandbox:{scenario}", "--report-dir", "out"
+    )
     assert result.ret == 1
     [boot] = findings_for(suite.report(), "boot", PHASE2)
     assert boot["outcome"] == "error", boot
     assert "more than 1,000 boot-error lines" in boot["summary"]
     assert "limit of 1,000 entries (--max-log-entries); raise --max-log-entries" in boot["summary"]
 
-    result = suite.run("-m", "postdeploy", "-k", "boot", "--service", PHASE2, "--target", f"sandbox:{scenario}",
-                       "--report-dir", "out", "--max-log-entries", "2000")
+    result = suite.run(
+        "-m",
+        "postdeploy",
+        "-k",
+        "boot",
+        "--service",
+        PHASE2,
+        "--target",
+        f"sandbox:{scenario}",
+        "--report-dir",
+        "out",
+        "--max-log-entries",
+        "2000",
+    )
     [boot] = findings_for(suite.report(), "boot", PHASE2)
     assert boot["outcome"] == "fail" and boot["severity"] == "P1", boot
     assert f"the newest revision {PHASE2}-00201-bad fails at boot" in boot["summary"]
@@ -188,12 +223,16 @@ logs:
 def test_boot_cannot_pass_without_a_single_line_from_the_serving_revision(suite, tmp_path):
     """The stand-in answers `{}` to every query: no boot error, but also no sign that this
     revision's logs reach Cloud Logging at all."""
-    scenario = phase2_scenario(tmp_path / "silent", service="""\
+    scenario = phase2_scenario(
+        tmp_path / "silent",
+        service="""\
     revisions:
       - {suffix: 00200-vol, image: app, created: now-20h}
-""")
-    result = suite.run("-m", "postdeploy", "-k", "boot", "--service", PHASE2, "--target", f"sandbox:{scenario}",
-                       "--report-dir", "out")
+""",
+    )
+    result = suite.run(
+        "-m", "postdeploy", "-k", "boot", "--service", PHASE2, "--target", f"sandbox:{scenario}", "--report-dir", "out"
+    )
     assert result.ret == 1
     [boot] = findings_for(suite.report(), "boot", PHASE2)
     assert boot["outcome"] == "error", boot
@@ -207,8 +246,9 @@ def test_a_stalled_logging_api_errors_within_the_runs_deadline(suite):
     httpx.post(f"{info.api_url}/_sandbox/faults", json={"faults": [rule]}).raise_for_status()
     began = time.monotonic()
     try:
-        result = suite.run("-m", "postdeploy", "-k", "boot", "--service", PHASE2, "--target", "sandbox:healthy",
-                           "--deadline", "2")
+        result = suite.run(
+            "-m", "postdeploy", "-k", "boot", "--service", PHASE2, "--target", "sandbox:healthy", "--deadline", "2"
+        )
     finally:
         httpx.post(f"{info.api_url}/_sandbox/faults", json={"faults": []}).raise_for_status()
     assert result.ret == 1

@@ -49,9 +49,14 @@ def test_incident_then_healthy_shows_what_was_fixed_and_the_reverse_shows_it_new
     again = nightly(suite, "incident", "C", "--previous", "B")  # a directory: its newest report
     assert again.ret == 1
     relapse = suite.report("C")
-    assert relapse["changes"] == {"new": len(broken), "still": 0, "fixed": 0, "unchecked": 0,
-                                  "previous": str(suite.path / "B" / "report.json"),
-                                  "previous_started": healthy["summary"]["started"]}
+    assert relapse["changes"] == {
+        "new": len(broken),
+        "still": 0,
+        "fixed": 0,
+        "unchecked": 0,
+        "previous": str(suite.path / "B" / "report.json"),
+        "previous_started": healthy["summary"]["started"],
+    }
     assert all(f["change"] == "new" and f["since"] == relapse["summary"]["started"] for f in failing(relapse))
     assert f"**{len(broken)} new**, 0 still failing, **0 fixed**" in (suite.path / "C" / "report.md").read_text()
     page = (suite.path / "C" / "report.html").read_text()
@@ -70,7 +75,10 @@ def test_incident_groups_the_backfill_jobs_stale_images_into_one_loop_and_prints
     [stale] = [g for g in report["groups"] if g["check"] == "stale-jobs"]
     assert stale["cause"] == "stale-image" and len(stale["resources"]) == BACKFILL_JOBS
     assert stale["remediation"].startswith("for name in bdl-active-players-processor-backfill ")
-    assert '\n  gcloud run jobs update "${name}" --image us-west2-docker.pkg.dev/nba-props-platform/' in stale["remediation"]
+    assert (
+        '\n  gcloud run jobs update "${name}" --image us-west2-docker.pkg.dev/nba-props-platform/'
+        in stale["remediation"]
+    )
     assert stale["remediation"].endswith("--region us-west2 --project nba-props-platform\ndone")
     markdown = (suite.path / "out" / "report.md").read_text()
     assert markdown.count("P2 FAIL · stale-jobs · stale-image · 21 resources") == 1
@@ -130,15 +138,29 @@ def test_a_previous_report_that_is_not_one_stops_the_run_with_exit_4_and_a_repor
 def test_a_serving_revision_that_fails_at_boot_is_rolled_back_first(suite):
     suite.reuse_sandbox("incident")
     service = "nba-phase3-analytics-processors"
-    result = suite.run("-m", "postdeploy", "--service", service, "--target", "sandbox:incident", "--report-dir", "out",
-                       "--pyargs", "deploycheck_pytest.checks.test_logs", "-k", "boot")
+    result = suite.run(
+        "-m",
+        "postdeploy",
+        "--service",
+        service,
+        "--target",
+        "sandbox:incident",
+        "--report-dir",
+        "out",
+        "--pyargs",
+        "deploycheck_pytest.checks.test_logs",
+        "-k",
+        "boot",
+    )
     assert result.ret == 1
     [boot] = [f for f in suite.report()["findings"] if f["check"] == "boot"]
     assert boot["severity"] == "P0" and boot["cause"] == "boot-error"
     rollback, why = boot["remediation"].splitlines()
     # 00170 crashes at import; 00168 was the ready revision before it.
-    assert rollback == (f"gcloud run services update-traffic {service} --to-revisions={service}-00168-k1p=100 "
-                        "--region us-west2 --project nba-props-platform")
+    assert rollback == (
+        f"gcloud run services update-traffic {service} --to-revisions={service}-00168-k1p=100 "
+        "--region us-west2 --project nba-props-platform"
+    )
     assert why.startswith("gcloud logging read ") and f"{service}-00170-q2m" in why
     assert f"      fix: {rollback}" in result.stdout.str()
 
@@ -149,5 +171,8 @@ def test_no_credentials_is_a_report_naming_the_project_and_the_way_to_log_in(sui
     report = suite.report()
     assert "Application Default Credentials" in report["error"]
     assert (report["project"], report["region"]) == ("nba-props-platform", "us-west2")
-    assert (suite.path / "out" / "report.md").read_text().startswith(
-        "## deploycheck: nba-props-platform (us-west2) could not start")
+    assert (
+        (suite.path / "out" / "report.md")
+        .read_text()
+        .startswith("## deploycheck: nba-props-platform (us-west2) could not start")
+    )

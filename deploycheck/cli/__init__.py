@@ -17,10 +17,10 @@ import sys
 from collections.abc import Callable
 
 from .. import __version__
-from . import checks, inventory, sandbox
+from . import checks, inventory, report, sandbox
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliParser, split_passthrough
 
-COMMANDS = (checks, inventory, sandbox)
+COMMANDS = (checks, inventory, sandbox, report)
 DESCRIPTION = (
     "Verify that what runs on Google Cloud Run is what the team thinks runs there: a deploy gate and a "
     "nightly drift report over the services and jobs of services.yaml, run with pytest."

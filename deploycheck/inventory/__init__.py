@@ -23,18 +23,43 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from .configured import unconfigured_reason
 from .messages import schema_issue
-from .resolve import Parts, Resolver
+from .resolve import WAIVABLE_CHECKS, Parts, Resolver
 from .schema import InventoryFile, inventory_json_schema
 from .source import MAX_INVENTORY_BYTES, inventory_text, read_inventory_bytes
-from .resolve import WAIVABLE_CHECKS
-from .specs import (CodePattern, HeartbeatLogSpec, HeartbeatSpec, Inventory, InventoryError, InventoryIssue, JobSpec,
-                    ServiceSpec, WaiverSpec)
+from .specs import (
+    CodePattern,
+    HeartbeatLogSpec,
+    HeartbeatSpec,
+    Inventory,
+    InventoryError,
+    InventoryIssue,
+    JobSpec,
+    ServiceSpec,
+    WaiverSpec,
+)
 from .yamlread import MAX_DEPTH, MAX_EXPANDED_NODES, Loc, YamlReader, field_path
 
-__all__ = ["CodePattern", "HeartbeatLogSpec", "HeartbeatSpec", "Inventory", "InventoryError", "InventoryFile",
-           "InventoryIssue", "JobSpec", "MAX_DEPTH", "MAX_EXPANDED_NODES", "MAX_INVENTORY_BYTES", "ServiceSpec",
-           "WAIVABLE_CHECKS", "WaiverSpec", "inventory_json_schema", "load_inventory"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_EXPANDED_NODES",
+    "MAX_INVENTORY_BYTES",
+    "WAIVABLE_CHECKS",
+    "CodePattern",
+    "HeartbeatLogSpec",
+    "HeartbeatSpec",
+    "Inventory",
+    "InventoryError",
+    "InventoryFile",
+    "InventoryIssue",
+    "JobSpec",
+    "ServiceSpec",
+    "WaiverSpec",
+    "inventory_json_schema",
+    "load_inventory",
+    "unconfigured_reason",
+]
 
 
 def load_inventory(path: str | Path) -> Inventory:
@@ -57,13 +82,30 @@ def load_inventory(path: str | Path) -> Inventory:
     waivers = resolver.waivers() if resolver else []
     if issues:
         raise InventoryError(issues)
-    count = document.heartbeats.count
+    assert resolver is not None  # Parts.of refuses only documents the schema refused too
     return Inventory(
-        source=source, project=document.project, region=document.region, registry=document.registry,
-        legacy_registries=list(document.legacy_registries), services=services, jobs=jobs,
-        heartbeats=HeartbeatSpec(
-            collection=document.heartbeats.collection, id_pattern=document.heartbeats.id_pattern,
-            bad_id_patterns=list(document.heartbeats.bad_id_patterns), expected_min=count.expected_min,
-            expected_max=count.expected_max, p1_above=count.p1_above, p0_above=count.p0_above,
-            max_age_hours=document.heartbeats.max_age_hours),
-        patterns=resolver.patterns, waivers=waivers)
+        source=source,
+        project=document.project,
+        region=document.region,
+        registry=document.registry,
+        legacy_registries=list(document.legacy_registries),
+        services=services,
+        jobs=jobs,
+        heartbeats=_heartbeat_spec(document.heartbeats) if document.heartbeats else None,
+        patterns=resolver.patterns,
+        waivers=waivers,
+    )
+
+
+def _heartbeat_spec(entry) -> HeartbeatSpec:
+    count = entry.count
+    return HeartbeatSpec(
+        collection=entry.collection,
+        id_pattern=entry.id_pattern,
+        bad_id_patterns=list(entry.bad_id_patterns),
+        expected_min=count.expected_min,
+        expected_max=count.expected_max,
+        p1_above=count.p1_above,
+        p0_above=count.p0_above,
+        max_age_hours=entry.max_age_hours,
+    )

@@ -35,7 +35,8 @@ def _is_model(annotation: Any) -> bool:
 
 def _schema_at(loc: Loc) -> tuple[Any, str | None]:
     """The type that validates `loc` in the file format and its description, (None, None) if unknown."""
-    annotation, description = InventoryFile, None
+    annotation: Any = InventoryFile
+    description: str | None = None
     for part in loc:
         if _is_model(annotation):
             field = annotation.model_fields.get(part) if isinstance(part, str) else None
@@ -64,11 +65,19 @@ def _expected(loc: Loc) -> str:
     if _is_model(annotation):
         return f"a mapping with keys: {', '.join(_keys_of(annotation))}"
     return {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "a mapping"}.get(
-        get_origin(annotation) or annotation, "a valid value")
+        get_origin(annotation) or annotation, "a valid value"
+    )
 
 
-_YAML_TYPE_NAMES = {type(None): "null", bool: "boolean", int: "integer", float: "number", str: "string",
-                    list: "list", dict: "mapping"}
+_YAML_TYPE_NAMES = {
+    type(None): "null",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "list",
+    dict: "mapping",
+}
 
 
 def _shown(value: Any) -> str:
@@ -88,15 +97,21 @@ def schema_issue(error: ErrorDetails, positions: Positions, file: str) -> Invent
     loc, kind, value = tuple(error["loc"]), error["type"], error.get("input")
     if loc and loc[-1] == "[key]":  # a mapping key of the wrong type, e.g. `1:` under patterns
         loc = loc[:-1]
-        return InventoryIssue(file, *positions.key(loc), field_path(loc),
-                              f"key {_shown(loc[-1])} is not valid (expected a string)")
+        return InventoryIssue(
+            file, *positions.key(loc), field_path(loc), f"key {_shown(loc[-1])} is not valid (expected a string)"
+        )
     if kind == "extra_forbidden":
         keys = _keys_of(_schema_at(loc[:-1])[0])
-        return InventoryIssue(file, *positions.key(loc), field_path(loc),
-                              f"unknown key{did_you_mean(loc[-1], keys)} (expected one of: {', '.join(keys)})")
+        return InventoryIssue(
+            file,
+            *positions.key(loc),
+            field_path(loc),
+            f"unknown key{did_you_mean(loc[-1], keys)} (expected one of: {', '.join(keys)})",
+        )
     if kind == "missing":
-        return InventoryIssue(file, *positions.key(loc[:-1]), field_path(loc),
-                              f"missing required key (expected {_expected(loc)})")
+        return InventoryIssue(
+            file, *positions.key(loc[:-1]), field_path(loc), f"missing required key (expected {_expected(loc)})"
+        )
     line, column = positions.value(loc)
     if kind.endswith("_type"):
         message = "the document is empty" if not loc and value is None else f"wrong type: got {_shown(value)}"
@@ -108,5 +123,3 @@ def schema_issue(error: ErrorDetails, positions: Positions, file: str) -> Invent
     else:
         message = f"invalid value {_shown(value)}: {error['msg']} (expected {_expected(loc)})"
     return InventoryIssue(file, line, column, field_path(loc), message)
-
-

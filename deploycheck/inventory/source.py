@@ -12,8 +12,13 @@ from .specs import InventoryError, InventoryIssue
 MAX_INVENTORY_BYTES = 1024 * 1024
 """The real services.yaml is about 10 KB; a limit keeps a wrong path from being read into memory."""
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def _refused(file: str, message: str, line: int = 0, column: int = 0) -> InventoryError:
@@ -26,8 +31,11 @@ def _not_regular(file: str, mode: int) -> InventoryError:
 
 
 def _too_big(file: str, size: str) -> InventoryError:
-    return _refused(file, f"cannot read the inventory: it is {size} bytes, over the 1 MiB "
-                          f"({MAX_INVENTORY_BYTES:,}-byte) limit (expected a YAML file of at most 1 MiB)")
+    return _refused(
+        file,
+        f"cannot read the inventory: it is {size} bytes, over the 1 MiB "
+        f"({MAX_INVENTORY_BYTES:,}-byte) limit (expected a YAML file of at most 1 MiB)",
+    )
 
 
 def read_inventory_bytes(file: str) -> bytes:
@@ -79,8 +87,12 @@ def inventory_text(file: str, data: bytes) -> str:
         if 0 <= nul < exc.start:
             raise _nul(file, data, nul) from None
         line, column = _line_column(data, exc.start)
-        raise _refused(file, f"byte 0x{data[exc.start]:02x} at byte offset {exc.start:,} is not UTF-8 "
-                             f"(expected a UTF-8 text file)", line, column) from None
+        raise _refused(
+            file,
+            f"byte 0x{data[exc.start]:02x} at byte offset {exc.start:,} is not UTF-8 (expected a UTF-8 text file)",
+            line,
+            column,
+        ) from None
     if nul >= 0:
         raise _nul(file, data, nul)
     return text
@@ -88,5 +100,6 @@ def inventory_text(file: str, data: bytes) -> str:
 
 def _nul(file: str, data: bytes, offset: int) -> InventoryError:
     line, column = _line_column(data, offset)
-    return _refused(file, f"NUL byte at byte offset {offset:,} (expected a text file; is this a binary file?)",
-                    line, column)
+    return _refused(
+        file, f"NUL byte at byte offset {offset:,} (expected a text file; is this a binary file?)", line, column
+    )

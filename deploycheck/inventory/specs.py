@@ -3,7 +3,7 @@ resolved to full references, pattern names replaced by the patterns; and the err
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -87,6 +87,11 @@ class ServiceSpec:
     heartbeat_log: HeartbeatLogSpec | None  # None: the service logs no heartbeats
     processors: list[str]  # heartbeat processor names this service writes
     line: int  # where the entry starts in the inventory file
+    region: str = ""  # where it runs: its own `region`, else the inventory's
+    own_region: bool = False  # the entry names its region itself (--region does not move it)
+    # The inventory says something about commits (commit_label, commit_env or service_commit_labels, in the
+    # entry or its defaults); without it and without --expect-commit the commit check has nothing to hold.
+    commit_declared: bool = True
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,8 @@ class JobSpec:
     image: ImageRef | None  # ... or, when it runs no service's image, its own expected image
     code: list[CodePattern]
     line: int
+    region: str = ""  # where it runs: its own `region`, else the inventory's
+    own_region: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,9 +127,32 @@ class Inventory:
     legacy_registries: list[str]
     services: list[ServiceSpec]
     jobs: list[JobSpec]
-    heartbeats: HeartbeatSpec
+    heartbeats: HeartbeatSpec | None  # None: no `heartbeats:` section, heartbeat-docs is not configured
     patterns: dict[str, CodePattern]
     waivers: list[WaiverSpec] = field(default_factory=list)
+
+    def with_overrides(self, *, project: str | None = None, region: str | None = None) -> Inventory:
+        """The inventory as run with --project / --region: the top-level values replaced, and every
+        entry that does not name its own region moved to the new one."""
+        if not project and not region:
+            return self
+        region = region or self.region
+
+        def moved(entry):
+            return entry if entry.own_region else replace(entry, region=region)
+
+        return replace(
+            self,
+            project=project or self.project,
+            region=region,
+            services=[moved(spec) for spec in self.services],
+            jobs=[moved(spec) for spec in self.jobs],
+        )
+
+    def regions(self) -> list[str]:
+        """Every region the inventory's entries run in, the top-level one first."""
+        entries: list[ServiceSpec | JobSpec] = [*self.services, *self.jobs]
+        return list(dict.fromkeys([self.region, *(spec.region for spec in entries)]))
 
     def service(self, name: str) -> ServiceSpec:
         for spec in self.services:
@@ -144,7 +174,11 @@ class Inventory:
 
     def job_image(self, job: JobSpec) -> ImageRef:
         """The image the job must run: the image of the service it runs, or its own."""
-        return self.service(job.runs).image if job.runs else job.image
+        if job.runs:
+            return self.service(job.runs).image
+        if job.image is None:  # load_inventory refuses such a job
+            raise ValueError(f"job {job.name!r} names neither a service nor an image")
+        return job.image
 
     def legacy_registry_of(self, image: ImageRef) -> str | None:
         """The entry of legacy_registries the image lives under, or None."""
@@ -152,5 +186,11 @@ class Inventory:
 
 
 def legacy_registry_among(image: ImageRef, legacy_registries: list[str]) -> str | None:
-    return next((prefix for prefix in legacy_registries
-                 if image.repository == prefix or image.repository.startswith(prefix + "/")), None)
+    return next(
+        (
+            prefix
+            for prefix in legacy_registries
+            if image.repository == prefix or image.repository.startswith(prefix + "/")
+        ),
+        None,
+    )

@@ -67,24 +67,29 @@ class _BoundedLoader(yaml.SafeLoader):
         super().__init__(text)
         self._depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self._depth >= MAX_DEPTH:
-            raise _Refused(self.peek_event().start_mark, f"nesting deeper than {MAX_DEPTH} levels "
-                                                         f"(expected an inventory nested a few levels deep)")
+            raise _Refused(
+                self.peek_event().start_mark,
+                f"nesting deeper than {MAX_DEPTH} levels (expected an inventory nested a few levels deep)",
+            )
         self._depth += 1
         try:
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
-    def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
         """PyYAML lets datetime's ValueError escape for a date that looks right but does not exist."""
         try:
             return super().construct_yaml_timestamp(node)
         except ValueError as exc:
             raise yaml.constructor.ConstructorError(
-                None, None, f"{node.value!r} is not a valid date: {exc} (expected a real date YYYY-MM-DD)",
-                node.start_mark) from None
+                None,
+                None,
+                f"{node.value!r} is not a valid date: {exc} (expected a real date YYYY-MM-DD)",
+                node.start_mark,
+            ) from None
 
 
 _BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _BoundedLoader.construct_yaml_timestamp)
@@ -115,17 +120,25 @@ def _check_expansion(root: yaml.Node) -> None:
             sizes[key] = 1 + sum(sizes[id(child)] for child in children)
             depths[key] = 1 + max((depths[id(child)] for child in children), default=0)
             if sizes[key] > MAX_EXPANDED_NODES:
-                raise _Refused(node.start_mark, f"aliases expand this to more than {MAX_EXPANDED_NODES:,} "
-                                                f"nodes (an alias bomb?; expected plain data, aliases used sparingly)")
+                raise _Refused(
+                    node.start_mark,
+                    f"aliases expand this to more than {MAX_EXPANDED_NODES:,} "
+                    f"nodes (an alias bomb?; expected plain data, aliases used sparingly)",
+                )
             if depths[key] > MAX_DEPTH:
-                raise _Refused(node.start_mark, f"aliases nest this deeper than {MAX_DEPTH} levels "
-                                                f"(expected an inventory nested a few levels deep)")
+                raise _Refused(
+                    node.start_mark,
+                    f"aliases nest this deeper than {MAX_DEPTH} levels "
+                    f"(expected an inventory nested a few levels deep)",
+                )
             continue
         if key in sizes:
             continue
         if key in open_nodes:
-            raise _Refused(node.start_mark, "an alias refers to a node that contains it "
-                                            "(a recursive structure; expected plain data)")
+            raise _Refused(
+                node.start_mark,
+                "an alias refers to a node that contains it (a recursive structure; expected plain data)",
+            )
         open_nodes.add(key)
         stack.append((node, True))
         stack.extend((child, False) for child in children if id(child) not in sizes)
@@ -142,9 +155,16 @@ class YamlReader:
         try:
             self._loader = _BoundedLoader(text)  # PyYAML checks the characters of a str here
         except yaml.reader.ReaderError as err:  # a character YAML does not allow, e.g. a control character
-            raise InventoryError([InventoryIssue(
-                file, *_line_column(text, err.position), "",
-                f"character U+{err.character:04X} is not allowed in YAML (expected printable text)")]) from None
+            raise InventoryError(
+                [
+                    InventoryIssue(
+                        file,
+                        *_line_column(text, err.position),
+                        "",
+                        f"character U+{err.character:04X} is not allowed in YAML (expected printable text)",
+                    )
+                ]
+            ) from None
         try:
             root = self._loader.get_single_node()
             if root is not None:
@@ -177,10 +197,15 @@ class YamlReader:
                 empty = isinstance(value_node, yaml.ScalarNode) and value_node.value == "" and not value_node.style
                 self.positions.record(path + (key,), key_mark, key_mark if empty else _mark(value_node))
                 if key in first_lines and first_visit:
-                    self.issues.append(InventoryIssue(
-                        self.file, *key_mark, field_path(path + (key,)),
-                        f"duplicate key: {key!r} is already set at line {first_lines[key]} "
-                        f"(YAML silently keeps only the last value; expected each key once)"))
+                    self.issues.append(
+                        InventoryIssue(
+                            self.file,
+                            *key_mark,
+                            field_path(path + (key,)),
+                            f"duplicate key: {key!r} is already set at line {first_lines[key]} "
+                            f"(YAML silently keeps only the last value; expected each key once)",
+                        )
+                    )
                 first_lines.setdefault(key, key_mark[0])
                 self._walk(value_node, path + (key,))
 
@@ -214,4 +239,3 @@ def field_path(path: Loc) -> str:
         else:
             text += f"[{part!r}]"
     return text
-

@@ -13,8 +13,10 @@ _FONT = 'font-family="system-ui, sans-serif" font-size="11"'
 
 
 def _svg(width: int, height: int, title: str, body: list[str]) -> Markup:
-    return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
-                  f'width="{width}" height="{height}" {_FONT}><title>{escape(title)}</title>{"".join(body)}</svg>')
+    return Markup(
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" {_FONT}><title>{escape(title)}</title>{"".join(body)}</svg>'
+    )
 
 
 def _text(x: float, y: float, text: object, anchor: str = "start", extra: str = "") -> str:
@@ -43,7 +45,7 @@ def failing_per_night(nights: list[dict]) -> Markup:
         y = top + plot_h * (1 - fraction)
         body.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
         body.append(_text(left - 4, y + 4, round(ceiling * fraction), "end", 'fill="#666"'))
-    for index, (night, total) in enumerate(zip(nights, totals)):
+    for index, (night, total) in enumerate(zip(nights, totals, strict=True)):
         x = left + slot * index + (slot - bar) / 2
         y = top + plot_h
         for severity, colour in SEVERITY_COLOURS.items():
@@ -52,8 +54,10 @@ def failing_per_night(nights: list[dict]) -> Markup:
                 continue
             h = plot_h * count / ceiling
             y -= h
-            body.append(f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{colour}">'
-                        f'<title>{escape(night["label"])}: {count} {severity}</title></rect>')
+            body.append(
+                f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{colour}">'
+                f"<title>{escape(night['label'])}: {count} {severity}</title></rect>"
+            )
         body.append(_text(x + bar / 2, y - 3, total, "middle", 'font-weight="600"'))
         if len(nights) <= 16 or index % math.ceil(len(nights) / 16) == 0 or index == len(nights) - 1:
             body.append(_text(x + bar / 2, height - bottom + 14, night["label"], "middle", 'fill="#444"'))
@@ -82,18 +86,29 @@ def heartbeat_documents(nights: list[dict], band: dict | None) -> Markup:
 
     body = []
     if band:
-        zones = [(band["expected_min"], band["expected_max"], "#e6f4ea", f"healthy {band['expected_min']}–{band['expected_max']}"),
-                 (band["expected_max"], band["p1_above"], "#fef7e0", "above range"),
-                 (band["p1_above"], band["p0_above"], "#feefe3", f"P1 >{band['p1_above']}"),
-                 (band["p0_above"], 10 ** log_top, "#fce8e6", f"P0 >{band['p0_above']}")]
+        zones = [
+            (
+                band["expected_min"],
+                band["expected_max"],
+                "#e6f4ea",
+                f"healthy {band['expected_min']}–{band['expected_max']}",
+            ),
+            (band["expected_max"], band["p1_above"], "#fef7e0", "above range"),
+            (band["p1_above"], band["p0_above"], "#feefe3", f"P1 >{band['p1_above']}"),
+            (band["p0_above"], 10**log_top, "#fce8e6", f"P0 >{band['p0_above']}"),
+        ]
         for low, high, colour, label in zones:
             y_high, y_low = y_of(high), y_of(max(low, 1))
-            body.append(f'<rect x="{left}" y="{y_high:.1f}" width="{plot_w}" height="{y_low - y_high:.1f}" fill="{colour}"/>')
+            body.append(
+                f'<rect x="{left}" y="{y_high:.1f}" width="{plot_w}" height="{y_low - y_high:.1f}" fill="{colour}"/>'
+            )
             body.append(_text(left + plot_w + 4, (y_high + y_low) / 2 + 4, label, extra='fill="#555"'))
     for exponent in range(0, int(log_top) + 1):
-        y = y_of(10 ** exponent)
-        body.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ccc" stroke-dasharray="2,3"/>')
-        body.append(_text(left - 4, y + 4, f"{10 ** exponent:,}", "end", 'fill="#666"'))
+        y = y_of(10**exponent)
+        body.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ccc" stroke-dasharray="2,3"/>'
+        )
+        body.append(_text(left - 4, y + 4, f"{10**exponent:,}", "end", 'fill="#666"'))
     step = plot_w / max(len(nights), 1)
     coordinates, marks = [], []
     for index, night in enumerate(nights):
@@ -102,8 +117,10 @@ def heartbeat_documents(nights: list[dict], band: dict | None) -> Markup:
             continue
         y = y_of(night["docs"])
         coordinates.append(f"{x:.1f},{y:.1f}")
-        marks.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#1a73e8"><title>{escape(night["label"])}: '
-                     f'{night["docs"]:,} documents</title></circle>')
+        marks.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#1a73e8"><title>{escape(night["label"])}: '
+            f"{night['docs']:,} documents</title></circle>"
+        )
         marks.append(_text(x, y - 7, f"{night['docs']:,}", "middle", 'font-weight="600"'))
         marks.append(_text(x, height - 6, night["label"], "middle", 'fill="#444"'))
     if len(coordinates) > 1:
@@ -128,16 +145,19 @@ def job_image_ages(jobs: list[dict]) -> Markup:
         w = plot_w * job["days"] / ceiling
         name = job["job"] if len(job["job"]) <= 44 else job["job"][:43] + "…"
         body.append(_text(left - 6, y + 11, name, "end"))
-        body.append(f'<rect x="{left}" y="{y + 2}" width="{max(w, 1):.1f}" height="{row - 4}" '
-                    f'fill="{OUTCOME_COLOURS.get(job["outcome"], "#9aa0a6")}"><title>{escape(job["job"])}: '
-                    f'{job["days"]} days ({escape(job["outcome"])})</title></rect>')
+        body.append(
+            f'<rect x="{left}" y="{y + 2}" width="{max(w, 1):.1f}" height="{row - 4}" '
+            f'fill="{OUTCOME_COLOURS.get(job["outcome"], "#9aa0a6")}"><title>{escape(job["job"])}: '
+            f"{job['days']} days ({escape(job['outcome'])})</title></rect>"
+        )
         body.append(_text(left + w + 4, y + 11, f"{job['days']} d"))
     expected = {job["expected_days"] for job in jobs if job.get("expected_days") is not None}
     if len(expected) == 1:
         (days,) = expected
         x = left + plot_w * days / ceiling
-        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{height - 18}" stroke="#1a73e8" '
-                    f'stroke-dasharray="4,3"/>')
+        body.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{height - 18}" stroke="#1a73e8" stroke-dasharray="4,3"/>'
+        )
         body.append(_text(x, height - 6, f"current image: {days} d", "middle", 'fill="#1a73e8"'))
     body.append(_text(width - right, height - 6, f"{ceiling} days", "end", 'fill="#666"'))
     return _svg(width, height, "image age of each job, in days", body)

@@ -38,7 +38,7 @@ def shell_substitute(template: str, variable: str) -> str:
             continue
         char = template[index]
         if char == "\\" and quote != "'" and index + 1 < len(template):
-            out.append(template[index:index + 2])
+            out.append(template[index : index + 2])
             index += 2
             continue
         if char in "'\"" and quote in ("", char):
@@ -86,8 +86,13 @@ def group_findings(findings: list[dict]) -> list[dict]:
             remediation = _one_for_all(template, resources) if template else None
         group = {
             "id": hashlib.sha256(f"{check}|{cause}|{outcome}|{template}".encode()).hexdigest()[:12],
-            "check": check, "cause": cause, "severity": first["severity"], "outcome": outcome,
-            "summary": summary, "remediation": remediation, "resources": resources,
+            "check": check,
+            "cause": cause,
+            "severity": first["severity"],
+            "outcome": outcome,
+            "summary": summary,
+            "remediation": remediation,
+            "resources": resources,
             "finding_ids": [f["id"] for f in members],
         }
         if remediation and remediation.startswith(f"for {LOOP_VARIABLE} in "):
@@ -98,6 +103,7 @@ def group_findings(findings: list[dict]) -> list[dict]:
             group["changes"] = {"new": changes.count("new"), "still": changes.count("still")}
             group["since"] = min(f["since"] for f in members if "since" in f)
         groups.append(group)
-    groups.sort(key=lambda g: (_severity_rank(g), g["outcome"] != "error", -len(g["resources"]), g["check"],
-                               g["resources"][0]))
+    groups.sort(
+        key=lambda g: (_severity_rank(g), g["outcome"] != "error", -len(g["resources"]), g["check"], g["resources"][0])
+    )
     return groups

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Any
 
 from ..inventory import WAIVABLE_CHECKS
 from . import charts
@@ -19,15 +20,24 @@ _STATE_RANK = {"error": 0, "fail": 0, "waived": 1, "pass": 2}
 
 def anchor(finding: dict) -> str:
     """The finding's id (report.json's stable id when present) as an HTML id."""
-    ident = finding.get("id") or hashlib.sha256(
-        "|".join((finding["check"], finding["resource"], finding["summary"])).encode()).hexdigest()[:12]
+    ident = (
+        finding.get("id")
+        or hashlib.sha256("|".join((finding["check"], finding["resource"], finding["summary"])).encode()).hexdigest()[
+            :12
+        ]
+    )
     return f"f-{ident}"
 
 
 def _rank(finding: dict) -> tuple:
     severity = SEVERITIES.index(finding["severity"]) if finding["severity"] in SEVERITIES else 0
-    return (_STATE_RANK.get(finding["outcome"], 0), severity, finding["outcome"] != "error", finding["check"],
-            finding["resource"])
+    return (
+        _STATE_RANK.get(finding["outcome"], 0),
+        severity,
+        finding["outcome"] != "error",
+        finding["check"],
+        finding["resource"],
+    )
 
 
 def _cell_state(finding: dict) -> tuple[str, str]:
@@ -64,7 +74,7 @@ def fleet_grid(findings: list[dict], selection: dict) -> dict:
         cells.setdefault((finding["resource"], finding["check"]), []).append(finding)
     rows = []
     for resource in _resources(findings, selection):
-        row = []
+        row: list[dict[str, str] | None] = []
         for check in checks:
             members = sorted(cells.get((resource, check), []), key=_rank)
             if not members:
@@ -72,8 +82,14 @@ def fleet_grid(findings: list[dict], selection: dict) -> dict:
                 continue
             state, label = _cell_state(members[0])
             title = "\n".join(f"{f['severity']} {f['outcome']}: {f['summary']}"[:300] for f in members)
-            row.append({"state": state, "label": label + (f"×{len(members)}" if len(members) > 1 else ""),
-                        "href": f"#{anchor(members[0])}", "title": f"{check} · {resource}\n{title}"})
+            row.append(
+                {
+                    "state": state,
+                    "label": label + (f"×{len(members)}" if len(members) > 1 else ""),
+                    "href": f"#{anchor(members[0])}",
+                    "title": f"{check} · {resource}\n{title}",
+                }
+            )
         rows.append({"resource": resource, "cells": row})
     return {"checks": checks, "rows": rows}
 
@@ -83,14 +99,16 @@ def red_entries(findings: list[dict], groups: list[dict] | None) -> list[dict]:
     expandable entry; every other red finding stands alone."""
     red = [f for f in findings if f["outcome"] in RED]
     by_id = {f["id"]: f for f in red if f.get("id")}
-    entries, grouped = [], set()
+    entries: list[dict[str, Any]] = []
+    grouped: set[int] = set()
     for group in groups or []:
         members = sorted((by_id[i] for i in group.get("finding_ids", []) if i in by_id), key=_rank)
         if len(members) < 2:
             continue
         grouped |= {id(f) for f in members}
-        entries.append({"group": group, "members": members, "lead": members[0],
-                        "resources": [f["resource"] for f in members]})
+        entries.append(
+            {"group": group, "members": members, "lead": members[0], "resources": [f["resource"] for f in members]}
+        )
     for finding in red:
         if id(finding) not in grouped:
             entries.append({"group": None, "members": [finding], "lead": finding, "resources": [finding["resource"]]})
@@ -98,6 +116,8 @@ def red_entries(findings: list[dict], groups: list[dict] | None) -> list[dict]:
 
 
 def _night_label(started: str | None) -> str:
+    if not started:
+        return "?"
     try:
         return datetime.fromisoformat(started).strftime("%m-%d")
     except (TypeError, ValueError):
@@ -105,8 +125,14 @@ def _night_label(started: str | None) -> str:
 
 
 def _tonight_docs(findings: list[dict]) -> int | None:
-    return next((f["evidence"]["total"] for f in findings
-                 if f["check"] == "heartbeat-docs" and isinstance(f.get("evidence", {}).get("total"), int)), None)
+    return next(
+        (
+            f["evidence"]["total"]
+            for f in findings
+            if f["check"] == "heartbeat-docs" and isinstance(f.get("evidence", {}).get("total"), int)
+        ),
+        None,
+    )
 
 
 def chart_data(report: dict) -> dict:
@@ -114,16 +140,30 @@ def chart_data(report: dict) -> dict:
     findings = report["findings"]
     history = report.get("history") or []
     if history:
-        nights = [{"label": _night_label(night.get("started")), "failing": night.get("failing") or {},
-                   "docs": night.get("heartbeat_docs")} for night in history]
+        nights = [
+            {
+                "label": _night_label(night.get("started")),
+                "failing": night.get("failing") or {},
+                "docs": night.get("heartbeat_docs"),
+            }
+            for night in history
+        ]
     else:
         failing = {s: sum(1 for f in findings if f["outcome"] in RED and f["severity"] == s) for s in SEVERITIES}
         nights = [{"label": "tonight", "failing": failing, "docs": _tonight_docs(findings)}]
-    jobs = [{"job": f["resource"], "days": f.get("evidence", {}).get("image_age_days"), "outcome": f["outcome"],
-             "expected_days": f.get("evidence", {}).get("expected_age_days")}
-            for f in findings if f["check"] == "stale-jobs"]
+    jobs = [
+        {
+            "job": f["resource"],
+            "days": f.get("evidence", {}).get("image_age_days"),
+            "outcome": f["outcome"],
+            "expected_days": f.get("evidence", {}).get("expected_age_days"),
+        }
+        for f in findings
+        if f["check"] == "stale-jobs"
+    ]
     return {
-        "nights": len(nights), "has_history": bool(history),
+        "nights": len(nights),
+        "has_history": bool(history),
         "failing": charts.failing_per_night(nights),
         "heartbeats": charts.heartbeat_documents(nights, report.get("heartbeat_band")),
         "job_ages": charts.job_image_ages(jobs),
@@ -155,4 +195,16 @@ def html_view(report: dict) -> dict:
             "resource": sorted({f["resource"] for f in findings if f["outcome"] != "pass"}),
         },
         "counts": {"waived": sum(1 for f in findings if f["outcome"] == "waived")},
+        "not_configured": not_configured_rows(report.get("not_configured") or []),
     }
+
+
+def not_configured_rows(not_configured: list[dict]) -> list[dict]:
+    """One row per check and reason, with the resources it names."""
+    rows: dict[tuple[str, str], dict] = {}
+    for entry in not_configured:
+        row = rows.setdefault(
+            (entry["check"], entry["reason"]), {"check": entry["check"], "reason": entry["reason"], "resources": []}
+        )
+        row["resources"].append(entry["resource"])
+    return list(rows.values())

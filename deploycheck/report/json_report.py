@@ -16,15 +16,33 @@ from .memory import PreviousReport, classify, history_entry
 REPORT_FIELDS = ("id", "check", "resource", "cause", "severity", "outcome", "summary", "remediation", "evidence")
 
 
-def build_report(findings: list[Finding], *, target: str, inventory: str, started: datetime,
-                 exit_status: int | None, selection: dict, project: str | None = None, region: str | None = None,
-                 waivers: list[dict] | None = None, heartbeat_band: dict | None = None,
-                 previous: PreviousReport | None = None, compare: bool = False,
-                 history: list[dict] | None = None, history_keep: int = 30) -> dict:
+def build_report(
+    findings: list[Finding],
+    *,
+    target: str,
+    inventory: str,
+    started: datetime,
+    exit_status: int | None,
+    selection: dict,
+    project: str | None = None,
+    region: str | None = None,
+    waivers: list[dict] | None = None,
+    heartbeat_band: dict | None = None,
+    previous: PreviousReport | None = None,
+    compare: bool = False,
+    history: list[dict] | None = None,
+    history_keep: int = 30,
+    not_configured: list[dict] | None = None,
+) -> dict:
     """`compare`: --previous was given (`previous` is None on a first night: everything is new).
-    `history`: earlier nights' entries, oldest first; tonight's is appended and the list bounded."""
-    report = _base_report(findings, target=target, inventory=inventory, started=started,
-                          exit_status=exit_status, selection=selection)
+    `history`: earlier nights' entries, oldest first; tonight's is appended and the list bounded.
+    `not_configured`: checks the inventory gives nothing to hold an entry to ({check, resource, test,
+    reason}); they did not run, so they are neither findings nor counted as passed."""
+    report = _base_report(
+        findings, target=target, inventory=inventory, started=started, exit_status=exit_status, selection=selection
+    )
+    report["not_configured"] = list(not_configured or [])
+    report["summary"]["not_configured"] = len(report["not_configured"])
     report["project"], report["region"] = project, region
     report["waivers"], report["heartbeat_band"] = waivers or [], heartbeat_band
     report["changes"], report["fixed"] = None, []
@@ -37,16 +55,20 @@ def build_report(findings: list[Finding], *, target: str, inventory: str, starte
     return report
 
 
-def _base_report(findings: list[Finding], *, target: str, inventory: str, started: datetime,
-                 exit_status: int | None, selection: dict) -> dict:
+def _base_report(
+    findings: list[Finding], *, target: str, inventory: str, started: datetime, exit_status: int | None, selection: dict
+) -> dict:
     outcomes = Counter(f.outcome.value for f in findings)
     by_check: dict[str, Counter] = {}
     for finding in findings:
         by_check.setdefault(finding.check, Counter())[finding.outcome.value] += 1
     worst = sorted((f for f in findings if f.failed), key=lambda f: (f.severity.value, f.check, f.resource))
     return {
-        "findings": [{key: finding.to_dict()[key] for key in REPORT_FIELDS}
-                     | ({"waiver": finding.waiver} if finding.waiver else {}) for finding in findings],
+        "findings": [
+            {key: finding.to_dict()[key] for key in REPORT_FIELDS}
+            | ({"waiver": finding.waiver} if finding.waiver else {})
+            for finding in findings
+        ],
         "summary": {
             "target": target,
             "inventory": inventory,
@@ -74,11 +96,20 @@ def write_report(report: dict, directory: Path, name: str = "report.json") -> Pa
     return path
 
 
-def cannot_start_report(error: str, *, target: str, inventory: str, started: datetime, project: str | None = None,
-                        region: str | None = None) -> dict:
+def cannot_start_report(
+    error: str, *, target: str, inventory: str, started: datetime, project: str | None = None, region: str | None = None
+) -> dict:
     """What a run that stopped before any check writes, so last night's report cannot pose as tonight's."""
-    report = build_report([], target=target, inventory=inventory, started=started, exit_status=4, selection={},
-                          project=project, region=region)
+    report = build_report(
+        [],
+        target=target,
+        inventory=inventory,
+        started=started,
+        exit_status=4,
+        selection={},
+        project=project,
+        region=region,
+    )
     report["error"] = error
     report["started"] = started.isoformat()
     return report

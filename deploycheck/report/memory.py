@@ -60,8 +60,9 @@ def read_report(path: Path) -> dict:
     if not isinstance(findings, list) or not isinstance(started, str):
         raise InputError(f"{path}: not a deploycheck report.json (expected findings[] and summary.started)")
     for index, finding in enumerate(findings):
-        if not isinstance(finding, dict) or not all(isinstance(finding.get(k), str)
-                                                    for k in ("check", "resource", "outcome")):
+        if not isinstance(finding, dict) or not all(
+            isinstance(finding.get(k), str) for k in ("check", "resource", "outcome")
+        ):
             raise InputError(f"{path}: findings[{index}] lacks check, resource or outcome")
     return report
 
@@ -90,7 +91,7 @@ def classify(findings: list[dict], previous: PreviousReport | None, started: str
             continue
         earlier = before.get(finding["id"])
         finding["change"] = "still" if earlier else "new"
-        finding["since"] = (earlier.get("since") or previous.started) if earlier else started
+        finding["since"] = (earlier.get("since") or previous.started) if earlier and previous else started
     failing_now = {f["id"] for f in findings if is_failing(f)}
     observed = {(f["check"], f["resource"]) for f in findings}
     unobserved = {(f["check"], f["resource"]) for f in findings if f.get("outcome") == "error"}
@@ -103,11 +104,14 @@ def classify(findings: list[dict], previous: PreviousReport | None, started: str
             fixed.append({**earlier, "change": "fixed"})
         else:
             unchecked += 1
-    changes = {"new": sum(1 for f in findings if f.get("change") == "new"),
-               "still": sum(1 for f in findings if f.get("change") == "still"),
-               "fixed": len(fixed), "unchecked": unchecked,
-               "previous": previous.path if previous else None,
-               "previous_started": previous.started if previous else None}
+    changes = {
+        "new": sum(1 for f in findings if f.get("change") == "new"),
+        "still": sum(1 for f in findings if f.get("change") == "still"),
+        "fixed": len(fixed),
+        "unchecked": unchecked,
+        "previous": previous.path if previous else None,
+        "previous_started": previous.started if previous else None,
+    }
     return changes, fixed
 
 
@@ -126,8 +130,12 @@ def history_entry(report: dict) -> dict:
             heartbeat_docs = evidence["total"]
         if finding["check"] == "stale-jobs" and isinstance(evidence.get("image_age_days"), int):
             ages[finding["resource"]] = evidence["image_age_days"]
-    return {"started": report["summary"]["started"], "failing": failing, "heartbeat_docs": heartbeat_docs,
-            "job_image_age_days": dict(sorted(ages.items()))}
+    return {
+        "started": report["summary"]["started"],
+        "failing": failing,
+        "heartbeat_docs": heartbeat_docs,
+        "job_image_age_days": dict(sorted(ages.items())),
+    }
 
 
 def history_name(started: str) -> str:
@@ -159,7 +167,7 @@ def load_history(directory: Path) -> tuple[list[dict], list[dict]]:
 def prune_history(directory: Path, keep: int) -> list[Path]:
     """Delete the oldest nights beyond `keep`; only files this module named are touched."""
     files = history_files(directory)
-    doomed = files[:max(0, len(files) - keep)]
+    doomed = files[: max(0, len(files) - keep)]
     for path in doomed:
         path.unlink(missing_ok=True)
     return doomed

@@ -5,6 +5,7 @@ dict report.json holds."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
@@ -17,20 +18,37 @@ from .text import render_markdown, render_text
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("deploycheck.report", "templates"),
     autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
-    undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
 
 SEVERITY_ORDER = [severity.value for severity in Severity]
 OUTCOME_ORDER = [Outcome.ERROR.value, Outcome.FAIL.value, Outcome.WAIVED.value, Outcome.PASS.value]
 
 
 def _view(report: dict) -> dict:
-    findings = sorted(report["findings"], key=lambda f: (OUTCOME_ORDER.index(f["outcome"]),
-                                                          SEVERITY_ORDER.index(f["severity"]), f["check"], f["resource"]))
+    findings = sorted(
+        report["findings"],
+        key=lambda f: (
+            OUTCOME_ORDER.index(f["outcome"]),
+            SEVERITY_ORDER.index(f["severity"]),
+            f["check"],
+            f["resource"],
+        ),
+    )
     red = [f for f in findings if f["outcome"] in (Outcome.FAIL.value, Outcome.ERROR.value)]
     by_severity = {severity: sum(1 for f in red if f["severity"] == severity) for severity in SEVERITY_ORDER}
     checks = sorted({f["check"] for f in findings})
-    return {"summary": report["summary"], "red": red, "green": [f for f in findings if f["outcome"] == Outcome.PASS.value],
-            "by_severity": by_severity, "checks": checks, "by_check": report["summary"]["by_check"]}
+    return {
+        "summary": report["summary"],
+        "red": red,
+        "green": [f for f in findings if f["outcome"] == Outcome.PASS.value],
+        "by_severity": by_severity,
+        "checks": checks,
+        "by_check": report["summary"]["by_check"],
+    }
 
 
 def render(report: dict, template: str) -> str:
@@ -41,7 +59,7 @@ def render(report: dict, template: str) -> str:
 
 
 def write_rendered(report: dict, directory: Path) -> list[Path]:
-    renderers = {"report.md": render_markdown, "report.txt": render_text}
+    renderers: dict[str, Callable[[dict], str]] = {"report.md": render_markdown, "report.txt": render_text}
     if report.get("error"):
         # A run that could not start has no page to draw; a stale one must not pose as tonight's.
         (directory / "report.html").unlink(missing_ok=True)

@@ -72,10 +72,14 @@ def _command_for(group: dict) -> tuple[str | None, str]:
     if command and len(command) > MAX_COMMAND_CHARS:
         if group.get("command_each"):
             # The names come from report.json (next to this file), so the command stays whole.
-            return (f"jq -r '.groups[] | select(.id == \"{group['id']}\") | .resources[]' report.json |\n"
-                    f"while read -r name; do\n  {group['command_each']}\ndone"), ""
-        return None, (f"The command for all {len(group['resources'])} is {len(command):,} characters long: "
-                      "see report.html or report.json (groups[].remediation).")
+            return (
+                f"jq -r '.groups[] | select(.id == \"{group['id']}\") | .resources[]' report.json |\n"
+                f"while read -r name; do\n  {group['command_each']}\ndone"
+            ), ""
+        return None, (
+            f"The command for all {len(group['resources'])} is {len(command):,} characters long: "
+            "see report.html or report.json (groups[].remediation)."
+        )
     return command, ""
 
 
@@ -90,7 +94,8 @@ class _Budget:
     """Parts are added while they fit, leaving room for the closing lines."""
 
     def __init__(self, limit: int, reserve: int):
-        self.limit, self.reserve, self.parts, self.used = limit, reserve, [], 0
+        self.limit, self.reserve, self.used = limit, reserve, 0
+        self.parts: list[str] = []
 
     def add(self, text: str, *, force: bool = False) -> bool:
         if not force and self.used + len(text) + 1 + self.reserve > self.limit:
@@ -113,9 +118,11 @@ def _counts(summary: dict) -> str:
 def render_markdown(report: dict, limit: int = MARKDOWN_LIMIT) -> str:
     summary = report["summary"]
     if report.get("error"):
-        return (f"## deploycheck: {md_escape(_title(report))} could not start\n\n{md_escape(report['error'])}\n\n"
-                f"No check ran. Started {_day(report.get('started'))}, inventory {md_escape(summary['inventory'])}, "
-                f"target {md_escape(summary['target'])}, exit status 4.\n")
+        return (
+            f"## deploycheck: {md_escape(_title(report))} could not start\n\n{md_escape(report['error'])}\n\n"
+            f"No check ran. Started {_day(report.get('started'))}, inventory {md_escape(summary['inventory'])}, "
+            f"target {md_escape(summary['target'])}, exit status 4.\n"
+        )
     footer = _markdown_footer(report)
     budget = _Budget(limit, len(footer) + 400)
     budget.add(f"## deploycheck: {md_escape(_title(report))} — {_counts(summary)}\n", force=True)
@@ -124,14 +131,19 @@ def render_markdown(report: dict, limit: int = MARKDOWN_LIMIT) -> str:
         budget.add(_markdown_changes(report), force=True)
     groups = report.get("groups", [])
     if groups:
-        budget.add(f"### Findings: {sum(len(g['finding_ids']) for g in groups)} in {len(groups)} groups, worst first\n",
-                   force=True)
+        budget.add(
+            f"### Findings: {sum(len(g['finding_ids']) for g in groups)} in {len(groups)} groups, worst first\n",
+            force=True,
+        )
     left = list(groups)
     while left and budget.add(_markdown_group(left[0])):
         left.pop(0)
     if left:
-        budget.add(f"**{len(left)} more groups ({sum(len(g['finding_ids']) for g in left)} findings) are in "
-                   "report.html and report.json.**\n", force=True)
+        budget.add(
+            f"**{len(left)} more groups ({sum(len(g['finding_ids']) for g in left)} findings) are in "
+            "report.html and report.json.**\n",
+            force=True,
+        )
     if not groups:
         budget.add(f"All {summary['pass']} findings passed.\n", force=True)
     budget.add(footer, force=True)
@@ -140,15 +152,23 @@ def render_markdown(report: dict, limit: int = MARKDOWN_LIMIT) -> str:
 
 def _markdown_changes(report: dict) -> str:
     changes = report["changes"]
-    since = (f"since the previous report ({_day(changes.get('previous_started'))})" if changes.get("previous")
-             else "no previous report yet: everything failing is new")
-    lines = [f"**What changed** {since}: **{changes['new']} new**, {changes['still']} still failing, "
-             f"**{changes['fixed']} fixed**"
-             + (f", {changes['unchecked']} not checked tonight" if changes.get("unchecked") else "") + ".\n"]
+    since = (
+        f"since the previous report ({_day(changes.get('previous_started'))})"
+        if changes.get("previous")
+        else "no previous report yet: everything failing is new"
+    )
+    lines = [
+        f"**What changed** {since}: **{changes['new']} new**, {changes['still']} still failing, "
+        f"**{changes['fixed']} fixed**"
+        + (f", {changes['unchecked']} not checked tonight" if changes.get("unchecked") else "")
+        + ".\n"
+    ]
     new = [g for g in report.get("groups", []) if g.get("changes", {}).get("new")]
     for group in new[:MAX_CHANGES_SHOWN]:
-        lines.append(f"- new: {group['severity']} {md_escape(group['check'])} "
-                     f"({md_escape(group['cause'])}) on {md_escape(_names(group['resources']))}")
+        lines.append(
+            f"- new: {group['severity']} {md_escape(group['check'])} "
+            f"({md_escape(group['cause'])}) on {md_escape(_names(group['resources']))}"
+        )
     if len(new) > MAX_CHANGES_SHOWN:
         lines.append(f"- and {len(new) - MAX_CHANGES_SHOWN} more new groups")
     fixed = _fixed_by_cause(report.get("fixed", []))
@@ -161,9 +181,11 @@ def _markdown_changes(report: dict) -> str:
 
 def _markdown_group(group: dict) -> str:
     count = len(group["resources"])
-    head = (f"#### {group['severity']} {_outcome_label(group['outcome'])} · {md_escape(group['check'])} · "
-            f"{md_escape(group['cause'])}" + (f" · {count} resources" if count > 1 else
-                                              f" · {md_escape(group['resources'][0])}"))
+    head = (
+        f"#### {group['severity']} {_outcome_label(group['outcome'])} · {md_escape(group['check'])} · "
+        f"{md_escape(group['cause'])}"
+        + (f" · {count} resources" if count > 1 else f" · {md_escape(group['resources'][0])}")
+    )
     change = _group_change(group)
     lines = [head, ""]
     if change:
@@ -179,32 +201,70 @@ def _markdown_group(group: dict) -> str:
     return "\n".join(lines)
 
 
+def not_configured_lines(not_configured: list[dict]) -> list[str]:
+    """One line per check and reason: `check[resource, ...]: reason` (resources shortened past a few dozen)."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for entry in not_configured:
+        grouped.setdefault((entry["check"], entry["reason"]), []).append(entry["resource"])
+    return [f"{check}[{_names(resources)}]: {reason}" for (check, reason), resources in grouped.items()]
+
+
+def _markdown_not_configured(report: dict) -> str:
+    lines = not_configured_lines(report.get("not_configured") or [])
+    if not lines:
+        return ""
+    return (
+        "Not configured by the inventory (not run, not passed):\n\n"
+        + "\n".join(f"- {md_escape(line)}" for line in lines)
+        + "\n\n"
+    )
+
+
 def _markdown_footer(report: dict) -> str:
     summary = report["summary"]
     by_check = summary.get("by_check", {})
-    checks = ", ".join(f"{md_escape(check)} ({counts.get('pass', 0)} ok"
-                       + (f", {counts['fail']} failed" if counts.get("fail") else "")
-                       + (f", {counts['error']} unobserved" if counts.get("error") else "") + ")"
-                       for check, counts in by_check.items())
-    return (f"Every finding, with a filter and the fleet grid, is in **report.html**; machines read report.json.\n\n"
-            f"Checks: {checks}.\n"
-            f"Run {_day(summary['started'])} – {_day(summary['finished'])}, target {md_escape(summary['target'])}, "
-            f"inventory {md_escape(summary['inventory'])}, exit status {summary['exit_status']}.\n")
+    checks = ", ".join(
+        f"{md_escape(check)} ({counts.get('pass', 0)} ok"
+        + (f", {counts['fail']} failed" if counts.get("fail") else "")
+        + (f", {counts['error']} unobserved" if counts.get("error") else "")
+        + ")"
+        for check, counts in by_check.items()
+    )
+    return (
+        "Every finding, with a filter and the fleet grid, is in **report.html**; machines read report.json.\n\n"
+        + _markdown_not_configured(report)
+        + f"Checks: {checks}.\n"
+        f"Run {_day(summary['started'])} – {_day(summary['finished'])}, target {md_escape(summary['target'])}, "
+        f"inventory {md_escape(summary['inventory'])}, exit status {summary['exit_status']}.\n"
+    )
 
 
 def render_text(report: dict, limit: int = TEXT_LIMIT) -> str:
     summary = report["summary"]
     if report.get("error"):
-        return (f"deploycheck: {_title(report)} could not start: {report['error']}\n"
-                f"No check ran. Started {_day(report.get('started'))}, exit status 4.\n")
-    footer = (f"Everything else: report.html. Run {_day(summary['started'])}, target {summary['target']}, "
-              f"exit status {summary['exit_status']}.\n")
+        return (
+            f"deploycheck: {_title(report)} could not start: {report['error']}\n"
+            f"No check ran. Started {_day(report.get('started'))}, exit status 4.\n"
+        )
+    unconfigured = not_configured_lines(report.get("not_configured") or [])
+    footer = (
+        (
+            "Not configured by the inventory (not run, not passed):\n" + "".join(f"  {line}\n" for line in unconfigured)
+            if unconfigured
+            else ""
+        )
+        + f"Everything else: report.html. Run {_day(summary['started'])}, target {summary['target']}, "
+        f"exit status {summary['exit_status']}.\n"
+    )
     budget = _Budget(limit, len(footer) + 200)
     budget.add(f"deploycheck: {_title(report)}: {_counts(summary)}", force=True)
     changes = report.get("changes")
     if changes:
-        line = (f"Since the previous report ({_day(changes.get('previous_started'))}): " if changes.get("previous")
-                else "No previous report yet: ")
+        line = (
+            f"Since the previous report ({_day(changes.get('previous_started'))}): "
+            if changes.get("previous")
+            else "No previous report yet: "
+        )
         line += f"{changes['new']} new, {changes['still']} still failing, {changes['fixed']} fixed"
         if changes.get("unchecked"):
             line += f", {changes['unchecked']} not checked tonight"
@@ -216,8 +276,10 @@ def render_text(report: dict, limit: int = TEXT_LIMIT) -> str:
     while left and budget.add(_text_group(left[0])):
         left.pop(0)
     if left:
-        budget.add(f"{len(left)} more groups ({sum(len(g['finding_ids']) for g in left)} findings) are in "
-                   "report.html.", force=True)
+        budget.add(
+            f"{len(left)} more groups ({sum(len(g['finding_ids']) for g in left)} findings) are in report.html.",
+            force=True,
+        )
     budget.add(footer, force=True)
     return budget.text()
 
@@ -226,9 +288,11 @@ def _text_group(group: dict) -> str:
     count = len(group["resources"])
     where = f"{count} resources" if count > 1 else group["resources"][0]
     change = _group_change(group)
-    lines = [f"[{group['severity']} {_outcome_label(group['outcome'])}] {group['check']} / {group['cause']} / {where}"
-             + (f" ({change})" if change else ""),
-             f"  {' '.join(group['summary'].split())}"]
+    lines = [
+        f"[{group['severity']} {_outcome_label(group['outcome'])}] {group['check']} / {group['cause']} / {where}"
+        + (f" ({change})" if change else ""),
+        f"  {' '.join(group['summary'].split())}",
+    ]
     if count > 1:
         lines.append(f"  resources: {_names(group['resources'])}")
     command, note = _command_for(group)

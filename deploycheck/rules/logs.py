@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 from datetime import datetime
+from typing import Any
 
 from .. import re2
 from ..findings import Finding, Outcome, Severity, failed, passed
@@ -23,7 +24,9 @@ QUOTED = 3
 
 def reproduce(project: str, scope: str, patterns: list[str]) -> str:
     """The `gcloud logging read` that shows the lines a finding quotes, and their neighbours."""
-    return f"gcloud logging read {shlex.quote(f'{scope} AND {pattern_filter(patterns)}')} --project {project} --limit 50"
+    return (
+        f"gcloud logging read {shlex.quote(f'{scope} AND {pattern_filter(patterns)}')} --project {project} --limit 50"
+    )
 
 
 def _quote_lines(lines: list[LogLine]) -> str:
@@ -46,13 +49,29 @@ def _cannot_tell(check: str, service: str, why: str, *, cause: str, **evidence) 
     return Finding(check, service, Severity.P1, Outcome.ERROR, f"cannot tell: {why}", evidence, cause=cause)
 
 
-def evaluate_boot(service: str, logs: BootLogs, *, serving: list[str], newest: str, since: datetime,
-                  project: str, scope: str, revisions: RevisionListing | None = None, region: str = "") -> Finding:
+def evaluate_boot(
+    service: str,
+    logs: BootLogs,
+    *,
+    serving: list[str],
+    newest: str,
+    since: datetime,
+    project: str,
+    scope: str,
+    revisions: RevisionListing | None = None,
+    region: str = "",
+) -> Finding:
     """With `revisions`, a serving revision that fails at boot is fixed by a rollback first."""
     errors = _matching(logs.errors.lines, BOOT_ERROR_PATTERNS)
     silent = [revision for revision in serving if logs.latest.get(revision) is None]
-    evidence = {"since": since.isoformat(), "serving": serving, "newest": newest, "matches": len(errors),
-                "complete": logs.errors.complete, "silent_revisions": silent}
+    evidence: dict[str, Any] = {
+        "since": since.isoformat(),
+        "serving": serving,
+        "newest": newest,
+        "matches": len(errors),
+        "complete": logs.errors.complete,
+        "silent_revisions": silent,
+    }
     how = reproduce(project, scope, BOOT_ERROR_PATTERNS)
     in_serving = [line for line in errors if line.revision in serving]
     in_newest = [line for line in errors if line.revision == newest and newest not in serving]
@@ -60,61 +79,123 @@ def evaluate_boot(service: str, logs: BootLogs, *, serving: list[str], newest: s
         failing = list(dict.fromkeys(line.revision for line in in_serving))
         if revisions is not None:
             how = rollback_first(service, revisions, failing, how, region=region, project=project)
-        return failed("boot", service, Severity.P0, f"boot errors in the serving revision "
-                      f"({_count(in_serving, logs.errors)} lines, newest first): {_quote_lines(in_serving)}",
-                      how, cause="boot-error", **evidence)
+        return failed(
+            "boot",
+            service,
+            Severity.P0,
+            f"boot errors in the serving revision "
+            f"({_count(in_serving, logs.errors)} lines, newest first): {_quote_lines(in_serving)}",
+            how,
+            cause="boot-error",
+            **evidence,
+        )
     if not logs.errors.complete:
-        return _cannot_tell("boot", service, f"more than {logs.errors.limit:,} boot-error lines of "
-                            f"{', '.join(dict.fromkeys([*serving, newest]))} since {since:%Y-%m-%d %H:%M}Z and "
-                            f"none of the newest from the serving revision: {logs.errors.cut_note()}",
-                            cause="boot-logs-cut", **evidence)
+        return _cannot_tell(
+            "boot",
+            service,
+            f"more than {logs.errors.limit:,} boot-error lines of "
+            f"{', '.join(dict.fromkeys([*serving, newest]))} since {since:%Y-%m-%d %H:%M}Z and "
+            f"none of the newest from the serving revision: {logs.errors.cut_note()}",
+            cause="boot-logs-cut",
+            **evidence,
+        )
     if in_newest:
-        return failed("boot", service, Severity.P1,
-                      f"the newest revision {newest} fails at boot (traffic stays elsewhere): {_quote_lines(in_newest)}",
-                      how, cause="newest-boot-error", **evidence)
+        return failed(
+            "boot",
+            service,
+            Severity.P1,
+            f"the newest revision {newest} fails at boot (traffic stays elsewhere): {_quote_lines(in_newest)}",
+            how,
+            cause="newest-boot-error",
+            **evidence,
+        )
     if silent:
-        return _cannot_tell("boot", service, f"no log entry at all from {', '.join(silent)} since "
-                            f"{since:%Y-%m-%d %H:%M}Z, so the absence of boot errors proves nothing: its logs do "
-                            "not reach Cloud Logging (exclusion, sink, or a revision that never ran)",
-                            cause="no-logs", **evidence)
-    latest = "; ".join(f"{revision} last logged at {line.timestamp:%Y-%m-%d %H:%M:%S}Z"
-                       for revision, line in logs.latest.items() if line is not None)
-    return passed("boot", service, f"no boot error in {', '.join(dict.fromkeys([*serving, newest]))} "
-                                   f"since {since:%Y-%m-%d %H:%M}Z ({latest})", **evidence)
+        return _cannot_tell(
+            "boot",
+            service,
+            f"no log entry at all from {', '.join(silent)} since "
+            f"{since:%Y-%m-%d %H:%M}Z, so the absence of boot errors proves nothing: its logs do "
+            "not reach Cloud Logging (exclusion, sink, or a revision that never ran)",
+            cause="no-logs",
+            **evidence,
+        )
+    latest = "; ".join(
+        f"{revision} last logged at {line.timestamp:%Y-%m-%d %H:%M:%S}Z"
+        for revision, line in logs.latest.items()
+        if line is not None
+    )
+    return passed(
+        "boot",
+        service,
+        f"no boot error in {', '.join(dict.fromkeys([*serving, newest]))} since {since:%Y-%m-%d %H:%M}Z ({latest})",
+        **evidence,
+    )
 
 
-def evaluate_heartbeat_log(service: str, spec: HeartbeatLogSpec, logs: HeartbeatLogs, *, serving: list[str],
-                           since: datetime, project: str, scope: str) -> Finding:
+def evaluate_heartbeat_log(
+    service: str,
+    spec: HeartbeatLogSpec,
+    logs: HeartbeatLogs,
+    *,
+    serving: list[str],
+    since: datetime,
+    project: str,
+    scope: str,
+) -> Finding:
     bad = _matching([line for line in logs.forbidden.lines if line.revision in serving], spec.forbidden)
     good = logs.latest_expected
     if good is not None and not (good.revision in serving and _matching([good], [spec.expected])):
         good = None
-    evidence = {"since": since.isoformat(), "expected": spec.expected, "forbidden": spec.forbidden,
-                "bad_lines": len(bad), "bad_lines_complete": logs.forbidden.complete,
-                "latest_good": good.quoted() if good else None}
+    evidence: dict[str, Any] = {
+        "since": since.isoformat(),
+        "expected": spec.expected,
+        "forbidden": spec.forbidden,
+        "bad_lines": len(bad),
+        "bad_lines_complete": logs.forbidden.complete,
+        "latest_good": good.quoted() if good else None,
+    }
     if bad:
-        return failed("heartbeat-log", service, Severity.P1,
-                      f"old heartbeat format in the serving revision ({_count(bad, logs.forbidden)} lines, newest "
-                      f"first): {_quote_lines(bad)}", reproduce(project, scope, spec.forbidden), cause="old-heartbeat-format",
-                      **evidence)
+        return failed(
+            "heartbeat-log",
+            service,
+            Severity.P1,
+            f"old heartbeat format in the serving revision ({_count(bad, logs.forbidden)} lines, newest "
+            f"first): {_quote_lines(bad)}",
+            reproduce(project, scope, spec.forbidden),
+            cause="old-heartbeat-format",
+            **evidence,
+        )
     if good is None:
-        return failed("heartbeat-log", service, Severity.P2,
-                      f"no line matching /{spec.expected}/ from the serving revision since {since:%Y-%m-%d %H:%M}Z: "
-                      "its processors did not run, or do not log heartbeats",
-                      reproduce(project, scope, [spec.expected, *spec.forbidden]), cause="no-heartbeat",
-                      **evidence)
-    return passed("heartbeat-log", service, f"no old-format heartbeat line; latest heartbeat: {good.quoted()}",
-                  **evidence)
+        return failed(
+            "heartbeat-log",
+            service,
+            Severity.P2,
+            f"no line matching /{spec.expected}/ from the serving revision since {since:%Y-%m-%d %H:%M}Z: "
+            "its processors did not run, or do not log heartbeats",
+            reproduce(project, scope, [spec.expected, *spec.forbidden]),
+            cause="no-heartbeat",
+            **evidence,
+        )
+    return passed(
+        "heartbeat-log", service, f"no old-format heartbeat line; latest heartbeat: {good.quoted()}", **evidence
+    )
 
 
-def evaluate_log_visibility(service: str, info_line: LogLine | None, *, serving: list[str], since: datetime,
-                            region: str, project: str) -> Finding:
-    evidence = {"since": since.isoformat(), "serving": serving}
+def evaluate_log_visibility(
+    service: str, info_line: LogLine | None, *, serving: list[str], since: datetime, region: str, project: str
+) -> Finding:
+    evidence: dict[str, Any] = {"since": since.isoformat(), "serving": serving}
     if info_line is None:
-        return failed("log-visibility", service, Severity.P1,
-                      f"no INFO application line from {', '.join(serving)} since {since:%Y-%m-%d %H:%M}Z, only "
-                      "request logs and warnings at most: logger.info() output is being swallowed (seed 003's "
-                      "gunicorn blackout)",
-                      f"gcloud run services update {service} --update-env-vars GUNICORN_CMD_ARGS=--log-level=info "
-                      f"--region {region} --project {project}", cause="info-swallowed", **evidence)
+        return failed(
+            "log-visibility",
+            service,
+            Severity.P1,
+            f"no INFO application line from {', '.join(serving)} since {since:%Y-%m-%d %H:%M}Z, only "
+            "request logs and warnings at most: logger.info() output is being swallowed (seed 003's "
+            "gunicorn blackout)",
+            f"gcloud run services update {service} --update-env-vars GUNICORN_CMD_ARGS=--log-level=info "
+            f"--region {region} --project {project}",
+            cause="info-swallowed",
+            **evidence,
+        )
     return passed("log-visibility", service, f"INFO lines get out, e.g. {info_line.quoted()}", **evidence)

@@ -7,9 +7,11 @@ last update was refused after (or without) that revision, so what runs is not wh
 
 from __future__ import annotations
 
+from typing import Any
+
+from .. import remedies
 from ..cloudrun import RevisionState, ServiceState
 from ..findings import Finding, Severity, failed, passed
-from .. import remedies
 
 CHECK = "rollout"
 READY = "CONDITION_SUCCEEDED"
@@ -23,28 +25,47 @@ def rollout_settled(service: ServiceState, newest: RevisionState | None) -> bool
     return newest is not None and newest.ready_state in (READY, FAILED)
 
 
-def evaluate_rollout(service: ServiceState, newest: RevisionState, *, waited_s: float | None,
-                     project: str) -> Finding:
+def evaluate_rollout(service: ServiceState, newest: RevisionState, *, waited_s: float | None, project: str) -> Finding:
     name = service.name
-    evidence = {"newest_revision": newest.name, "ready_state": newest.ready_state,
-                "generation": service.generation, "observed_generation": service.observed_generation,
-                "waited_s": waited_s}
+    evidence: dict[str, Any] = {
+        "newest_revision": newest.name,
+        "ready_state": newest.ready_state,
+        "generation": service.generation,
+        "observed_generation": service.observed_generation,
+        "waited_s": waited_s,
+    }
     if newest.ready_state == READY and not service.reconciling:
         if service.terminal_state == FAILED:
             evidence["terminal_condition"] = {"state": service.terminal_state, "message": service.terminal_message}
-            return failed(CHECK, name, Severity.P1,
-                          f"newest revision {newest.name} is ready but the service's Ready condition failed: "
-                          f"{service.terminal_message or 'no message'}",
-                          remedies.read_revision_errors(name, newest.name, project), cause="update-refused",
-                          **evidence)
+            return failed(
+                CHECK,
+                name,
+                Severity.P1,
+                f"newest revision {newest.name} is ready but the service's Ready condition failed: "
+                f"{service.terminal_message or 'no message'}",
+                remedies.read_revision_errors(name, newest.name, project),
+                cause="update-refused",
+                **evidence,
+            )
         return passed(CHECK, name, f"newest revision {newest.name} is ready", **evidence)
     if newest.ready_state == FAILED:
-        return failed(CHECK, name, Severity.P0,
-                      f"newest revision {newest.name} failed to become ready: {newest.ready_message or 'no message'}",
-                      remedies.read_revision_errors(name, newest.name, project), cause="revision-failed",
-                      **evidence)
+        return failed(
+            CHECK,
+            name,
+            Severity.P0,
+            f"newest revision {newest.name} failed to become ready: {newest.ready_message or 'no message'}",
+            remedies.read_revision_errors(name, newest.name, project),
+            cause="revision-failed",
+            **evidence,
+        )
     waited = f" after waiting {waited_s:.0f}s" if waited_s else ""
-    return failed(CHECK, name, Severity.P1,
-                  f"rollout of {newest.name} has not finished{waited} (state {newest.ready_state}, "
-                  f"reconciling={service.reconciling})",
-                  remedies.wait_for_rollout(name), cause="rollout-unfinished", **evidence)
+    return failed(
+        CHECK,
+        name,
+        Severity.P1,
+        f"rollout of {newest.name} has not finished{waited} (state {newest.ready_state}, "
+        f"reconciling={service.reconciling})",
+        remedies.wait_for_rollout(name),
+        cause="rollout-unfinished",
+        **evidence,
+    )

@@ -39,9 +39,18 @@ def up(scenario: str, *, inventory: Path, state_file: Path, down_command: str) -
                 file=sys.stderr,
             )
             return 1
-    project, region = _project_region(inventory)
+    if scenario == "auto":
+        # Generated from the inventory, as `pytest --target sandbox:auto` would; that run reuses it
+        # while the inventory is unchanged.
+        from ..inventory import load_inventory
+        from .auto import auto_sandbox
+
+        sandbox = auto_sandbox(load_inventory(inventory), progress=print)
+    else:
+        project, region = _project_region(inventory)
+        sandbox = Sandbox(scenario, project=project, region=region, progress=print)
     try:
-        info = Sandbox(scenario, project=project, region=region, progress=print).start()
+        info = sandbox.start()
     except (RuntimeError, OSError) as exc:
         # A server that exited or never became ready; its log tail is in the message.
         print(f"error: sandbox:{scenario} could not start: {exc}", file=sys.stderr)
@@ -65,7 +74,7 @@ def down(state_file: Path, scenario: str | None = None) -> int:
         )
         return 1
     stop_recorded(info)
-    state_file.unlink()
+    state_file.unlink(missing_ok=True)  # stop_recorded removed it if it was in the workdir
     print(f"sandbox:{info.scenario} stopped")
     return 0
 
@@ -98,7 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-file", type=Path, default=SANDBOX_STATE_FILE)
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("up", help="start a sandbox and leave it running")
-    start.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO, help="built-in scenario name or a directory")
+    start.add_argument(
+        "scenario",
+        nargs="?",
+        default=DEFAULT_SCENARIO,
+        help="built-in scenario name, a directory, or auto (generated from --inventory)",
+    )
     start.add_argument("--inventory", type=Path, default=Path("services.yaml"))
     sub.add_parser("down", help="stop the sandbox recorded in the state file")
     sub.add_parser("status", help="print the recorded sandbox and whether it answers")

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -55,8 +56,13 @@ _CLOUDRUN_COLLECTIONS = ("services", "revisions", "jobs", "executions", "tasks")
 class ApiState:
     """Resources by name plus the bookkeeping tests and benchmarks read back."""
 
-    def __init__(self, resources: dict[str, dict], iam_policies: dict[str, dict] | None = None,
-                 log_entries: list[dict] | None = None, iam_resources: dict[str, dict] | None = None):
+    def __init__(
+        self,
+        resources: dict[str, dict],
+        iam_policies: dict[str, dict] | None = None,
+        log_entries: list[dict] | None = None,
+        iam_resources: dict[str, dict] | None = None,
+    ):
         self.resources = resources
         self.iam_policies = iam_policies or {}
         self.iam_resources = iam_resources or {}  # projects, folders, organisations, custom roles by name
@@ -64,9 +70,34 @@ class ApiState:
         self.logs = logstore.LogStore(self.log_entries)
         self.lock = threading.Lock()
         self.calls: Counter[str] = Counter()
+        # Per list route: calls, calls that began a listing (no page token), items served, page sizes
+        # asked for; benchmarks tell from these whether every list call brought a page of results.
+        self.lists: dict[str, dict] = {}
         self.write_attempts: list[str] = []
         self.faults: list[dict] = []
         self.started = time.monotonic()
+        self._collections: dict[str, list[str]] = {}  # "PARENT/COLLECTION/" -> names, sorted
+
+    def names_under(self, prefix: str) -> list[str]:
+        """Sorted names of a collection's members (`-` as a parent id matches any); the resources
+        never change, so each collection is found once, and its list pages cost only the page."""
+        names = self._collections.get(prefix)
+        if names is None:
+            pattern = re.compile(
+                "^" + "/".join("[^/]+" if seg == "-" else re.escape(seg) for seg in prefix.split("/")) + "[^/]+$"
+            )
+            names = sorted(name for name in self.resources if pattern.match(name))
+            self._collections[prefix] = names
+        return names
+
+    def record_list(self, route: str, *, began: bool, items: int, page_size: int) -> None:
+        with self.lock:
+            entry = self.lists.setdefault(route, {"calls": 0, "listings": 0, "items": 0, "page_sizes": []})
+            entry["calls"] += 1
+            entry["listings"] += began
+            entry["items"] += items
+            if page_size not in entry["page_sizes"]:
+                entry["page_sizes"].append(page_size)
 
     def current(self, resource: dict) -> dict:
         """The resource as it is now: a scheduled later state replaces it once its time has come."""
@@ -78,7 +109,7 @@ class ApiState:
         return {key: value for key, value in resource.items() if key != LATER_KEY}
 
     @classmethod
-    def from_file(cls, path: str) -> "ApiState":
+    def from_file(cls, path: str) -> ApiState:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
         resources = {item["name"]: item for item in data.get("resources", [])}
@@ -99,10 +130,14 @@ class ApiState:
         return None
 
 
-def _page(items: list[dict], query: dict[str, list[str]]) -> tuple[list[dict], str]:
-    size = int((query.get("pageSize") or ["0"])[0] or 0) or 100
+def _page_size(query: dict[str, list[str]]) -> int:
+    return int((query.get("pageSize") or ["0"])[0] or 0) or 100
+
+
+def _page(items: list, query: dict[str, list[str]]) -> tuple[list, str]:
+    size = _page_size(query)
     start = int((query.get("pageToken") or ["0"])[0] or 0)
-    chunk = items[start:start + size]
+    chunk = items[start : start + size]
     next_token = str(start + size) if start + size < len(items) else ""
     return chunk, next_token
 
@@ -114,7 +149,7 @@ class Handler(BaseHTTPRequestHandler):
     state: ApiState  # set on the subclass by make_server
 
     def log_message(self, fmt: str, *args) -> None:
-        sys.stderr.write("%s %s\n" % (self.log_date_time_string(), fmt % args))
+        sys.stderr.write(f"{self.log_date_time_string()} {fmt % args}\n")
 
     # --- plumbing -------------------------------------------------------------------------
     def _send_json(self, status: int, body: dict) -> None:
@@ -123,12 +158,13 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(payload)))
         # Headers and body leave in one write, as one segment for small answers.
-        self._headers_buffer.extend((b"\r\n", payload))
+        self._headers_buffer.extend((b"\r\n", payload))  # type: ignore[attr-defined]  # http.server's own list, not in its stub
         self.flush_headers()
 
     def _send_error(self, status: int, message: str) -> None:
-        self._send_json(status, {"error": {"code": status, "message": message,
-                                           "status": _STATUS_NAMES.get(status, "UNKNOWN")}})
+        self._send_json(
+            status, {"error": {"code": status, "message": message, "status": _STATUS_NAMES.get(status, "UNKNOWN")}}
+        )
 
     def _read_body(self) -> dict:
         length = int(self.headers.get("Content-Length") or 0)
@@ -161,19 +197,19 @@ class Handler(BaseHTTPRequestHandler):
             return self._send_error(405, f"{method} {path} is not served by the sandbox (read-only stand-in)")
         return self._send_error(404, f"no route for {path}")
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def do_GET(self) -> None:
         self._dispatch("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._dispatch("PATCH")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._dispatch("PUT")
 
     # --- sandbox control ------------------------------------------------------------------
@@ -181,10 +217,17 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_sandbox/health":
             return self._send_json(200, {"ok": True, "resources": len(self.state.resources)})
         if path == "/_sandbox/calls" and method == "GET":
-            return self._send_json(200, {"calls": dict(self.state.calls),
-                                         "write_attempts": self.state.write_attempts})
+            return self._send_json(
+                200,
+                {
+                    "calls": dict(self.state.calls),
+                    "lists": self.state.lists,
+                    "write_attempts": self.state.write_attempts,
+                },
+            )
         if path == "/_sandbox/calls" and method == "DELETE":
             self.state.calls.clear()
+            self.state.lists.clear()
             self.state.write_attempts.clear()
             return self._send_json(200, {})
         if path == "/_sandbox/faults" and method == "POST":
@@ -197,7 +240,7 @@ class Handler(BaseHTTPRequestHandler):
 def _route_key(path: str) -> str:
     """Collapse resource ids so call counters group by API method, not by resource."""
     segments = path.split("/")
-    return "/".join(seg if i % 2 == 0 or seg in ("v1", "v2") else "*" for i, seg in enumerate(segments))
+    return "/".join(seg if i % 2 == 0 or seg in ("v1", "v2", "v3") else "*" for i, seg in enumerate(segments))
 
 
 # --- Cloud Run admin v2 ----------------------------------------------------------------------
@@ -206,20 +249,25 @@ def _get_resource(handler: Handler, match: re.Match, query: dict, body: dict) ->
     resource = handler.state.resources.get(name)
     if resource is None:
         kind = name.split("/")[-2].rstrip("s")
-        return handler._send_error(404, f"Resource '{name.split('/')[-1]}' of kind '{kind.upper()}' in region "
-                                        f"'{name.split('/')[3]}' in project '{name.split('/')[1]}' does not exist.")
+        return handler._send_error(
+            404,
+            f"Resource '{name.split('/')[-1]}' of kind '{kind.upper()}' in region "
+            f"'{name.split('/')[3]}' in project '{name.split('/')[1]}' does not exist.",
+        )
     handler._send_json(200, handler.state.current(resource))
 
 
 def _list_resources(handler: Handler, match: re.Match, query: dict, body: dict) -> None:
     parent, collection = match.group("parent"), match.group("collection")
-    prefix = f"{parent}/{collection}/"
     # "-" as a parent id is the API's wildcard (e.g. all services' revisions).
-    pattern = re.compile("^" + "/".join("[^/]+" if seg == "-" else re.escape(seg) for seg in prefix.split("/")) + "[^/]+$")
-    items = sorted((handler.state.current(r) for n, r in handler.state.resources.items() if pattern.match(n)),
-                   key=lambda r: r["name"])
-    chunk, next_token = _page(items, query)
-    response: dict = {collection: chunk}
+    names, next_token = _page(handler.state.names_under(f"{parent}/{collection}/"), query)
+    handler.state.record_list(
+        f"GET {_route_key(urlsplit(handler.path).path)}",
+        began=not query.get("pageToken"),
+        items=len(names),
+        page_size=_page_size(query),
+    )
+    response: dict = {collection: [handler.state.current(handler.state.resources[name]) for name in names]}
     if next_token:
         response["nextPageToken"] = next_token
     handler._send_json(200, response)
@@ -286,8 +334,9 @@ def _list_log_entries(handler: Handler, match: re.Match, query: dict, body: dict
         if after is None:
             return handler._send_error(400, "pageToken does not continue this listing")
     try:
-        page, last = handler.state.logs.page(resource_names, log_query, descending=_LOG_ORDERS[order_by], after=after,
-                                             page_size=page_size)
+        page, last = handler.state.logs.page(
+            resource_names, log_query, descending=_LOG_ORDERS[order_by], after=after, page_size=page_size
+        )
     except (KeyError, ValueError) as exc:
         return handler._send_error(500, f"malformed log entry in the sandbox state: {exc}")
     response: dict = {"entries": page} if page else {}  # the API omits empty fields
@@ -297,7 +346,7 @@ def _list_log_entries(handler: Handler, match: re.Match, query: dict, body: dict
 
 
 _NAME = r"projects/[^/]+/locations/[^/]+(?:/[^/]+/[^/]+)*"
-ROUTES: list[tuple[str, re.Pattern, object]] = [
+ROUTES: list[tuple[str, re.Pattern, Callable[[Handler, re.Match, dict, dict], None]]] = [
     ("POST", re.compile(r"/v3/(?P<resource>(?:projects|folders|organizations)/[^/:]+):getIamPolicy"), _get_iam_policy),
     ("GET", re.compile(r"/v3/(?P<name>(?:projects|folders|organizations)/[^/:]+)"), _get_iam_resource),
     ("GET", re.compile(r"/v1/roles/(?P<role>[A-Za-z0-9_.]+)"), _get_predefined_role),
@@ -315,13 +364,13 @@ def make_server(state: ApiState, port: int, host: str = "127.0.0.1") -> Threadin
     return server
 
 
-def _exit_when_parent_dies(parent_pid: int, also_kill: list[int]) -> None:
+def _exit_when_parent_dies(parent_pid: int, also_kill: list[int], also_kill_file: str | None = None) -> None:
     """A sandbox started for one pytest session must not outlive it, even after kill -9."""
     while True:
         try:
             os.kill(parent_pid, 0)
         except ProcessLookupError:
-            for pid in also_kill:
+            for pid in also_kill + _pids_in(also_kill_file):
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -330,17 +379,34 @@ def _exit_when_parent_dies(parent_pid: int, also_kill: list[int]) -> None:
         time.sleep(0.5)
 
 
+def _pids_in(path: str | None) -> list[int]:
+    """The process groups the sandbox recorded (its children start while this server does)."""
+    try:
+        text = Path(path).read_text(encoding="ascii") if path else ""
+    except OSError:
+        return []
+    return [int(line) for line in text.split() if line.isdigit()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--state", required=True, help="JSON file with resources, IAM policies, log entries")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
-    parser.add_argument("--also-kill", type=int, action="append", default=[],
-                        help="process group to kill when the parent is gone (the sandbox registry)")
+    parser.add_argument(
+        "--also-kill",
+        type=int,
+        action="append",
+        default=[],
+        help="process group to kill when the parent is gone (the sandbox registry)",
+    )
+    parser.add_argument("--also-kill-file", help="file of process group ids (one per line) to kill with them")
     args = parser.parse_args(argv)
     server = make_server(ApiState.from_file(args.state), args.port)
     if args.parent_pid:
-        threading.Thread(target=_exit_when_parent_dies, args=(args.parent_pid, args.also_kill), daemon=True).start()
+        threading.Thread(
+            target=_exit_when_parent_dies, args=(args.parent_pid, args.also_kill, args.also_kill_file), daemon=True
+        ).start()
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -3,7 +3,8 @@
 It forwards HTTP/1.1 (the API stand-in, the registry) or gRPC (the Firestore emulator, see
 faultproxy_grpc.py) to the real backend and breaks the requests its rules match (faultrules.py):
 error statuses, hangs, trickled or truncated or corrupted bodies, `{}` answers, page tokens that
-never end, duplicated list items, a backend gone mid-run. A request no rule matches, and every
+never end, duplicated list items, a backend gone mid-run; or it only delays them (a network round
+trip, so benchmarks on loopback pay what a call to Google costs). A request no rule matches, and every
 `/_sandbox/` control request of the API stand-in, passes through byte for byte.
 
 The rules are read from a file at start and replaced live through a control server on its own
@@ -36,13 +37,28 @@ from ..errors import InputError
 from ..netutil import free_port, http_probe
 from .faultrules import FaultBook, FaultRule, error_envelope
 from .local_server import LocalServer
+from .traffic import CountingWriter, Traffic
 
 CONTROL_PREFIX = "/_faultproxy"
 PASSTHROUGH_PREFIX = "/_sandbox/"  # the API stand-in's own control endpoints are never faulted
 FAULT_TOKEN_PREFIX = "faultproxy-"
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-                         "transfer-encoding", "upgrade", "host", "content-length"})
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
 _COPY_CHUNK = 64 * 1024
+_THROTTLE_SLICE = 16 * 1024
+_THROTTLE_SEND_BUFFER = 4 * _THROTTLE_SLICE
 _UPSTREAM_TIMEOUT = 60.0
 
 
@@ -50,9 +66,12 @@ _UPSTREAM_TIMEOUT = 60.0
 class _ProxyServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, upstream: str, book: FaultBook, stopping: threading.Event):
+    def __init__(
+        self, port: int, upstream: str, book: FaultBook, stopping: threading.Event, traffic: Traffic | None = None
+    ):
         self.upstream = upstream.rstrip("/")
         self.book = book
+        self.traffic = traffic or Traffic()
         self.stopping = stopping
         self.client = httpx.Client(base_url=self.upstream, timeout=_UPSTREAM_TIMEOUT)
         super().__init__(("127.0.0.1", port), _ProxyHandler)
@@ -65,33 +84,46 @@ class _ProxyServer(ThreadingHTTPServer):
 
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, and the head leaves with the body's first chunk: with Nagle on, a body written
+    # after its head waits for the client's delayed ACK, ~40 ms on every call of a kept-alive connection.
+    disable_nagle_algorithm = True
     server: _ProxyServer
 
     def log_message(self, fmt: str, *args) -> None:
-        sys.stderr.write("%s %s\n" % (self.log_date_time_string(), fmt % args))
+        sys.stderr.write(f"{self.log_date_time_string()} {fmt % args}\n")
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def setup(self) -> None:
+        super().setup()
+        self.wfile = CountingWriter(self.wfile, self.server.traffic)
+
+    def do_GET(self) -> None:
         self._proxy("GET")
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._proxy("HEAD")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._proxy("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._proxy("PUT")
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._proxy("PATCH")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._proxy("DELETE")
 
     def _proxy(self, method: str) -> None:
         body = self._read_request_body()
         split = urlsplit(self.path)
-        rule = None if split.path.startswith(PASSTHROUGH_PREFIX) else self.server.book.take(method, split.path)
+        passthrough = split.path.startswith(PASSTHROUGH_PREFIX)
+        if not passthrough:
+            self.server.traffic.request(method, split.path)
+        delay_s = 0.0 if passthrough else self.server.book.delay(method, split.path)
+        if delay_s and self.server.stopping.wait(delay_s):
+            return self._close_quietly()
+        rule = None if passthrough else self.server.book.take(method, split.path)
         kind = rule.fault if rule else None
         self.log_message("%s %s -> %s", method, split.path, kind or "forward")
         if kind in ("reset", "down"):
@@ -108,8 +140,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             response = self.server.client.send(request, stream=True)
         except httpx.HTTPError as exc:
             # The backend is really gone: say so the way a gateway would.
-            payload = json.dumps({"error": {"code": 502, "message": f"upstream unreachable: {exc}",
-                                            "status": "UNAVAILABLE"}}).encode()
+            payload = json.dumps(
+                {"error": {"code": 502, "message": f"upstream unreachable: {exc}", "status": "UNAVAILABLE"}}
+            ).encode()
             return self._answer(502, [("Content-Type", "application/json")], payload, method)
         try:
             self._relay(method, response, rule, incoming_token)
@@ -118,8 +151,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     # --- answers ---------------------------------------------------------------------------------
     def _relay(self, method: str, response: httpx.Response, rule: FaultRule | None, incoming_token: str | None) -> None:
-        headers = [(name, self._rewrite_location(name, value)) for name, value in response.headers.multi_items()
-                   if name.lower() not in _HOP_BY_HOP]
+        headers = [
+            (name, self._rewrite_location(name, value))
+            for name, value in response.headers.multi_items()
+            if name.lower() not in _HOP_BY_HOP
+        ]
         length = response.headers.get("content-length")
         kind = rule.fault if rule else None
         if method == "HEAD" or response.status_code in (204, 304):
@@ -136,37 +172,51 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         else:
             chunks = response.iter_raw(_COPY_CHUNK)
         total = int(length)
-        self._start(response.status_code, headers, total)
+        if kind == "throttle":
+            return self._throttle(response.status_code, headers, total, chunks, rule.link)
         if kind == "trickle":
+            self._start(response.status_code, headers, total)
             return self._trickle(chunks, rule.interval)
         limit = total // 2 if kind == "truncate" else total
         flips = _flip_positions(total) if kind == "corrupt" else set()
-        sent = 0
+        sent, started = 0, False
         for chunk in chunks:
-            chunk = chunk[:limit - sent]
+            chunk = chunk[: limit - sent]
             if flips:
                 chunk = bytes(byte ^ 0xFF if sent + index in flips else byte for index, byte in enumerate(chunk))
-            self.wfile.write(chunk)
+            if started:
+                self.wfile.write(chunk)
+            else:
+                self._start(response.status_code, headers, total, first=chunk)
+                started = True
             sent += len(chunk)
             if sent >= limit:
                 break
+        if not started:
+            self._start(response.status_code, headers, total)
         if kind == "truncate":
             self.wfile.flush()
             self._close_quietly()
 
-    def _start(self, status: int, headers: list[tuple[str, str]], length: int | str | None) -> None:
+    def _start(self, status: int, headers: list[tuple[str, str]], length: int | str | None, first: bytes = b"") -> None:
+        """The status line and headers, and `first` bytes of the body in the same write."""
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
         if length is not None:
             self.send_header("Content-Length", str(length))
-        self.end_headers()
+        self._headers_buffer.extend((b"\r\n", first))
+        self.flush_headers()
 
-    def _answer(self, status: int, headers: list[tuple[str, str]], payload: bytes, method: str,
-                length: str | None = None) -> None:
-        self._start(status, headers, length if method == "HEAD" and length is not None else len(payload))
-        if method != "HEAD":
-            self.wfile.write(payload)
+    def _answer(
+        self, status: int, headers: list[tuple[str, str]], payload: bytes, method: str, length: str | None = None
+    ) -> None:
+        self._start(
+            status,
+            headers,
+            length if method == "HEAD" and length is not None else len(payload),
+            first=payload if method != "HEAD" else b"",
+        )
 
     def _trickle(self, chunks, interval: float) -> None:
         for chunk in chunks:
@@ -174,10 +224,28 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 if self.server.stopping.wait(interval):
                     return self._close_quietly()
                 try:
-                    self.wfile.write(chunk[index:index + 1])
+                    self.wfile.write(chunk[index : index + 1])
                     self.wfile.flush()
                 except OSError:
                     return self._close_quietly()  # the client gave up, as it should
+
+    def _throttle(self, status: int, headers: list[tuple[str, str]], length: int, chunks, link) -> None:
+        """The body at the link's pace, in slices small enough that a client hanging up part way
+        costs the link at most one slice it never read. The socket's send buffer is kept to a few
+        slices: bytes are counted as sent when write() takes them, and a kernel buffer of megabytes
+        would count as carried what a client that stopped reading never got."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _THROTTLE_SEND_BUFFER)
+        self._start(status, headers, length)
+        for chunk in chunks:
+            for start in range(0, len(chunk), _THROTTLE_SLICE):
+                piece = chunk[start : start + _THROTTLE_SLICE]
+                if not link.pace(len(piece), self.server.stopping):
+                    return self._close_quietly()
+                try:
+                    self.wfile.write(piece)
+                except OSError:
+                    return self._close_quietly()  # the client has what it wanted
+                link.sent(len(piece))
 
     def _hang(self) -> None:
         """Never answer; return once the client hangs up (or the proxy stops)."""
@@ -207,7 +275,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _rewrite_location(self, name: str, value: str) -> str:
         if name.lower() == "location" and value.startswith(self.server.upstream):
-            return f"http://127.0.0.1:{self.server.server_address[1]}{value[len(self.server.upstream):]}"
+            return f"http://127.0.0.1:{self.server.server_address[1]}{value[len(self.server.upstream) :]}"
         return value
 
     def _read_request_body(self) -> bytes:
@@ -230,8 +298,9 @@ def _strip_fault_token(split, body: bytes) -> tuple[str, bytes, str | None]:
     """A page token the proxy made up is not the backend's: forward the request without it (the
     backend serves its first page again) and remember it to decide the next made-up token."""
     query = parse_qsl(split.query, keep_blank_values=True)
-    incoming = next((value for name, value in query if name == "pageToken" and value.startswith(FAULT_TOKEN_PREFIX)),
-                    None)
+    incoming = next(
+        (value for name, value in query if name == "pageToken" and value.startswith(FAULT_TOKEN_PREFIX)), None
+    )
     if incoming is not None:
         query = [(name, value) for name, value in query if name != "pageToken"]
     target = split.path + (f"?{urlencode(query)}" if query else "")
@@ -263,10 +332,11 @@ def _rewrite_json(raw: bytes, kind: str, incoming_token: str | None) -> bytes | 
     elif kind == "page_token_repeat":
         document["nextPageToken"] = f"{FAULT_TOKEN_PREFIX}A"
     elif kind == "page_token_cycle":
-        document["nextPageToken"] = f"{FAULT_TOKEN_PREFIX}B" if incoming_token == f"{FAULT_TOKEN_PREFIX}A" \
-            else f"{FAULT_TOKEN_PREFIX}A"
+        document["nextPageToken"] = (
+            f"{FAULT_TOKEN_PREFIX}B" if incoming_token == f"{FAULT_TOKEN_PREFIX}A" else f"{FAULT_TOKEN_PREFIX}A"
+        )
     elif kind == "empty_pages":
-        page = int(incoming_token[len(FAULT_TOKEN_PREFIX):]) if incoming_token else 0
+        page = int(incoming_token[len(FAULT_TOKEN_PREFIX) :]) if incoming_token else 0
         if page:
             for name in lists:
                 document[name] = []
@@ -285,6 +355,7 @@ def _flip_positions(length: int) -> set[int]:
 class _ControlHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     book: FaultBook
+    traffic: Traffic
 
     def log_message(self, fmt: str, *args) -> None:
         sys.stderr.write("control: %s\n" % (fmt % args))
@@ -297,14 +368,22 @@ class _ControlHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == f"{CONTROL_PREFIX}/health":
             return self._send(200, {"ok": True})
         if self.path == f"{CONTROL_PREFIX}/faults":
             return self._send(200, self.book.describe())
+        if self.path == f"{CONTROL_PREFIX}/traffic":
+            return self._send(200, self.traffic.describe())
         return self._send(404, {"error": f"no control endpoint GET {self.path}"})
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
+        if self.path != f"{CONTROL_PREFIX}/traffic":
+            return self._send(404, {"error": f"no control endpoint DELETE {self.path}"})
+        self.traffic.reset()
+        return self._send(200, self.traffic.describe())
+
+    def do_PUT(self) -> None:
         if self.path != f"{CONTROL_PREFIX}/faults":
             return self._send(404, {"error": f"no control endpoint PUT {self.path}"})
         try:
@@ -322,6 +401,7 @@ class FaultControl:
 
     def __init__(self, control_url: str):
         self.url = f"{control_url.rstrip('/')}{CONTROL_PREFIX}/faults"
+        self.traffic_url = f"{control_url.rstrip('/')}{CONTROL_PREFIX}/traffic"
 
     def set(self, faults: list[dict]) -> dict:
         response = httpx.put(self.url, json={"faults": faults}, timeout=10)
@@ -335,6 +415,13 @@ class FaultControl:
     def status(self) -> dict:
         return httpx.get(self.url, timeout=10).raise_for_status().json()
 
+    def traffic(self) -> dict:
+        """{requests: {"METHOD endpoint": n}, total_requests, bytes}: what the proxy forwarded."""
+        return httpx.get(self.traffic_url, timeout=10).raise_for_status().json()
+
+    def reset_traffic(self) -> None:
+        httpx.delete(self.traffic_url, timeout=10).raise_for_status()
+
 
 # --- the process -------------------------------------------------------------------------------
 class FaultProxy(LocalServer):
@@ -342,8 +429,16 @@ class FaultProxy(LocalServer):
 
     start_timeout = 20.0
 
-    def __init__(self, root: Path, *, backend: str, kind: str, upstream: str, faults: list | None = None,
-                 parent_pid: int | None = None):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        backend: str,
+        kind: str,
+        upstream: str,
+        faults: list | None = None,
+        parent_pid: int | None = None,
+    ):
         super().__init__(Path(root) / f"faultproxy-{backend}")
         self.name = f"fault proxy for {backend}"
         self.log_name = "faultproxy.log"
@@ -365,9 +460,21 @@ class FaultProxy(LocalServer):
         self.control_port = free_port()
         faults_file = self.root / "faults.json"
         faults_file.write_text(json.dumps(self.faults), encoding="utf-8")
-        command = [sys.executable, "-m", "deploycheck.sandbox.faultproxy", "--kind", self.kind, "--upstream",
-                   self.upstream, "--port", str(port), "--control-port", str(self.control_port),
-                   "--faults", str(faults_file)]
+        command = [
+            sys.executable,
+            "-m",
+            "deploycheck.sandbox.faultproxy",
+            "--kind",
+            self.kind,
+            "--upstream",
+            self.upstream,
+            "--port",
+            str(port),
+            "--control-port",
+            str(self.control_port),
+            "--faults",
+            str(faults_file),
+        ]
         return command + (["--parent-pid", str(self.parent_pid)] if self.parent_pid else [])
 
     def ready_probe(self, port: int):
@@ -395,14 +502,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     book = FaultBook(json.loads(Path(args.faults).read_text(encoding="utf-8")) if args.faults else [])
     stopping = threading.Event()
+    traffic = Traffic()
     if args.kind == "http":
-        proxy = _ProxyServer(args.port, args.upstream, book, stopping)
+        proxy = _ProxyServer(args.port, args.upstream, book, stopping, traffic)
         threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     else:
         from .faultproxy_grpc import serve_grpc
 
-        proxy = serve_grpc(args.port, args.upstream, book, stopping)  # kept: a collected server stops
-    control = ThreadingHTTPServer(("127.0.0.1", args.control_port), type("Control", (_ControlHandler,), {"book": book}))
+        proxy = serve_grpc(args.port, args.upstream, book, stopping, traffic)  # kept: a collected server stops
+    control = ThreadingHTTPServer(
+        ("127.0.0.1", args.control_port), type("Control", (_ControlHandler,), {"book": book, "traffic": traffic})
+    )
     control.daemon_threads = True
     if args.parent_pid:
         threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()

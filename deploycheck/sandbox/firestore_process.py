@@ -107,12 +107,17 @@ def seed_documents(host: str, project: str, collection: str, documents: Iterable
     database = f"projects/{project}/databases/(default)"
     written = 0
     # "Bearer owner" is the emulator's admin token: security rules do not apply to the seeder.
-    with httpx.Client(base_url=f"http://{host}/v1", headers={"Authorization": "Bearer owner"},
-                      timeout=_SEED_TIMEOUT) as client:
+    with httpx.Client(
+        base_url=f"http://{host}/v1", headers={"Authorization": "Bearer owner"}, timeout=_SEED_TIMEOUT
+    ) as client:
         for chunk in _chunks(documents, _WRITES_PER_COMMIT):
             writes = [
-                {"update": {"name": f"{database}/documents/{collection}/{doc_id}",
-                            "fields": {name: _value(name, value) for name, value in fields.items()}}}
+                {
+                    "update": {
+                        "name": f"{database}/documents/{collection}/{doc_id}",
+                        "fields": {name: _value(name, value) for name, value in fields.items()},
+                    }
+                }
                 for doc_id, fields in chunk
             ]
             response = client.post(f"/{database}/documents:commit", json={"writes": writes})

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..netutil import free_port, stop_process_group, wait_until_ready
 
@@ -35,6 +35,13 @@ class LocalServer:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    @property
+    def running_pid(self) -> int:
+        """The pid of a started server; asking a stopped one is a bug, not a None to record."""
+        if self._process is None:
+            raise RuntimeError(f"{self.name} is not running")
+        return self._process.pid
+
     def command(self, port: int) -> list[str]:
         raise NotImplementedError
 
@@ -59,11 +66,22 @@ class LocalServer:
         command = self.command(self.port)
         with open(self.log_path, "ab") as log:
             log_offset = log.tell()
-            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                             env=self.environment(), start_new_session=True)
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+                start_new_session=True,
+            )
         try:
-            wait_until_ready(self.ready_probe(self.port), timeout=self.start_timeout,
-                             what=f"{self.name} on port {self.port}", process=self._process, log_path=self.log_path)
+            wait_until_ready(
+                self.ready_probe(self.port),
+                timeout=self.start_timeout,
+                what=f"{self.name} on port {self.port}",
+                process=self._process,
+                log_path=self.log_path,
+            )
         except RuntimeError:
             self.stop()
             with open(self.log_path, errors="replace") as log:

@@ -28,9 +28,10 @@ from __future__ import annotations
 import json
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, NoReturn
+from typing import NoReturn
 
 import re2 as google_re2  # the google-re2 binding: Cloud Logging evaluates =~ with RE2
 
@@ -39,13 +40,28 @@ from ..re2 import re2_incompatibility
 SUPPORTED = "the sandbox evaluates AND/OR/NOT, =, !=, <, <=, >, >=, :, =~, !~ and parentheses"
 
 # LogSeverity values; filters compare severities by these, not by name.
-SEVERITIES = {"DEFAULT": 0, "DEBUG": 100, "INFO": 200, "NOTICE": 300, "WARNING": 400, "ERROR": 500,
-              "CRITICAL": 600, "ALERT": 700, "EMERGENCY": 800}
+SEVERITIES = {
+    "DEFAULT": 0,
+    "DEBUG": 100,
+    "INFO": 200,
+    "NOTICE": 300,
+    "WARNING": 400,
+    "ERROR": 500,
+    "CRITICAL": 600,
+    "ALERT": 700,
+    "EMERGENCY": 800,
+}
 
 _INSTANT_FIELDS = {("timestamp",), ("receiveTimestamp",)}
 _SEVERITY_FIELD = ("severity",)
 _COMPARISONS: dict[str, Callable[[object, object], bool]] = {
-    "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATOR = re.compile(r"=~|!~|!=|>=|<=|=|>|<|:")
@@ -54,8 +70,10 @@ _KEYWORD = re.compile(r"(AND|OR|NOT)(?=[\s()]|$)")
 _NOT_IN_BARE_WORDS = re.compile(r"[=<>!~:*\\]")
 _INTEGER = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
-_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-                      r"(?:[Zz]|(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2}))")
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:[Zz]|(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2}))"
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -314,14 +332,14 @@ class _Parser:
             self._reject(start, None, "the query ends where a restriction was expected")
         if self._peek('"'):
             self._string()
-            self._reject(start, self.text[start:self.pos], "is a value without a field (a global restriction)")
+            self._reject(start, self.text[start : self.pos], "is a value without a field (a global restriction)")
         if self._peek(")"):
             self._reject(start, ")", "closes a group where a restriction was expected")
         if not _NAME.match(self.text, self.pos):
             self._reject(start, self._word_at(start), "is not a field name")
         path = self._field_path()
         if self._peek("("):
-            self._reject(start, self.text[start:self.pos + 1], "is a function")
+            self._reject(start, self.text[start : self.pos + 1], "is a function")
         path_end = self.pos
         self._skip_space()
         op_match = _OPERATOR.match(self.text, self.pos)
@@ -452,7 +470,7 @@ class _Parser:
                 self.pos += 1
                 return "".join(chars)
             if char == "\\":
-                escaped = self.text[self.pos + 1:self.pos + 2]
+                escaped = self.text[self.pos + 1 : self.pos + 2]
                 if escaped not in ('"', "\\"):
                     self._reject(self.pos, "\\" + escaped, 'is not an escape the sandbox knows (only \\" and \\\\)')
                 chars.append(escaped)
@@ -460,7 +478,7 @@ class _Parser:
                 continue
             chars.append(char)
             self.pos += 1
-        self._reject(opening, self.text[opening:opening + 20], "opens a string that is never closed")
+        self._reject(opening, self.text[opening : opening + 20], "opens a string that is never closed")
 
     # --- lexical helpers ---
     def _skip_space(self) -> None:
@@ -483,7 +501,7 @@ class _Parser:
 
     def _word_at(self, position: int) -> str:
         match = _BARE_WORD.match(self.text, position)
-        return match.group() if match else self.text[position:position + 1]
+        return match.group() if match else self.text[position : position + 1]
 
     def _reject(self, position: int, snippet: str | None, reason: str) -> NoReturn:
         line = self.text.count("\n", 0, position) + 1
@@ -512,8 +530,13 @@ def _merged_regexes(nodes: list[_Node]) -> list[_Node]:
         if isinstance(node, _RegexMatch) and not node.negated:
             group = by_path.pop(node.path, None)
             if group:
-                merged.append(group[0] if len(group) == 1 else _RegexMatch(
-                    node.path, google_re2.compile("|".join(f"(?:{n.regex.pattern})" for n in group)), False))
+                merged.append(
+                    group[0]
+                    if len(group) == 1
+                    else _RegexMatch(
+                        node.path, google_re2.compile("|".join(f"(?:{n.regex.pattern})" for n in group)), False
+                    )
+                )
         else:
             merged.append(node)
     return merged
@@ -523,8 +546,8 @@ def _merged_regexes(nodes: list[_Node]) -> list[_Node]:
 class IndexTerms:
     """What a query's top-level AND terms pin down, so the store visits only those entries."""
 
-    service: str | None = None
-    revisions: frozenset[str] | None = None
+    services: frozenset[str] | None = None  # None: any service
+    revisions: frozenset[str] | None = None  # None: any revision
     lower_ns: int | None = None  # inclusive bounds on timestamp
     upper_ns: int | None = None
 
@@ -534,23 +557,20 @@ _REVISION = ("resource", "labels", "revision_name")
 
 
 def index_terms(query: Query) -> IndexTerms:
-    terms = IndexTerms()
+    services = revisions = lower = upper = None
     root = query.root
-    for node in (root.children if isinstance(root, _All) else (root,) if root is not None else ()):
-        if _is_equality(node, _SERVICE) and terms.service in (None, node.text):
-            terms = IndexTerms(node.text, terms.revisions, terms.lower_ns, terms.upper_ns)
-        elif (names := _revision_names(node)) is not None:
-            revisions = names if terms.revisions is None else terms.revisions & names
-            terms = IndexTerms(terms.service, revisions, terms.lower_ns, terms.upper_ns)
+    for node in root.children if isinstance(root, _All) else (root,) if root is not None else ():
+        if (names := _names_of(node, _SERVICE)) is not None:
+            services = names if services is None else services & names
+        elif (names := _names_of(node, _REVISION)) is not None:
+            revisions = names if revisions is None else revisions & names
         elif isinstance(node, _InstantComparison) and node.path == ("timestamp",) and node.op in (">", ">="):
-            lower = node.nanos + (node.op == ">")
-            lower = lower if terms.lower_ns is None else max(lower, terms.lower_ns)
-            terms = IndexTerms(terms.service, terms.revisions, lower, terms.upper_ns)
+            bound = node.nanos + (node.op == ">")
+            lower = bound if lower is None else max(lower, bound)
         elif isinstance(node, _InstantComparison) and node.path == ("timestamp",) and node.op in ("<", "<="):
-            upper = node.nanos - (node.op == "<")
-            upper = upper if terms.upper_ns is None else min(upper, terms.upper_ns)
-            terms = IndexTerms(terms.service, terms.revisions, terms.lower_ns, upper)
-    return terms
+            bound = node.nanos - (node.op == "<")
+            upper = bound if upper is None else min(upper, bound)
+    return IndexTerms(services, revisions, lower, upper)
 
 
 def _is_equality(node: _Node, path: tuple[str, ...]) -> bool:
@@ -558,8 +578,9 @@ def _is_equality(node: _Node, path: tuple[str, ...]) -> bool:
     return isinstance(node, _ValueComparison) and node.path == path and node.op == "=" and node.number is None
 
 
-def _revision_names(node: _Node) -> frozenset[str] | None:
+def _names_of(node: _Node, path: tuple[str, ...]) -> frozenset[str] | None:
+    """The values `path` must equal for `node` to hold (`f="a"`, `f=("a" OR "b")`), or None."""
     alternatives = node.children if isinstance(node, _Any) else (node,)
-    if all(_is_equality(child, _REVISION) for child in alternatives):
+    if all(_is_equality(child, path) for child in alternatives):
         return frozenset(child.text for child in alternatives)
     return None

@@ -15,9 +15,9 @@ import bisect
 import heapq
 import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator
 
 from . import logquery
 
@@ -44,23 +44,40 @@ class LogStore:
             try:
                 key = (logquery.instant(entry["timestamp"]), str(entry.get("insertId", "")), position)
             except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"log entry {position} ({entry.get('insertId')!r}) has no valid timestamp: "
-                                 f"{exc}") from None
+                raise ValueError(
+                    f"log entry {position} ({entry.get('insertId')!r}) has no valid timestamp: {exc}"
+                ) from None
             labels = (entry.get("resource") or {}).get("labels") or {}
             by_revision.setdefault((labels.get("service_name"), labels.get("revision_name")), []).append((key, entry))
         self._buckets: dict[tuple[str | None, str | None], _Bucket] = {}
+        # Buckets by revision and by service, so finding a query's buckets costs what it names.
+        self._of_revision: dict[str | None, list[tuple[str | None, str | None]]] = {}
+        self._of_service: dict[str | None, list[tuple[str | None, str | None]]] = {}
         for name, items in by_revision.items():
             items.sort(key=lambda item: item[0])
             self._buckets[name] = _Bucket([key for key, _ in items], [entry for _, entry in items])
+            self._of_service.setdefault(name[0], []).append(name)
+            self._of_revision.setdefault(name[1], []).append(name)
         self.size = len(entries)
+        self.visited = 0  # entries read by queries, for tests: a query must cost what it returns
 
     def _candidates(self, terms: logquery.IndexTerms) -> list[_Bucket]:
-        return [bucket for (service, revision), bucket in self._buckets.items()
-                if (terms.service is None or service == terms.service)
-                and (terms.revisions is None or revision in terms.revisions)]
+        if terms.revisions is not None:
+            names = [name for revision in terms.revisions for name in self._of_revision.get(revision, ())]
+        elif terms.services is not None:
+            names = [name for service in terms.services for name in self._of_service.get(service, ())]
+        else:
+            names = list(self._buckets)
+        return [
+            self._buckets[name]
+            for name in names
+            if (terms.services is None or name[0] in terms.services)
+            and (terms.revisions is None or name[1] in terms.revisions)
+        ]
 
-    def page(self, resource_names: list[str], query: logquery.Query, *, descending: bool, after: Key | None,
-             page_size: int) -> tuple[list[dict], Key | None]:
+    def page(
+        self, resource_names: list[str], query: logquery.Query, *, descending: bool, after: Key | None, page_size: int
+    ) -> tuple[list[dict], Key | None]:
         """Up to page_size matching entries following `after` in the order asked for, and the key
         to continue from if at least one more entry matches (None: this is the last page)."""
         terms = logquery.index_terms(query)
@@ -73,12 +90,20 @@ class LogStore:
         streams = [bucket.between(low, high, descending=descending) for bucket in self._candidates(terms)]
         ordered = heapq.merge(*streams, key=lambda item: item[0], reverse=descending)
         logs = tuple(f"{name}/logs/" for name in resource_names)
-        matching = ((key, entry) for key, entry in ordered
-                    if entry.get("logName", "").startswith(logs) and query.matches(entry))
+        matching = (
+            (key, entry)
+            for key, entry in self._counted(ordered)
+            if entry.get("logName", "").startswith(logs) and query.matches(entry)
+        )
         taken = list(itertools.islice(matching, page_size + 1))
         page = taken[:page_size]
         more = len(taken) > page_size
         return [entry for _, entry in page], (page[-1][0] if more else None)
+
+    def _counted(self, items: Iterator[tuple[Key, dict]]) -> Iterator[tuple[Key, dict]]:
+        for item in items:
+            self.visited += 1
+            yield item
 
 
 def page_token(key: Key, listing: str) -> str:
@@ -97,8 +122,17 @@ def token_position(token: str, listing: str) -> Key | None:
 
 
 # --- entries as Cloud Run writes them, and production-sized volumes of them ---------------------
-def revision_entry(*, project: str, region: str, service: str, revision: str, timestamp: str, insert_id: str,
-                   line: dict, resource: dict | None = None) -> dict:
+def revision_entry(
+    *,
+    project: str,
+    region: str,
+    service: str,
+    revision: str,
+    timestamp: str,
+    insert_id: str,
+    line: dict,
+    resource: dict | None = None,
+) -> dict:
     """A LogEntry of a cloud_run_revision from a compact line ({severity, text | json, log, status});
     `resource` may be passed in to share one dict among many entries of the same revision."""
     log = line.get("log", "stdout")
@@ -111,8 +145,12 @@ def revision_entry(*, project: str, region: str, service: str, revision: str, ti
         "insertId": insert_id,
     }
     if log == "requests":
-        entry["httpRequest"] = {"requestMethod": "POST", "requestUrl": f"https://{service}.run.app/process",
-                                "status": line.get("status", 200), "latency": "0.231s"}
+        entry["httpRequest"] = {
+            "requestMethod": "POST",
+            "requestUrl": f"https://{service}.run.app/process",
+            "status": line.get("status", 200),
+            "latency": "0.231s",
+        }
     elif "json" in line:
         entry["jsonPayload"] = line["json"]
     else:
@@ -121,9 +159,16 @@ def revision_entry(*, project: str, region: str, service: str, revision: str, ti
 
 
 def revision_resource(project: str, region: str, service: str, revision: str) -> dict:
-    return {"type": "cloud_run_revision", "labels": {
-        "service_name": service, "revision_name": revision, "location": region, "project_id": project,
-        "configuration_name": service}}
+    return {
+        "type": "cloud_run_revision",
+        "labels": {
+            "service_name": service,
+            "revision_name": revision,
+            "location": region,
+            "project_id": project,
+            "configuration_name": service,
+        },
+    }
 
 
 def generate_volume(spec: dict) -> Iterator[dict]:
@@ -138,9 +183,16 @@ def generate_volume(spec: dict) -> Iterator[dict]:
         line = lines[number % len(lines)]
         if "{n}" in line.get("text", "") or "{n}" in str((line.get("json") or {}).get("message", "")):
             line = _numbered(line, str(number))
-        yield revision_entry(project=spec["project"], region=spec["region"], service=spec["service"],
-                             revision=spec["revision"], timestamp=_rfc3339_ns(first + number * step),
-                             insert_id=f"{spec['id']}-{number:07d}", line=line, resource=resource)
+        yield revision_entry(
+            project=spec["project"],
+            region=spec["region"],
+            service=spec["service"],
+            revision=spec["revision"],
+            timestamp=_rfc3339_ns(first + number * step),
+            insert_id=f"{spec['id']}-{number:07d}",
+            line=line,
+            resource=resource,
+        )
 
 
 def _numbered(line: dict, number: str) -> dict:

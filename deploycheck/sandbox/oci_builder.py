@@ -12,10 +12,11 @@ import json
 import posixpath
 import random
 import tarfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator, Literal, Mapping, NamedTuple, Sequence
+from typing import Literal, NamedTuple
 
 import httpx
 
@@ -49,10 +50,21 @@ class Blob:
     size: int
     diff_id: str | None = None
     """sha256 of the uncompressed tar, for layers (the image config lists these, not the blob digests)."""
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+    """Annotations of the blob's descriptor in the manifest (an eStargz layer's TOC digest)."""
 
     @classmethod
-    def of(cls, data: bytes, media_type: str, *, diff_id: str | None = None) -> "Blob":
-        return cls(media_type=media_type, data=data, digest=sha256_digest(data), size=len(data), diff_id=diff_id)
+    def of(
+        cls, data: bytes, media_type: str, *, diff_id: str | None = None, annotations: Mapping[str, str] | None = None
+    ) -> Blob:
+        return cls(
+            media_type=media_type,
+            data=data,
+            digest=sha256_digest(data),
+            size=len(data),
+            diff_id=diff_id,
+            annotations=dict(annotations or {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -88,15 +100,15 @@ class FileEntry:
     raw_name: bool = False
 
     @classmethod
-    def symlink(cls, target: str) -> "FileEntry":
+    def symlink(cls, target: str) -> FileEntry:
         return cls(kind="symlink", target=target)
 
     @classmethod
-    def hardlink(cls, target: str) -> "FileEntry":
+    def hardlink(cls, target: str) -> FileEntry:
         return cls(kind="hardlink", target=target)
 
     @classmethod
-    def directory(cls, mode: int = 0o755) -> "FileEntry":
+    def directory(cls, mode: int = 0o755) -> FileEntry:
         return cls(kind="dir", mode=mode)
 
 
@@ -104,8 +116,13 @@ _TAR_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfil
 _DEFAULT_MODES = {"file": 0o644, "dir": 0o755, "symlink": 0o777, "hardlink": 0o644}
 
 
-def layer_from_files(files: Mapping[str, bytes | FileEntry]) -> Blob:
+def layer_from_files(files: Mapping[str, bytes | FileEntry], *, compresslevel: int = 6) -> Blob:
     """A gzip tar layer holding `files` (absolute paths), with every parent directory added."""
+    return layer_from_tar(_tar(layer_members(files)), compresslevel=compresslevel)
+
+
+def layer_members(files: Mapping[str, bytes | FileEntry]) -> list[tuple[str, FileEntry]]:
+    """Tar members for `files`, parents added, in name order (as `tar` of a sorted tree has them)."""
     members: dict[str, FileEntry] = {}
     for path, content in files.items():
         entry = content if isinstance(content, FileEntry) else FileEntry(data=content)
@@ -117,8 +134,7 @@ def layer_from_files(files: Mapping[str, bytes | FileEntry]) -> Blob:
         for parent in PurePosixPath(name).parents:
             if str(parent) != ".":
                 members.setdefault(str(parent), FileEntry.directory())
-    tar = _tar((name, members[name]) for name in sorted(members))
-    return layer_from_tar(tar)
+    return [(name, members[name]) for name in sorted(members)]
 
 
 def layer_from_tar(tar: bytes, *, compresslevel: int = 6) -> Blob:
@@ -150,23 +166,30 @@ def _tar(members: Iterable[tuple[str, FileEntry]]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, entry in members:
-            info = tarfile.TarInfo(name)
-            info.type = _TAR_TYPES[entry.kind]
-            info.mode = entry.mode if entry.mode is not None else _DEFAULT_MODES[entry.kind]
-            info.mtime = 0
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            if entry.kind == "symlink":
-                info.linkname = entry.target
-            elif entry.kind == "hardlink":
-                # Hardlink targets are member names, which carry no leading '/'.
-                info.linkname = entry.target if entry.raw_name else _member_name(entry.target)
+            info = tar_info(name, entry)
             if entry.kind == "file":
-                info.size = len(entry.data)
                 tar.addfile(info, io.BytesIO(entry.data))
             else:
                 tar.addfile(info)
     return buffer.getvalue()
+
+
+def tar_info(name: str, entry: FileEntry) -> tarfile.TarInfo:
+    """The tar header of one member, deterministic (no times, owners or names of this machine)."""
+    info = tarfile.TarInfo(name)
+    info.type = _TAR_TYPES[entry.kind]
+    info.mode = entry.mode if entry.mode is not None else _DEFAULT_MODES[entry.kind]
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if entry.kind == "symlink":
+        info.linkname = entry.target
+    elif entry.kind == "hardlink":
+        # Hardlink targets are member names, which carry no leading '/'.
+        info.linkname = entry.target if entry.raw_name else _member_name(entry.target)
+    if entry.kind == "file":
+        info.size = len(entry.data)
+    return info
 
 
 def build_image(
@@ -244,7 +267,33 @@ def build_index(
 
 
 def _descriptor(blob: Blob) -> dict:
-    return {"mediaType": blob.media_type, "digest": blob.digest, "size": blob.size}
+    descriptor = {"mediaType": blob.media_type, "digest": blob.digest, "size": blob.size}
+    if blob.annotations:
+        descriptor["annotations"] = dict(blob.annotations)
+    return descriptor
+
+
+def write_oci_layout(image: BuiltImage, directory: Path, *, ref_name: str | None = None) -> Path:
+    """`image` as an OCI image layout directory (as skopeo writes one), for a scenario's `oci_layout`."""
+    directory = Path(directory)
+    blobs = directory / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+    for digest, data in (
+        (image.config.digest, image.config.data),
+        (image.digest, image.manifest),
+        *((layer.digest, layer.data) for layer in image.layers),
+    ):
+        path = blobs / digest.removeprefix("sha256:")
+        if not path.exists() or path.stat().st_size != len(data):
+            path.write_bytes(data)
+    entry: dict = {"mediaType": image.manifest_media_type, "digest": image.digest, "size": len(image.manifest)}
+    if ref_name:
+        entry["annotations"] = {_REF_NAME_ANNOTATION: ref_name}
+    (directory / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    (directory / "index.json").write_text(
+        json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]})
+    )
+    return directory
 
 
 def _canonical_json(value: dict) -> bytes:
@@ -361,7 +410,7 @@ class _OciLayout:
     def top_descriptor(self, ref_name: str | None) -> dict:
         entries = self.index.get("manifests", [])
         names = [entry.get("annotations", {}).get(_REF_NAME_ANNOTATION, entry["digest"]) for entry in entries]
-        chosen = [entry for entry, name in zip(entries, names) if ref_name is None or name == ref_name]
+        chosen = [entry for entry, name in zip(entries, names, strict=False) if ref_name is None or name == ref_name]
         if len(chosen) != 1:
             wanted = f"named {ref_name!r}" if ref_name else "in total"
             raise ValueError(

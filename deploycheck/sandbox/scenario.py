@@ -10,8 +10,12 @@ by path. Sections:
                         bottom-up: `base_layer_bytes` of random data, `base_files`, `files`;
                         or `oci_layout: DIR` to push an OCI image layout as it is
   services, jobs        compact Cloud Run resources, expanded to v2 REST JSON here (a service's
-                        `rollout_after: N` keeps its newest revision rolling out for N seconds)
-  resources             v2 REST JSON captured from the real API, used verbatim
+                        `rollout_after: N` keeps its newest revision rolling out for N seconds;
+                        `region:` places one outside the scenario's region)
+  resources             captured resources: v2 REST JSON, or what `gcloud run services|revisions|jobs describe
+                        --format=json` prints (v1: Knative Service/Revision, run.googleapis.com/v1 Job),
+                        inline or as {file: PATH} (one payload or a list); checked and served as v2
+                        (knative.py); a payload of another kind or shape is refused with the reason
   iam_policy            the project's IAM policy ({bindings: [{role, members, condition?}]})
   ancestors             the folders and organisation above the project, nearest first, each
                         {name: folders/N | organizations/N, iam_policy?}
@@ -26,6 +30,9 @@ by path. Sections:
   log_volume            production-sized logs, made when the stand-in starts: [{service, revision,
                         count, from, to, lines: [compact lines as in `logs`, `{n}` = the entry's number]}]
                         gives `count` entries cycling through `lines`, evenly spread from `from` to `to`
+  fleet                 a generated fleet ({services: N, jobs: M, log_lines, failures}, see fleet.py):
+                        its images, services, jobs, IAM bindings, heartbeat documents and logs are
+                        added to the sections above; fleet.inventory() is the matching services.yaml
 
 Compact resources name images by their key in `images`; the expansion fills in what the real
 API reports (containerStatuses[].imageDigest, latestReadyRevision, trafficStatuses, ...).
@@ -40,13 +47,16 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import yaml
 
 from ..errors import InputError
+from . import fleet as fleets
 from .apiserver import LATER_KEY
 from .faultrules import parse_scenario_faults
+from .knative import captured_resources
 from .logquery import instant
 from .logstore import revision_entry
 from .timeutil import RELATIVE_TIME, resolve_time, rfc3339
@@ -68,6 +78,7 @@ class ImageSpec:
     base_files: dict[str, bytes] = field(default_factory=dict)
     base_layer_bytes: int = 0
     oci_layout: Path | None = None
+    bulk: bool = False  # written into the registry's storage before it starts (registry_storage.py)
 
 
 @dataclass
@@ -88,6 +99,7 @@ class Scenario:
     ancestors: list[dict] = field(default_factory=list)
     custom_roles: list[dict] = field(default_factory=list)
     log_volume: list[dict] = field(default_factory=list)
+    fleet: fleets.Fleet | None = None
 
 
 def scenario_dir(name_or_path: str) -> Path:
@@ -115,13 +127,50 @@ def load_scenario(name_or_path: str, *, project: str, region: str, now: datetime
         raise InputError(f"{path}: {exc}") from exc
     project = data.get("project", project)
     region = data.get("region", region)
+    fleet = fleets.Fleet.parse(data["fleet"], str(path)) if data.get("fleet") is not None else None
+    if fleet is not None:
+        data = _with_fleet(data, fleets.expand(fleet, project=project, region=region), path)
     images = [_image_spec(key, spec, directory, now) for key, spec in (data.get("images") or {}).items()]
-    return Scenario(name=directory.name, directory=directory, project=project, region=region, images=images,
-                    services=data.get("services") or {}, jobs=data.get("jobs") or {},
-                    resources=data.get("resources") or [], iam_bindings=(data.get("iam_policy") or {}).get("bindings") or [],
-                    firestore=_firestore_documents(data.get("firestore") or {}, now), logs=data.get("logs") or [],
-                    now=now, faults=parse_scenario_faults(data.get("faults"), str(path)),
-                    log_volume=data.get("log_volume") or [], **_iam_hierarchy(data, path))
+    return Scenario(
+        name=directory.name,
+        directory=directory,
+        project=project,
+        region=region,
+        images=images,
+        services=data.get("services") or {},
+        jobs=data.get("jobs") or {},
+        resources=captured_resources(
+            data.get("resources") or [], directory=directory, source=path, project=project, region=region
+        ),
+        iam_bindings=(data.get("iam_policy") or {}).get("bindings") or [],
+        firestore=_firestore_documents(data.get("firestore") or {}, now),
+        logs=data.get("logs") or [],
+        now=now,
+        faults=parse_scenario_faults(data.get("faults"), str(path)),
+        log_volume=data.get("log_volume") or [],
+        fleet=fleet,
+        **_iam_hierarchy(data, path),
+    )
+
+
+def _with_fleet(data: dict, generated: dict, path: Path) -> dict:
+    """The scenario's own sections with the fleet's added; a name in both is an error, not a silent pick."""
+    merged = dict(data)
+    for key in ("images", "services", "jobs"):
+        own = data.get(key) or {}
+        clash = sorted(set(own) & set(generated[key]))
+        if clash:
+            raise InputError(f"{path}: {key}: {', '.join(clash[:5])} also generated by `fleet`; rename them")
+        merged[key] = {**own, **generated[key]}
+    merged["log_volume"] = [*(data.get("log_volume") or []), *generated["log_volume"]]
+    collections = dict(data.get("firestore") or {})
+    for name, documents in generated["firestore"].items():
+        collections[name] = [*(collections.get(name) or []), *documents]
+    merged["firestore"] = collections
+    policy = dict(data.get("iam_policy") or {})
+    policy["bindings"] = [*(policy.get("bindings") or []), *generated["iam_policy"]["bindings"]]
+    merged["iam_policy"] = policy
+    return merged
 
 
 def _firestore_documents(collections: dict, now: datetime) -> dict[str, list[tuple[str, dict]]]:
@@ -133,8 +182,10 @@ def _firestore_documents(collections: dict, now: datetime) -> dict[str, list[tup
             return resolve_time(field, now)
         return field
 
-    return {name: [(str(doc["id"]), {k: value(v) for k, v in (doc.get("fields") or {}).items()}) for doc in docs]
-            for name, docs in collections.items()}
+    return {
+        name: [(str(doc["id"]), {k: value(v) for k, v in (doc.get("fields") or {}).items()}) for doc in docs]
+        for name, docs in collections.items()
+    }
 
 
 def _files(spec: dict | None, directory: Path) -> dict[str, bytes]:
@@ -164,6 +215,7 @@ def _image_spec(key: str, spec: dict, directory: Path, now: datetime) -> ImageSp
         base_files=_files(spec.get("base_files"), directory),
         base_layer_bytes=int(spec.get("base_layer_bytes") or 0),
         oci_layout=(directory / layout) if layout else None,
+        bulk=bool(spec.get("bulk")),
     )
 
 
@@ -174,14 +226,17 @@ def _iam_hierarchy(data: dict, path: Path) -> dict:
         name = ancestor.get("name", "") if isinstance(ancestor, dict) else ""
         last = index == len(ancestors) - 1
         if not re.fullmatch(r"folders/\d+" + (r"|organizations/\d+" if last else ""), str(name)):
-            raise InputError(f"{path}: ancestors[{index}].name {name!r}: expected folders/N"
-                             + (" or organizations/N" if last else " (only the last ancestor may be an organisation)"))
+            raise InputError(
+                f"{path}: ancestors[{index}].name {name!r}: expected folders/N"
+                + (" or organizations/N" if last else " (only the last ancestor may be an organisation)")
+            )
     roles = data.get("custom_roles") or []
     for index, role in enumerate(roles):
         name = role.get("name", "") if isinstance(role, dict) else ""
         if not re.fullmatch(r"(projects|organizations)/[^/]+/roles/[A-Za-z0-9_.]+", str(name)):
-            raise InputError(f"{path}: custom_roles[{index}].name {name!r}: expected projects/P/roles/ID "
-                             "or organizations/N/roles/ID")
+            raise InputError(
+                f"{path}: custom_roles[{index}].name {name!r}: expected projects/P/roles/ID or organizations/N/roles/ID"
+            )
     return {"ancestors": ancestors, "custom_roles": roles}
 
 
@@ -194,8 +249,11 @@ def expand_iam_policies(scenario: Scenario) -> dict[str, dict]:
     for resource, bindings in bindings_of.items():
         if bindings or resource != f"projects/{scenario.project}":
             etag = hashlib.sha256(repr(bindings).encode()).digest()[:8]
-            policies[resource] = {"version": 3, "etag": base64.b64encode(etag).decode(),
-                                  "bindings": copy.deepcopy(bindings)}
+            policies[resource] = {
+                "version": 3,
+                "etag": base64.b64encode(etag).decode(),
+                "bindings": copy.deepcopy(bindings),
+            }
     return policies
 
 
@@ -204,17 +262,31 @@ def expand_iam_resources(scenario: Scenario) -> dict[str, dict]:
     name they are read under (the project by id, as `projects.get` accepts it)."""
     chain = [a["name"] for a in scenario.ancestors]
     number = str(int(hashlib.sha256(scenario.project.encode()).hexdigest(), 16))[:12]
-    resources = {f"projects/{scenario.project}": {
-        "name": f"projects/{number}", "projectId": scenario.project, "state": "ACTIVE",
-        "displayName": scenario.project, **({"parent": chain[0]} if chain else {})}}
+    resources = {
+        f"projects/{scenario.project}": {
+            "name": f"projects/{number}",
+            "projectId": scenario.project,
+            "state": "ACTIVE",
+            "displayName": scenario.project,
+            **({"parent": chain[0]} if chain else {}),
+        }
+    }
     for index, name in enumerate(chain):
-        resources[name] = {"name": name, "state": "ACTIVE", "displayName": f"{name.split('/')[0][:-1]} {index}",
-                           **({"parent": chain[index + 1]} if index + 1 < len(chain) else {})}
+        resources[name] = {
+            "name": name,
+            "state": "ACTIVE",
+            "displayName": f"{name.split('/')[0][:-1]} {index}",
+            **({"parent": chain[index + 1]} if index + 1 < len(chain) else {}),
+        }
     for role in scenario.custom_roles:
         resources[role["name"]] = {
-            "name": role["name"], "title": role["name"].rsplit("/", 1)[-1], "stage": role.get("stage", "GA"),
-            "etag": "BwYAAAAAAAA=", **({"includedPermissions": list(role["permissions"])} if role.get("permissions") else {}),
-            **({"deleted": True} if role.get("deleted") else {})}
+            "name": role["name"],
+            "title": role["name"].rsplit("/", 1)[-1],
+            "stage": role.get("stage", "GA"),
+            "etag": "BwYAAAAAAAA=",
+            **({"includedPermissions": list(role["permissions"])} if role.get("permissions") else {}),
+            **({"deleted": True} if role.get("deleted") else {}),
+        }
     return resources
 
 
@@ -226,10 +298,17 @@ def expand_log_entries(scenario: Scenario) -> list[dict]:
             entries.append(copy.deepcopy(line["entry"]))
             continue
         service = line["service"]
-        entries.append(revision_entry(
-            project=scenario.project, region=scenario.region, service=service,
-            revision=f"{service}-{line['revision']}", timestamp=rfc3339(resolve_time(line.get("at", "now"), scenario.now)),
-            insert_id=f"{index:06x}{_uid(service, str(index))[:8]}", line=copy.deepcopy(line)))
+        entries.append(
+            revision_entry(
+                project=scenario.project,
+                region=line.get("region") or scenario.region,
+                service=service,
+                revision=f"{service}-{line['revision']}",
+                timestamp=rfc3339(resolve_time(line.get("at", "now"), scenario.now)),
+                insert_id=f"{index:06x}{_uid(service, str(index))[:8]}",
+                line=copy.deepcopy(line),
+            )
+        )
     return entries
 
 
@@ -248,20 +327,31 @@ def expand_log_volume(scenario: Scenario) -> list[dict]:
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise InputError(f"{where}.count: expected a positive integer, got {count!r}")
         if not isinstance(lines, list) or not lines or not all(isinstance(line, dict) for line in lines):
-            raise InputError(f"{where}.lines: expected a non-empty list of lines like "
-                             "{severity: INFO, text: '...'}")
-        first, last = (resolve_time(item.get(key, default), scenario.now) for key, default in
-                       (("from", "now-24h"), ("to", "now")))
+            raise InputError(f"{where}.lines: expected a non-empty list of lines like {{severity: INFO, text: '...'}}")
+        first, last = (
+            resolve_time(item.get(key, default), scenario.now) for key, default in (("from", "now-24h"), ("to", "now"))
+        )
         if last < first:
             raise InputError(f"{where}: `to` ({rfc3339(last)}) is before `from` ({rfc3339(first)})")
         service = str(item["service"])
-        specs.append({"id": f"volume{index}", "project": scenario.project, "region": scenario.region,
-                      "service": service, "revision": f"{service}-{item['revision']}", "count": count,
-                      "lines": copy.deepcopy(lines), "from_ns": instant(rfc3339(first)), "to_ns": instant(rfc3339(last))})
+        specs.append(
+            {
+                "id": f"volume{index}",
+                "project": scenario.project,
+                "region": scenario.region,
+                "service": service,
+                "revision": f"{service}-{item['revision']}",
+                "count": count,
+                "lines": copy.deepcopy(lines),
+                "from_ns": instant(rfc3339(first)),
+                "to_ns": instant(rfc3339(last)),
+            }
+        )
     return specs
 
 
 # --- expansion to Cloud Run admin v2 REST JSON ------------------------------------------------
+
 
 def _uid(*parts: str) -> str:
     digest = hashlib.sha256("/".join(parts).encode()).hexdigest()
@@ -290,12 +380,15 @@ def expand_resources(scenario: Scenario, pushed: dict[str, str]) -> list[dict]:
                 return resolved, resolved
         return name, None
 
-    parent = f"projects/{scenario.project}/locations/{scenario.region}"
+    def parent(spec: dict) -> str:
+        # A compact resource may name its own region, as an inventory entry may.
+        return f"projects/{scenario.project}/locations/{spec.get('region') or scenario.region}"
+
     resources = []
     for service_name, spec in scenario.services.items():
-        resources.extend(_expand_service(scenario, parent, service_name, spec, image_ref))
+        resources.extend(_expand_service(scenario, parent(spec), service_name, spec, image_ref))
     for job_name, spec in scenario.jobs.items():
-        resources.extend(_expand_job(scenario, parent, job_name, spec, image_ref))
+        resources.extend(_expand_job(scenario, parent(spec), job_name, spec, image_ref))
     resources.extend(copy.deepcopy(scenario.resources))
     return resources
 
@@ -320,12 +413,13 @@ def _expand_service(scenario: Scenario, parent: str, name: str, spec: dict, imag
 
 def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, image_ref) -> list[dict]:
     full_name = f"{parent}/services/{name}"
+    region = parent.split("/")[3]
     revisions = spec.get("revisions") or []
     if not revisions:
         raise InputError(f"scenario {scenario.name}: service {name} has no revisions")
     out = []
     created_times = []
-    for index, rev in enumerate(revisions, start=1):
+    for rev in revisions:
         rev_name = f"{name}-{rev['suffix']}"
         created = rfc3339(resolve_time(rev.get("created", "now"), scenario.now))
         created_times.append(created)
@@ -336,7 +430,7 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
             "name": f"{full_name}/revisions/{rev_name}",
             "uid": _uid(full_name, rev_name),
             "generation": "1",
-            "labels": {"cloud.googleapis.com/location": scenario.region, **(rev.get("labels") or {})},
+            "labels": {"cloud.googleapis.com/location": region, **(rev.get("labels") or {})},
             "annotations": {},
             "createTime": created,
             "updateTime": created,
@@ -345,12 +439,14 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
             "scaling": {"minInstanceCount": 0, "maxInstanceCount": 100},
             "timeout": "300s",
             "serviceAccount": rev.get("service_account", spec.get("service_account", "")),
-            "containers": [{
-                "name": "app",
-                "image": container_image,
-                "env": [{"name": k, "value": str(v)} for k, v in (rev.get("env") or spec.get("env") or {}).items()],
-                "ports": [{"name": "http1", "containerPort": 8080}],
-            }],
+            "containers": [
+                {
+                    "name": "app",
+                    "image": container_image,
+                    "env": [{"name": k, "value": str(v)} for k, v in (rev.get("env") or spec.get("env") or {}).items()],
+                    "ports": [{"name": "http1", "containerPort": 8080}],
+                }
+            ],
             "executionEnvironment": "EXECUTION_ENVIRONMENT_GEN2",
             "reconciling": ready is None,
             "conditions": [_condition(ready, created, rev.get("message", ""))],
@@ -363,7 +459,7 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
         out.append(revision)
 
     short_names = [f"{name}-{rev['suffix']}" for rev in revisions]
-    ready_names = [n for n, rev in zip(short_names, revisions) if rev.get("ready", True) is True]
+    ready_names = [n for n, rev in zip(short_names, revisions, strict=True) if rev.get("ready", True) is True]
     latest_created = short_names[-1]
     latest_ready = ready_names[-1] if ready_names else ""
     traffic_spec = spec.get("traffic") or [{"latest": True, "percent": 100}]
@@ -382,11 +478,11 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
             traffic.append(entry)
             status = dict(entry)
             if target.get("tag"):
-                status["uri"] = f"https://{target['tag']}---{name}-756957797294.{scenario.region}.run.app"
+                status["uri"] = f"https://{target['tag']}---{name}-756957797294.{region}.run.app"
             statuses.append(status)
     newest_ready = revisions[-1].get("ready", True)
     generation = str(len(revisions))
-    service = {
+    service: dict[str, Any] = {
         "name": full_name,
         "uid": _uid(full_name),
         "generation": generation,
@@ -405,13 +501,14 @@ def _expand_service_now(scenario: Scenario, parent: str, name: str, spec: dict, 
         },
         "traffic": traffic,
         "observedGeneration": generation,
-        "terminalCondition": _condition(True if newest_ready is True else newest_ready, created_times[-1],
-                                        revisions[-1].get("message", "")),
+        "terminalCondition": _condition(
+            True if newest_ready is True else newest_ready, created_times[-1], revisions[-1].get("message", "")
+        ),
         "conditions": [],
         "latestReadyRevision": f"{full_name}/revisions/{latest_ready}" if latest_ready else "",
         "latestCreatedRevision": f"{full_name}/revisions/{latest_created}",
         "trafficStatuses": statuses,
-        "uri": f"https://{name}-756957797294.{scenario.region}.run.app",
+        "uri": f"https://{name}-756957797294.{region}.run.app",
         "reconciling": newest_ready is None,
         "etag": f'"{_uid(full_name, generation)[:12]}"',
     }
@@ -426,30 +523,34 @@ def _expand_job(scenario: Scenario, parent: str, name: str, spec: dict, image_re
     full_name = f"{parent}/jobs/{name}"
     deployed_as, _ = image_ref(spec["image"])
     created = rfc3339(resolve_time(spec.get("created", "now"), scenario.now))
-    executions = []
+    executions: list[dict[str, Any]] = []
     for index, execution in enumerate(spec.get("executions") or [], start=1):
         started = rfc3339(resolve_time(execution.get("created", "now"), scenario.now))
         succeeded = execution.get("succeeded", True)
         exec_name = f"{name}-{execution.get('suffix', f'{index:05d}'[-5:])}"
-        executions.append({
-            "name": f"{full_name}/executions/{exec_name}",
-            "uid": _uid(full_name, exec_name),
-            "generation": "1",
-            "createTime": started,
-            "startTime": started,
-            "completionTime": started,
-            "launchStage": "GA",
-            "job": name,
-            "parallelism": 1,
-            "taskCount": 1,
-            "template": {"containers": [{"image": deployed_as}], "maxRetries": 3, "timeout": "600s"},
-            "conditions": [{"type": "Completed", "state": READY if succeeded else FAILED, "lastTransitionTime": started}],
-            "succeededCount": 1 if succeeded else 0,
-            "failedCount": 0 if succeeded else 1,
-            "observedGeneration": "1",
-            "etag": f'"{_uid(exec_name)[:12]}"',
-        })
-    job = {
+        executions.append(
+            {
+                "name": f"{full_name}/executions/{exec_name}",
+                "uid": _uid(full_name, exec_name),
+                "generation": "1",
+                "createTime": started,
+                "startTime": started,
+                "completionTime": started,
+                "launchStage": "GA",
+                "job": name,
+                "parallelism": 1,
+                "taskCount": 1,
+                "template": {"containers": [{"image": deployed_as}], "maxRetries": 3, "timeout": "600s"},
+                "conditions": [
+                    {"type": "Completed", "state": READY if succeeded else FAILED, "lastTransitionTime": started}
+                ],
+                "succeededCount": 1 if succeeded else 0,
+                "failedCount": 0 if succeeded else 1,
+                "observedGeneration": "1",
+                "etag": f'"{_uid(exec_name)[:12]}"',
+            }
+        )
+    job: dict[str, Any] = {
         "name": full_name,
         "uid": _uid(full_name),
         "generation": "1",

@@ -11,9 +11,12 @@ from deploycheck.rules.traffic import evaluate_traffic
 pytestmark = pytest.mark.postdeploy
 
 
-def test_traffic(service_state, service_revisions, deploy_target, verdict):
-    verdict(evaluate_traffic(service_state, region=deploy_target.region, project=deploy_target.project,
-                             revisions=service_revisions))
+def test_traffic(service, service_state, service_revisions, deploy_target, verdict):
+    verdict(
+        evaluate_traffic(
+            service_state, region=service.region, project=deploy_target.project, revisions=service_revisions
+        )
+    )
 
 
 def test_rollout(service_state, newest_revision, deploy_target, pytestconfig, verdict):
@@ -22,18 +25,47 @@ def test_rollout(service_state, newest_revision, deploy_target, pytestconfig, ve
 
 
 def test_digest(service, tag_digest, serving_images, deploy_target, verdict):
-    verdict(evaluate_digest(service.name, service.image, tag_digest, serving_images,
-                            region=deploy_target.region, project=deploy_target.project))
+    verdict(
+        evaluate_digest(
+            service.name,
+            service.image,
+            tag_digest,
+            serving_images,
+            region=service.region,
+            project=deploy_target.project,
+        )
+    )
 
 
-def test_commit(service, service_state, serving_revision, running_image_config, tag_image_config, tag_digest,
-                expect_commit, deploy_target, verdict):
-    evidence = CommitEvidence(image_labels=running_image_config.labels,
-                              image_annotations=running_image_config.annotations,
-                              revision_env=serving_revision.env)
-    verdict(evaluate_commit(
-        service.name, evidence=evidence, label=service.commit_label, env=service.commit_env,
-        service_labels=service_state.labels, claim_labels=service.service_commit_labels,
-        expect_commit=expect_commit, tag_commit=tag_image_config.labels.get(service.commit_label),
-        tag_image=str(service.image), pinned_tag_image=f"{service.image.repository}@{tag_digest}",
-        region=deploy_target.region, project=deploy_target.project))
+def test_commit(
+    service,
+    service_state,
+    serving_revision,
+    running_image_config,
+    tag_image_config,
+    tag_digest,
+    expect_commit,
+    deploy_target,
+    verdict,
+):
+    evidence = CommitEvidence(
+        image_labels=running_image_config.labels,
+        image_annotations=running_image_config.annotations,
+        revision_env=serving_revision.env,
+    )
+    verdict(
+        evaluate_commit(
+            service.name,
+            evidence=evidence,
+            label=service.commit_label,
+            env=service.commit_env,
+            service_labels=service_state.labels,
+            claim_labels=service.service_commit_labels,
+            expect_commit=expect_commit,
+            tag_commit=tag_image_config.labels.get(service.commit_label),
+            tag_image=str(service.image),
+            pinned_tag_image=f"{service.image.repository}@{tag_digest}",
+            region=service.region,
+            project=deploy_target.project,
+        )
+    )

@@ -10,8 +10,16 @@ pytestmark = pytest.mark.postdeploy
 
 
 def test_code(service, running_code, tag_code, tag_digest, deploy_target, verdict):
-    where = dict(region=deploy_target.region, project=deploy_target.project)
+    where = dict(region=service.region, project=deploy_target.project)
     deploy_tag = remedies.deploy_image(service.name, f"{service.image.repository}@{tag_digest}", **where)
-    verdict(evaluate_code(service.name, service.code, running_code, candidate=tag_code, deploy_candidate=deploy_tag,
-                          rebuild=f"rebuild {service.image} from a commit with the fix, then "
-                                  + remedies.deploy_image(service.name, str(service.image), **where)))
+    verdict(
+        evaluate_code(
+            service.name,
+            service.code,
+            running_code,
+            candidate=tag_code,
+            deploy_candidate=deploy_tag,
+            rebuild=f"rebuild {service.image} from a commit with the fix, then "
+            + remedies.deploy_image(service.name, str(service.image), **where),
+        )
+    )

@@ -8,7 +8,15 @@ from deploycheck.rules.drift import evaluate_orphans
 
 @pytest.mark.drift
 @pytest.mark.nightly
-def test_orphans(project_scope, deployed, inventory, deploy_target, verdict):
-    verdict(evaluate_orphans(project_scope, deployed_services=deployed["services"], deployed_jobs=deployed["jobs"],
-                             declared_services=inventory.service_names(), declared_jobs=inventory.job_names(),
-                             region=deploy_target.region, project=deploy_target.project))
+def test_orphans(project_scope, scope_region, deployed, inventory, deploy_target, verdict):
+    verdict(
+        evaluate_orphans(
+            project_scope,
+            deployed_services=deployed["services"],
+            deployed_jobs=deployed["jobs"],
+            declared_services=[s.name for s in inventory.services if s.region == scope_region],
+            declared_jobs=[j.name for j in inventory.jobs if j.region == scope_region],
+            region=scope_region,
+            project=deploy_target.project,
+        )
+    )

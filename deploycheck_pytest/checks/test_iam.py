@@ -10,6 +10,14 @@ pytestmark = pytest.mark.postdeploy
 
 
 def test_iam(service, serving_revision, iam_hierarchy, iam_roles, deploy_target, verdict):
-    verdict(evaluate_iam(service.name, running_as=serving_revision.service_account,
-                         expected_account=service.service_account, required_roles=list(service.roles),
-                         hierarchy=iam_hierarchy, roles=iam_roles, region=deploy_target.region))
+    verdict(
+        evaluate_iam(
+            service.name,
+            running_as=serving_revision.service_account,
+            expected_account=service.service_account,
+            required_roles=list(service.roles),
+            hierarchy=iam_hierarchy,
+            roles=iam_roles,
+            region=service.region,
+        )
+    )

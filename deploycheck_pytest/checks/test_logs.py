@@ -27,18 +27,43 @@ def info_line(revision_logs):
 
 
 def test_boot(service, revision_logs, boot_logs, service_revisions, deploy_target, verdict):
-    verdict(evaluate_boot(service.name, boot_logs, serving=revision_logs.serving, newest=revision_logs.newest,
-                          since=revision_logs.since, project=deploy_target.project, scope=revision_logs.scope,
-                          revisions=service_revisions, region=deploy_target.region))
+    verdict(
+        evaluate_boot(
+            service.name,
+            boot_logs,
+            serving=revision_logs.serving,
+            newest=revision_logs.newest,
+            since=revision_logs.since,
+            project=deploy_target.project,
+            scope=revision_logs.scope,
+            revisions=service_revisions,
+            region=service.region,
+        )
+    )
 
 
-@pytest.mark.deploycheck_requires("heartbeat_log")
 def test_heartbeat_log(service, revision_logs, heartbeat_logs, deploy_target, verdict):
-    verdict(evaluate_heartbeat_log(service.name, service.heartbeat_log, heartbeat_logs, serving=revision_logs.serving,
-                                   since=revision_logs.since, project=deploy_target.project,
-                                   scope=revision_logs.serving_scope))
+    verdict(
+        evaluate_heartbeat_log(
+            service.name,
+            service.heartbeat_log,
+            heartbeat_logs,
+            serving=revision_logs.serving,
+            since=revision_logs.since,
+            project=deploy_target.project,
+            scope=revision_logs.serving_scope,
+        )
+    )
 
 
 def test_log_visibility(service, revision_logs, info_line, deploy_target, verdict):
-    verdict(evaluate_log_visibility(service.name, info_line, serving=revision_logs.serving, since=revision_logs.since,
-                                    region=deploy_target.region, project=deploy_target.project))
+    verdict(
+        evaluate_log_visibility(
+            service.name,
+            info_line,
+            serving=revision_logs.serving,
+            since=revision_logs.since,
+            region=service.region,
+            project=deploy_target.project,
+        )
+    )

@@ -116,30 +116,55 @@ FAULTS = {
     "hang": Fault("hang", {"fault": "hang"}, _TIMEOUT),
     "trickle": Fault("trickle", {"fault": "trickle"}, _TIMEOUT, body_only=True),
     "reset": Fault("reset", {"fault": "reset"}, _BROKEN_CONNECTION),
-    "truncate": Fault("truncate", {"fault": "truncate"},
-                      r"truncat|incomplete|[Ii]ncompleteRead|ended|closed|peer|length|[Cc]hunked|[Pp]rotocol|reset"
-                      r"|UNAVAILABLE|malformed|not JSON|invalid", body_only=True),
-    "corrupt": Fault("corrupt", {"fault": "corrupt"},
-                     r"corrupt|not JSON|malformed|invalid|[Dd]ecod|UTF-?8|utf-?8|hash|digest|deserializ|parse",
-                     body_only=True),
+    "truncate": Fault(
+        "truncate",
+        {"fault": "truncate"},
+        r"truncat|incomplete|[Ii]ncompleteRead|ended|closed|peer|length|[Cc]hunked|[Pp]rotocol|reset"
+        r"|UNAVAILABLE|malformed|not JSON|invalid",
+        body_only=True,
+    ),
+    "corrupt": Fault(
+        "corrupt",
+        {"fault": "corrupt"},
+        r"corrupt|not JSON|malformed|invalid|[Dd]ecod|UTF-?8|utf-?8|hash|digest|deserializ|parse",
+        body_only=True,
+    ),
     "empty": Fault("empty", {"fault": "empty"}, r"empty|missing|[Nn]o \w+|none|0 documents", body_only=True),
     "down": Fault("down", {"fault": "down"}, _BROKEN_CONNECTION),
     # Killed mid-run: the first two requests of the family are answered, nothing after them.
     "down-mid": Fault("down-mid", {"fault": "down", "after": 2}, _BROKEN_CONNECTION, pass_ok=True),
-    "token-repeat": Fault("token-repeat", {"fault": "page_token_repeat"}, r"page|token", body_only=True,
-                          same_evidence_ok=True),
-    "token-cycle": Fault("token-cycle", {"fault": "page_token_cycle"}, r"page|token", body_only=True,
-                         same_evidence_ok=True),
-    "empty-pages": Fault("empty-pages", {"fault": "empty_pages"}, r"page|token|" + _TIMEOUT, body_only=True,
-                         same_evidence_ok=True),
+    "token-repeat": Fault(
+        "token-repeat", {"fault": "page_token_repeat"}, r"page|token", body_only=True, same_evidence_ok=True
+    ),
+    "token-cycle": Fault(
+        "token-cycle", {"fault": "page_token_cycle"}, r"page|token", body_only=True, same_evidence_ok=True
+    ),
+    "empty-pages": Fault(
+        "empty-pages", {"fault": "empty_pages"}, r"page|token|" + _TIMEOUT, body_only=True, same_evidence_ok=True
+    ),
     "duplicate": Fault("duplicate", {"fault": "duplicate"}, r"duplicate", body_only=True, same_evidence_ok=True),
 }
 
 # Which faults each family gets (a fault with no meaning there, e.g. page tokens on a GET, is left out).
 _COMMON = ["503x2", "503", "hang", "reset", "truncate", "corrupt", "empty", "down"]
 PLAN = {
-    "run-get": ["503x2", "429x2", "503", "500", "429", "504", "403", "hang", "trickle", "reset", "truncate", "corrupt",
-                "empty", "down", "down-mid"],
+    "run-get": [
+        "503x2",
+        "429x2",
+        "503",
+        "500",
+        "429",
+        "504",
+        "403",
+        "hang",
+        "trickle",
+        "reset",
+        "truncate",
+        "corrupt",
+        "empty",
+        "down",
+        "down-mid",
+    ],
     "run-list": _COMMON + ["token-repeat", "token-cycle", "empty-pages", "duplicate"],
     "iam": _COMMON + ["403"],
     "logging": _COMMON + ["429", "trickle", "token-repeat", "token-cycle", "empty-pages", "duplicate"],
@@ -204,13 +229,41 @@ def row_of(finding: dict) -> tuple[str, str]:
 def run_suite(checkout: Path, state_file: Path, name: str, config: Config | None) -> RunResult:
     """One suite run in `checkout` against the sandbox in `state_file`, killed after KILL_AFTER_S."""
     report_dir = checkout / "runs" / name
-    command = [sys.executable, "-m", "pytest", "--target", "sandbox:healthy", "--service", SERVICE, "--job", JOB,
-               "--deadline", str(DEADLINE_S), "--budget", str(BUDGET_S), "--report-dir", str(report_dir),
-               "--cache-dir", str(report_dir / "cache"), "-p", "no:randomly", "-p", "no:cacheprovider", "-q"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--target",
+        "sandbox:healthy",
+        "--service",
+        SERVICE,
+        "--job",
+        JOB,
+        "--deadline",
+        str(DEADLINE_S),
+        "--budget",
+        str(BUDGET_S),
+        "--report-dir",
+        str(report_dir),
+        "--cache-dir",
+        str(report_dir / "cache"),
+        "-p",
+        "no:randomly",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+    ]
     env = {**os.environ, "DEPLOYCHECK_SANDBOX_STATE": str(state_file), "HOME": str(checkout)}
     began = time.monotonic()
-    process = subprocess.Popen(command, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=checkout,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         output, _ = process.communicate(timeout=KILL_AFTER_S)
         timed_out = False
@@ -242,8 +295,10 @@ def outcome(findings: list[dict]) -> str:
 
 def _evidence(findings: list[dict]) -> list:
     volatile = {"waited_s", "elapsed_s", "bytes_read", "bytes_from_cache", "since"}
-    return sorted(json.dumps({k: v for k, v in f.get("evidence", {}).items() if k not in volatile}, sort_keys=True)
-                  for f in findings)
+    return sorted(
+        json.dumps({k: v for k, v in f.get("evidence", {}).items() if k not in volatile}, sort_keys=True)
+        for f in findings
+    )
 
 
 def verdict(run: RunResult, row: tuple[str, str], baseline: RunResult) -> str:
@@ -289,28 +344,42 @@ class Matrix:
 
     def table(self) -> str:
         verdicts = {(row, run.config.label): symbol for row, run, symbol in self.cells()}
-        columns = [run.config.label for run in self.runs]
         families = list(dict.fromkeys(run.config.family for run in self.runs))
         width = max(len(f"{check}[{kind}]") for check, kind in ROWS)
-        lines = ["columns: " + "; ".join(
-            f"{family}: " + " ".join(run.config.fault.name for run in self.runs if run.config.family == family)
-            for family in families)]
-        header = " " * width + " " + " | ".join(
-            "".join(str(index % 10) for index, run in enumerate(r for r in self.runs if r.config.family == family))
-            for family in families)
+        lines = [
+            "columns: "
+            + "; ".join(
+                f"{family}: " + " ".join(run.config.fault.name for run in self.runs if run.config.family == family)
+                for family in families
+            )
+        ]
+        header = (
+            " " * width
+            + " "
+            + " | ".join(
+                "".join(str(index % 10) for index, run in enumerate(r for r in self.runs if r.config.family == family))
+                for family in families
+            )
+        )
         lines.append(header)
         for row in ROWS:
-            cells = " | ".join("".join(verdicts.get((row, run.config.label), "-") for run in self.runs
-                                       if run.config.family == family) for family in families)
+            cells = " | ".join(
+                "".join(verdicts.get((row, run.config.label), "-") for run in self.runs if run.config.family == family)
+                for family in families
+            )
             lines.append(f"{row[0] + '[' + row[1] + ']':<{width}} {cells}")
         counts = self.counts()
         lines.append(f"false reds on transient faults (E): {counts['E']}; faults that never fired (0): {counts['0']}")
         sessions = [run.session_s for run in self.runs if run.session_s is not None]
         if sessions:
-            lines.append(f"longest session {max(sessions):.1f}s against --budget {BUDGET_S}s + {MARGIN_S}s margin "
-                         f"(--deadline {DEADLINE_S}s)")
-        lines.append(f"fault matrix: {counts['N']} cells, {counts['F']} false greens, {counts['H']} hangs, "
-                     f"{counts['U']} unnamed causes")
+            lines.append(
+                f"longest session {max(sessions):.1f}s against --budget {BUDGET_S}s + {MARGIN_S}s margin "
+                f"(--deadline {DEADLINE_S}s)"
+            )
+        lines.append(
+            f"fault matrix: {counts['N']} cells, {counts['F']} false greens, {counts['H']} hangs, "
+            f"{counts['U']} unnamed causes"
+        )
         return "\n".join(lines)
 
     def failures(self) -> list[str]:
@@ -320,7 +389,10 @@ class Matrix:
                 findings = run.findings.get(row, [])
                 summary = " / ".join(f"{f['outcome']}: {f['summary']}" for f in findings) or "(no finding)"
                 if run.timed_out:
-                    summary = (f"session took {run.session_s:.0f}s against --budget {BUDGET_S}s"
-                               if run.session_s is not None else f"run killed after {run.elapsed_s:.0f}s")
+                    summary = (
+                        f"session took {run.session_s:.0f}s against --budget {BUDGET_S}s"
+                        if run.session_s is not None
+                        else f"run killed after {run.elapsed_s:.0f}s"
+                    )
                 lines.append(f"{symbol} {row[0]}[{row[1]}] x {run.config.label}: {summary[:300]}")
         return lines

@@ -41,14 +41,20 @@ class Lane:
         self.proxies = list(proxies)
 
     @classmethod
-    def extra(cls, info: SandboxInfo, root: Path) -> "Lane":
-        proxies = {backend: FaultProxy(root, backend=backend, kind=_KINDS[backend], upstream=info.upstreams[backend])
-                   for backend in BACKENDS}
+    def extra(cls, info: SandboxInfo, root: Path) -> Lane:
+        proxies = {
+            backend: FaultProxy(root, backend=backend, kind=_KINDS[backend], upstream=info.upstreams[backend])
+            for backend in BACKENDS
+        }
         for proxy in proxies.values():
             proxy.start()
-        lane_info = replace(info, api_url=proxies["api"].address, registry_url=proxies["registry"].address,
-                            firestore_host=proxies["firestore"].address,
-                            fault_controls={backend: proxy.control_url for backend, proxy in proxies.items()})
+        lane_info = replace(
+            info,
+            api_url=proxies["api"].address,
+            registry_url=proxies["registry"].address,
+            firestore_host=proxies["firestore"].address,
+            fault_controls={backend: proxy.control_url for backend, proxy in proxies.items()},
+        )
         state_file = root / "sandbox.json"
         lane_info.save(state_file)
         return cls(state_file, lane_info.fault_controls, proxies.values())
@@ -64,8 +70,9 @@ class Lane:
 
 @pytest.fixture
 def lanes(tmp_path):
-    sandbox = Sandbox("healthy", project="nba-props-platform", region="us-west2", workdir=tmp_path / "sandbox",
-                      fault_proxies=BACKENDS)
+    sandbox = Sandbox(
+        "healthy", project="nba-props-platform", region="us-west2", workdir=tmp_path / "sandbox", fault_proxies=BACKENDS
+    )
     info = sandbox.start()
     running = [Lane(sandbox.state_path, info.fault_controls)]
     try:
@@ -107,7 +114,9 @@ def _run_all(checkout: Path, lanes: list[Lane], configs: list[Config]) -> list:
 def test_fault_matrix(suite, lanes, tmp_path_factory):
     baseline = run_suite(suite.path, lanes[0].state_file, "baseline", None)
     unhealthy = {row: outcome(baseline.findings.get(row, [])) for row in ROWS}
-    assert set(unhealthy.values()) == {"pass"}, f"the fault-free run must pass every check: {unhealthy}\n{baseline.output}"
+    assert set(unhealthy.values()) == {"pass"}, (
+        f"the fault-free run must pass every check: {unhealthy}\n{baseline.output}"
+    )
 
     configs = [config for config in configurations() if not ONLY or re.search(ONLY, config.label)]
     matrix = Matrix(_run_all(suite.path, lanes, configs), baseline)
@@ -115,7 +124,8 @@ def test_fault_matrix(suite, lanes, tmp_path_factory):
     report = matrix.table()
     failures = matrix.failures()
     (tmp_path_factory.getbasetemp() / "fault-matrix.txt").write_text(
-        "\n".join(["failing cells:", *failures, "", report]) + "\n")
+        "\n".join(["failing cells:", *failures, "", report]) + "\n"
+    )
     print(report)
     assert ONLY or counts["N"] >= MIN_CELLS
     assert counts["0"] == 0, "faults that never fired prove nothing:\n" + "\n".join(failures)

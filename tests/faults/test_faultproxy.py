@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -21,12 +23,12 @@ BLOB = bytes(range(256)) * 4
 
 class _Backend(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    seen_tokens: list = []
+    seen_tokens: ClassVar[list] = []
 
     def log_message(self, *args) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path.startswith("/list"):
             _Backend.seen_tokens.append(self.path)
             payload, kind = json.dumps(LIST_BODY).encode(), "application/json"
@@ -46,8 +48,12 @@ def proxy(tmp_path_factory):
     backend = ThreadingHTTPServer(("127.0.0.1", free_port()), _Backend)
     backend.daemon_threads = True
     threading.Thread(target=backend.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    running = FaultProxy(tmp_path_factory.mktemp("proxy"), backend="api", kind="http",
-                         upstream=f"http://127.0.0.1:{backend.server_address[1]}").start()
+    running = FaultProxy(
+        tmp_path_factory.mktemp("proxy"),
+        backend="api",
+        kind="http",
+        upstream=f"http://127.0.0.1:{backend.server_address[1]}",
+    ).start()
     yield running, FaultControl(running.control_url)
     running.stop()
     backend.shutdown()
@@ -70,8 +76,9 @@ def test_status_n_times_then_ok_with_google_envelope(proxy):
     control.set([{"fault": "status", "status": 503, "path": "^/list", "times": 2}])
     first, second, third = (_get(running, "/list") for _ in range(3))
     assert first.status_code == second.status_code == 503
-    assert first.json() == {"error": {"code": 503, "message": "The service is currently unavailable.",
-                                      "status": "UNAVAILABLE"}}
+    assert first.json() == {
+        "error": {"code": 503, "message": "The service is currently unavailable.", "status": "UNAVAILABLE"}
+    }
     assert third.status_code == 200
     assert _get(running, "/blob").status_code == 200  # the path did not match
     assert control.status()["faults"][0]["hits"] == 2
@@ -109,6 +116,25 @@ def test_trickle_sends_a_byte_at_a_time(proxy):
     assert len(chunks) > 10  # arrived in many pieces, not one
 
 
+def test_throttle_paces_bodies_over_one_shared_link_and_counts_what_it_sent(proxy):
+    running, control = proxy
+    control.set([{"fault": "throttle", "mbit": 0.08, "path": "^/blob"}])  # 10,000 bytes a second
+    started = time.monotonic()
+    bodies = [_get(running, "/blob").content for _ in range(3)]
+    assert bodies == [BLOB] * 3
+    # Each body waits for the link to carry the ones before it: 2 x 1,024 bytes at 10,000 B/s.
+    assert time.monotonic() - started >= 2 * len(BLOB) / 10_000
+    assert control.status()["faults"][0]["bytes_sent"] == 3 * len(BLOB)
+    assert _get(running, "/list").json() == LIST_BODY  # not matched: not throttled, not counted
+    assert control.status()["faults"][0]["bytes_sent"] == 3 * len(BLOB)
+
+
+def test_throttle_needs_a_rate(proxy):
+    _, control = proxy
+    with pytest.raises(InputError, match="throttle needs mbit, a positive number"):
+        control.set([{"fault": "throttle"}])
+
+
 def test_truncate_announces_all_sends_half(proxy):
     running, control = proxy
     control.set([{"fault": "truncate"}])
@@ -138,11 +164,14 @@ def test_duplicate_doubles_list_items(proxy):
     assert [item["name"] for item in _get(running, "/list").json()["services"]] == ["a", "a", "b", "b"]
 
 
-@pytest.mark.parametrize("fault, expected", [
-    ("page_token_repeat", ["faultproxy-A", "faultproxy-A", "faultproxy-A"]),
-    ("page_token_cycle", ["faultproxy-A", "faultproxy-B", "faultproxy-A"]),
-    ("empty_pages", ["faultproxy-1", "faultproxy-2", "faultproxy-3"]),
-])
+@pytest.mark.parametrize(
+    "fault, expected",
+    [
+        ("page_token_repeat", ["faultproxy-A", "faultproxy-A", "faultproxy-A"]),
+        ("page_token_cycle", ["faultproxy-A", "faultproxy-B", "faultproxy-A"]),
+        ("empty_pages", ["faultproxy-1", "faultproxy-2", "faultproxy-3"]),
+    ],
+)
 def test_page_tokens_never_end(proxy, fault, expected):
     running, control = proxy
     control.set([{"fault": fault, "path": "^/list"}])
@@ -165,3 +194,50 @@ def test_bad_rules_are_refused_with_the_reason(proxy):
         control.set([{"fault": "explode"}])
     with pytest.raises(InputError, match="times must be a non-negative integer"):
         control.set([{"fault": "status", "times": "twice"}])
+
+
+def test_delay_holds_every_exchange_and_changes_nothing(proxy):
+    running, control = proxy
+    control.set([{"fault": "delay", "ms": 200, "path": "^/list"}])
+    with httpx.Client(base_url=running.address, timeout=5) as client:  # one kept-alive connection
+        for _ in range(3):
+            began = time.monotonic()
+            response = client.get("/list")
+            assert time.monotonic() - began >= 0.2  # at least the delay, every time
+            assert response.status_code == 200 and response.json() == LIST_BODY
+        assert client.get("/blob").content == BLOB  # the path did not match: forwarded at once
+    assert control.status()["faults"][0]["hits"] == 3
+
+
+def test_delay_composes_with_the_rule_that_decides(proxy):
+    running, control = proxy
+    control.set([{"fault": "delay", "ms": 200}, {"fault": "status", "status": 503, "times": 1}])
+    began = time.monotonic()
+    assert _get(running, "/list").status_code == 503
+    assert time.monotonic() - began >= 0.2
+    assert _get(running, "/list").json() == LIST_BODY
+    assert [rule["hits"] for rule in control.status()["faults"]] == [2, 1]
+
+
+def test_bad_delay_rules_are_refused(proxy):
+    _, control = proxy
+    with pytest.raises(InputError, match="delay needs ms"):
+        control.set([{"fault": "delay"}])
+    with pytest.raises(InputError, match="delay needs ms"):
+        control.set([{"fault": "delay", "ms": -5}])
+    with pytest.raises(InputError, match="ms applies to `fault: delay` only"):
+        control.set([{"fault": "status", "ms": 50}])
+
+
+def test_traffic_counts_requests_by_endpoint_and_bytes_answered(proxy):
+    running, control = proxy
+    control.clear()
+    control.reset_traffic()
+    _get(running, "/list")
+    _get(running, "/list")
+    blob = _get(running, "/blob")
+    traffic = control.traffic()
+    assert traffic["requests"] == {"GET /list": 2, "GET /blob": 1} and traffic["total_requests"] == 3
+    assert traffic["bytes"] > 2 * len(json.dumps(LIST_BODY)) + len(blob.content)  # bodies and heads
+    control.reset_traffic()
+    assert control.traffic() == {"requests": {}, "total_requests": 0, "bytes": 0}

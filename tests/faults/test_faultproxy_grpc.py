@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent import futures
 
 import grpc
@@ -24,12 +25,18 @@ def _run_query(request: bytes, context):
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory):
     backend = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    backend.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        "google.firestore.v1.Firestore", {"RunQuery": grpc.unary_stream_rpc_method_handler(_run_query)}),))
+    backend.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "google.firestore.v1.Firestore", {"RunQuery": grpc.unary_stream_rpc_method_handler(_run_query)}
+            ),
+        )
+    )
     port = backend.add_insecure_port(f"127.0.0.1:{free_port()}")
     backend.start()
-    running = FaultProxy(tmp_path_factory.mktemp("grpc-proxy"), backend="firestore", kind="grpc",
-                         upstream=f"127.0.0.1:{port}").start()
+    running = FaultProxy(
+        tmp_path_factory.mktemp("grpc-proxy"), backend="firestore", kind="grpc", upstream=f"127.0.0.1:{port}"
+    ).start()
     channel = grpc.insecure_channel(running.address)
     yield channel.unary_stream(METHOD), FaultControl(running.control_url)
     channel.close()
@@ -59,8 +66,9 @@ def test_status_twice_then_ok(proxy):
     assert _call(proxy) == MESSAGES
 
 
-@pytest.mark.parametrize("status, code", [(429, "RESOURCE_EXHAUSTED"), (403, "PERMISSION_DENIED"),
-                                          (504, "DEADLINE_EXCEEDED")])
+@pytest.mark.parametrize(
+    "status, code", [(429, "RESOURCE_EXHAUSTED"), (403, "PERMISSION_DENIED"), (504, "DEADLINE_EXCEEDED")]
+)
 def test_status_maps_to_the_canonical_code(proxy, status, code):
     proxy[1].set([{"fault": "status", "status": status}])
     assert _code(proxy) == getattr(grpc.StatusCode, code)
@@ -93,3 +101,23 @@ def test_hang_until_the_deadline_and_down(proxy):
     assert _code(proxy, timeout=0.5) == grpc.StatusCode.DEADLINE_EXCEEDED
     proxy[1].set([{"fault": "down"}])
     assert _code(proxy) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_delay_holds_each_call_and_forwards_it_untouched(proxy):
+    proxy[1].set([{"fault": "delay", "ms": 200}])
+    for _ in range(2):
+        began = time.monotonic()
+        assert _call(proxy) == MESSAGES
+        assert time.monotonic() - began >= 0.2  # at least the delay, every call
+    assert proxy[1].status()["faults"][0]["hits"] == 2
+
+
+def test_traffic_counts_calls_and_message_bytes(proxy):
+    proxy[1].clear()
+    proxy[1].reset_traffic()
+    _call(proxy)
+    assert proxy[1].traffic() == {
+        "requests": {f"POST {METHOD}": 1},
+        "total_requests": 1,
+        "bytes": sum(len(message) for message in MESSAGES),
+    }

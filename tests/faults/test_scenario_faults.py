@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from conftest import findings_for, phase2_scenario
 
 from deploycheck.errors import InputError
 from deploycheck.sandbox.faultproxy import FaultControl
 from deploycheck.sandbox.manager import SandboxInfo
 from deploycheck.sandbox.scenario import load_scenario
+
+from conftest import findings_for, phase2_scenario
 
 pytestmark = pytest.mark.faults
 
@@ -27,15 +28,38 @@ def test_scenario_fault_reaches_the_suite_and_is_cleared_live(suite, tmp_path):
     info: SandboxInfo = suite.reuse_sandbox(str(scenario))
     assert set(info.fault_controls) == {"api"} and info.api_url != info.upstreams["api"]
 
-    result = suite.run("--service", PHASE2, "--target", f"sandbox:{scenario}", "--pyargs", "deploycheck_pytest.checks.test_cloudrun",
-                       "-k", "traffic", "--deadline", "2", "--report-dir", "out")
+    result = suite.run(
+        "--service",
+        PHASE2,
+        "--target",
+        f"sandbox:{scenario}",
+        "--pyargs",
+        "deploycheck_pytest.checks.test_cloudrun",
+        "-k",
+        "traffic",
+        "--deadline",
+        "2",
+        "--report-dir",
+        "out",
+    )
     [finding] = findings_for(suite.report(), "traffic", PHASE2)
     assert finding["outcome"] == "error" and "currently unavailable" in finding["summary"], finding
     assert result.ret == 1
 
     FaultControl(info.fault_controls["api"]).clear()
-    assert suite.run("--service", PHASE2, "--target", f"sandbox:{scenario}", "--pyargs", "deploycheck_pytest.checks.test_cloudrun",
-                     "-k", "traffic").ret == 0
+    assert (
+        suite.run(
+            "--service",
+            PHASE2,
+            "--target",
+            f"sandbox:{scenario}",
+            "--pyargs",
+            "deploycheck_pytest.checks.test_cloudrun",
+            "-k",
+            "traffic",
+        ).ret
+        == 0
+    )
 
 
 def test_a_bad_fault_rule_names_the_scenario_file(tmp_path):
