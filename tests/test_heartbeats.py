@@ -24,6 +24,7 @@ from deploycheck.gcall import CallPolicy
 from deploycheck.heartbeats import FIELDS, HeartbeatDoc, HeartbeatReader
 from deploycheck.sandbox import firestore_process
 from deploycheck.sandbox.firestore_process import FirestoreEmulator, seed_documents
+from deploycheck.sandbox.needs import SandboxUnavailable
 
 PROJECT = "nba-props-platform"
 NOW = datetime(2026, 2, 1, 12, 0, 30, 123456, tzinfo=timezone.utc)
@@ -212,7 +213,7 @@ def test_missing_java_says_what_to_install(tmp_path, monkeypatch):
     real_which = firestore_process.shutil.which
     monkeypatch.setattr(firestore_process.shutil, "which", lambda name: None if name == "java" else real_which(name))
 
-    with pytest.raises(RuntimeError, match="apt-get install openjdk-17-jre-headless"):
+    with pytest.raises(SandboxUnavailable, match="apt-get install openjdk-17-jre-headless"):
         FirestoreEmulator(tmp_path).start()
 
 

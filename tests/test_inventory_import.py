@@ -58,7 +58,7 @@ def test_imported_from_healthy_the_whole_suite_is_green(suite, sandboxes, tmp_pa
     assert calls["calls"] == {
         "GET /v2/projects/*/locations/*/services": 1,
         "GET /v2/projects/*/locations/*/jobs": 1,
-        "POST /*/projects/*": 1,
+        "POST /v3/projects/*": 1,
     }  # getIamPolicy
     inventory = load_inventory(output)
     assert inventory.registry == "us-west2-docker.pkg.dev/nba-props-platform/nba-props"
