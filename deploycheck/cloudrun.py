@@ -8,13 +8,16 @@ drops unknown fields, which would lose the digest the revision actually runs (DE
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call, pin_environment, raise_for_status, transport_session
 from .imageref import DIGEST_RE, ImageRef, ImageRefError, digest_of
+from .lazy import MadeOnFirstUse
 from .paging import Page, guarded_pages
 
 DEFAULT_ENDPOINT = "https://run.googleapis.com"
@@ -203,18 +206,24 @@ class CloudRunReader:
         self.endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
         self.policy = policy or CallPolicy()
         self.calls = ApiCounter()
-        # The client libraries are imported when a reader is made, not when a check module is collected.
-        from google.api_core.client_options import ClientOptions
-        from google.auth.transport.requests import AuthorizedSession
-        from google.cloud import run_v2
+        self._clients = MadeOnFirstUse(functools.partial(_RunClients.make, credentials, self.endpoint))
 
-        self._run_v2 = run_v2
-        options = ClientOptions(api_endpoint=self.endpoint)
-        self._services = run_v2.ServicesClient(transport="rest", credentials=credentials, client_options=options)
-        self._jobs = run_v2.JobsClient(transport="rest", credentials=credentials, client_options=options)
-        self._session = AuthorizedSession(credentials)
-        for session in (self._session, transport_session(self._services), transport_session(self._jobs)):
-            pin_environment(session, self.endpoint)
+    # The clients are made on first use (deploycheck.lazy): the reader is handed out at once.
+    @property
+    def _run_v2(self):
+        return self._clients.get().run_v2
+
+    @property
+    def _services(self):
+        return self._clients.get().services
+
+    @property
+    def _jobs(self):
+        return self._clients.get().jobs
+
+    @property
+    def _session(self):
+        return self._clients.get().session
 
     @property
     def parent(self) -> str:
@@ -383,9 +392,37 @@ class CloudRunReader:
         return parse_revision(self.revision_json(service, revision))
 
     def close(self) -> None:
-        self._session.close()
-        self._services.transport.close()
-        self._jobs.transport.close()
+        made = self._clients.made()
+        if made is not None:
+            made.session.close()
+            made.services.transport.close()
+            made.jobs.transport.close()
+
+
+@dataclass(frozen=True)
+class _RunClients:
+    run_v2: Any  # the module: its request and message types
+    services: Any
+    jobs: Any
+    session: Any  # revisions as raw JSON (containerStatuses)
+
+    @classmethod
+    def make(cls, credentials, endpoint: str) -> _RunClients:
+        # Imported when a reader is first used, not when a check module is collected.
+        from google.api_core.client_options import ClientOptions
+        from google.auth.transport.requests import AuthorizedSession
+        from google.cloud import run_v2
+
+        options = ClientOptions(api_endpoint=endpoint)
+        made = cls(
+            run_v2=run_v2,
+            services=run_v2.ServicesClient(transport="rest", credentials=credentials, client_options=options),
+            jobs=run_v2.JobsClient(transport="rest", credentials=credentials, client_options=options),
+            session=AuthorizedSession(credentials),
+        )
+        for session in (made.session, transport_session(made.services), transport_session(made.jobs)):
+            pin_environment(session, endpoint)
+        return made
 
 
 def _owning_service(name: object, prefix: str) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
 
 from .redact import redact, redact_data
@@ -56,11 +56,20 @@ class Finding:
         return finding_id(self.check, self.resource, self.cause)
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["severity"] = self.severity.value
-        data["outcome"] = self.outcome.value
-        data["id"] = self.id
-        return data
+        # Field by field rather than dataclasses.asdict, which deep-copies through copy.deepcopy:
+        # a nightly report serialises thousands of findings, and this is most of its cost.
+        return {
+            "check": self.check,
+            "resource": self.resource,
+            "severity": self.severity.value,
+            "outcome": self.outcome.value,
+            "summary": self.summary,
+            "evidence": _copied(self.evidence),
+            "remediation": self.remediation,
+            "cause": self.cause,
+            "waiver": _copied(self.waiver),
+            "id": self.id,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Finding:
@@ -81,6 +90,15 @@ class Finding:
         if self.remediation and self.failed:
             text += f"\n    fix: {self.remediation}"
         return text
+
+
+def _copied(value):
+    """A copy of nested dicts, lists and tuples (leaves shared): what the caller may change freely."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copied(item) for item in value)
+    return value
 
 
 def finding_id(check: str, resource: str, cause: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call, pin_environment, raise_for_status, transport_session
+from .lazy import MadeOnFirstUse
 
 DEFAULT_ENDPOINT = "https://cloudresourcemanager.googleapis.com"
 DEFAULT_IAM_ENDPOINT = "https://iam.googleapis.com"
@@ -101,26 +102,10 @@ class IamReader:
         self.calls = ApiCounter()
         # The sandbox serves every Google API at one endpoint; the real ones have one host each.
         self.iam_endpoint = (endpoint or DEFAULT_IAM_ENDPOINT).rstrip("/")
-        # Imported when a reader is made, not when a check module is collected.
-        from google.api_core.client_options import ClientOptions
-        from google.auth.transport.requests import AuthorizedSession
-        from google.cloud import resourcemanager_v3
-
         api_endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
-        options = ClientOptions(api_endpoint=api_endpoint)
-        self._projects = resourcemanager_v3.ProjectsClient(
-            transport="rest", credentials=credentials, client_options=options
+        self._clients = MadeOnFirstUse(
+            functools.partial(_IamClients.make, credentials, api_endpoint, self.iam_endpoint)
         )
-        self._folders = resourcemanager_v3.FoldersClient(
-            transport="rest", credentials=credentials, client_options=options
-        )
-        self._organizations = resourcemanager_v3.OrganizationsClient(
-            transport="rest", credentials=credentials, client_options=options
-        )
-        self._session = AuthorizedSession(credentials)
-        pin_environment(self._session, self.iam_endpoint)
-        for client in (self._projects, self._folders, self._organizations):
-            pin_environment(transport_session(client), api_endpoint)
         self._roles: dict[str, Role] = {}
 
     # --- the resource hierarchy ---------------------------------------------------------------
@@ -131,11 +116,12 @@ class IamReader:
 
     def ancestors(self) -> list[str]:
         """folders/N ... organizations/N above the project; empty for a project without an organisation."""
+        projects, folders = self._clients.get().projects, self._clients.get().folders
         project = self._read(
             "projects.get",
             f"project {self.project}",
             "resourcemanager.projects.get",
-            lambda: self._projects.get_project(
+            lambda: projects.get_project(
                 name=f"projects/{self.project}", retry=None, timeout=self.policy.attempt_timeout
             ),
         )
@@ -155,19 +141,18 @@ class IamReader:
                 "folders.get",
                 parent,
                 "resourcemanager.folders.get",
-                functools.partial(
-                    self._folders.get_folder, name=parent, retry=None, timeout=self.policy.attempt_timeout
-                ),
+                functools.partial(folders.get_folder, name=parent, retry=None, timeout=self.policy.attempt_timeout),
             )
             parent = _parent("folders.get", parent, folder.parent, required=True)
         return ancestors
 
     def iam_policy(self, resource: str) -> IamPolicy:
         kind = resource.split("/", 1)[0]
+        made = self._clients.get()
         clients: dict[str, Any] = {
-            "projects": self._projects,
-            "folders": self._folders,
-            "organizations": self._organizations,
+            "projects": made.projects,
+            "folders": made.folders,
+            "organizations": made.organizations,
         }
         client = clients[kind]
         # Version 3 returns conditional bindings with their conditions instead of failing.
@@ -214,11 +199,12 @@ class IamReader:
             raise ObservationError(
                 what, "not a role name roles.get accepts (roles/ID, projects/P/roles/ID or organizations/O/roles/ID)"
             )
+        session = self._clients.get().session
         body = call(
             what,
             lambda: json.loads(
                 raise_for_status(
-                    self._session.get(f"{self.iam_endpoint}/v1/{name}", timeout=self.policy.attempt_timeout)
+                    session.get(f"{self.iam_endpoint}/v1/{name}", timeout=self.policy.attempt_timeout)
                 ).content.decode("utf-8")
             ),
             policy=self.policy,
@@ -242,9 +228,42 @@ class IamReader:
         )
 
     def close(self) -> None:
-        self._session.close()
-        for client in (self._projects, self._folders, self._organizations):
-            client.transport.close()
+        made = self._clients.made()
+        if made is not None:
+            made.session.close()
+            for client in (made.projects, made.folders, made.organizations):
+                client.transport.close()
+
+
+@dataclass(frozen=True)
+class _IamClients:
+    projects: Any
+    folders: Any
+    organizations: Any
+    session: Any  # roles.get as raw JSON
+
+    @classmethod
+    def make(cls, credentials, api_endpoint: str, iam_endpoint: str) -> _IamClients:
+        # Imported when a reader is first used, not when a check module is collected.
+        from google.api_core.client_options import ClientOptions
+        from google.auth.transport.requests import AuthorizedSession
+        from google.cloud import resourcemanager_v3
+
+        options = ClientOptions(api_endpoint=api_endpoint)
+        made = cls(
+            projects=resourcemanager_v3.ProjectsClient(
+                transport="rest", credentials=credentials, client_options=options
+            ),
+            folders=resourcemanager_v3.FoldersClient(transport="rest", credentials=credentials, client_options=options),
+            organizations=resourcemanager_v3.OrganizationsClient(
+                transport="rest", credentials=credentials, client_options=options
+            ),
+            session=AuthorizedSession(credentials),
+        )
+        pin_environment(made.session, iam_endpoint)
+        for client in (made.projects, made.folders, made.organizations):
+            pin_environment(transport_session(client), api_endpoint)
+        return made
 
 
 def _parent(method: str, resource: str, parent: str, *, required: bool) -> str:

@@ -120,7 +120,7 @@ def _target(spec: TargetSpec, project: str, region: str, progress: Callable[[str
     if spec.scenario == "auto":
         raise InputError("sandbox:auto is generated from an inventory; import from gcp or a scenario (sandbox:NAME)")
     from .sandbox.manager import Sandbox, SandboxInfo
-    from .sandbox.scenario import scenario_dir
+    from .sandbox.state import scenario_dir
 
     assert spec.scenario is not None  # every sandbox target names its scenario
 

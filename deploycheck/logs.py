@@ -24,6 +24,7 @@ are asked by pattern, then alone (LogBatch).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -36,6 +37,7 @@ from . import re2
 from .errors import ObservationError
 from .gcall import ApiCounter, CallPolicy, call, pin_environment
 from .inventory import HeartbeatLogSpec
+from .lazy import MadeOnFirstUse
 from .paging import DEFAULT_MAX_EMPTY_PAGES, Page, guarded_pages
 
 DEFAULT_ENDPOINT = "https://logging.googleapis.com"
@@ -142,18 +144,9 @@ class LogReader:
         self.policy = policy or CallPolicy()
         self.calls = ApiCounter()
         self.max_empty_pages = max_empty_pages
-        # Imported when a reader is made, not when a check module is collected.
-        from google.api_core.client_options import ClientOptions
-        from google.cloud import logging as cloud_logging
-
-        endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
-        self._client = cloud_logging.Client(
-            project=project,
-            credentials=credentials,
-            _use_grpc=False,
-            client_options=ClientOptions(api_endpoint=endpoint),
+        self._client = MadeOnFirstUse(
+            functools.partial(_logging_client, project, credentials, (endpoint or DEFAULT_ENDPOINT).rstrip("/"))
         )
-        pin_environment(self._client._http, endpoint)
 
     def lines(
         self,
@@ -221,9 +214,10 @@ class LogReader:
 
         def fetch_page(token: str | None) -> Page:
             request = {**body, "pageSize": page_size(), **({"pageToken": token} if token else {})}
+            connection = self._client.get()._connection
             raw = call(
                 what,
-                lambda: self._client._connection.api_request(
+                lambda: connection.api_request(
                     method="POST",
                     path="/entries:list",
                     data=request,
@@ -241,7 +235,24 @@ class LogReader:
         return guarded_pages(f"{what} ({API})", fetch_page, max_pages=max_pages, max_empty_pages=self.max_empty_pages)
 
     def close(self) -> None:
-        self._client.close()
+        client = self._client.made()
+        if client is not None:
+            client.close()
+
+
+def _logging_client(project: str, credentials, endpoint: str):
+    # Imported when a reader is first used, not when a check module is collected.
+    from google.api_core.client_options import ClientOptions
+    from google.cloud import logging as cloud_logging
+
+    client = cloud_logging.Client(
+        project=project,
+        credentials=credentials,
+        _use_grpc=False,
+        client_options=ClientOptions(api_endpoint=endpoint),
+    )
+    pin_environment(client._http, endpoint)
+    return client
 
 
 # --- the wire format --------------------------------------------------------------------------

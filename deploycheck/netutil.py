@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-
-import httpx
 
 _FIRST_POLL_INTERVAL = 0.005
 _MAX_POLL_INTERVAL = 0.25
@@ -38,11 +38,25 @@ def log_tail(log_path: Path | None, lines: int = 20) -> str:
 def http_probe(url: str, *, expect_status: int = 200) -> Callable[[], bool]:
     """A readiness probe: True once GET `url` answers `expect_status`, False while it cannot connect."""
 
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname
+    if parts.scheme != "http" or host is None:
+        raise ValueError(f"{url}: a readiness probe speaks plain http to a local server")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+
     def probe() -> bool:
+        # http.client, not httpx: an httpx call builds a TLS context first, which costs more
+        # than the whole exchange with a local server, and a run probes before it starts.
+        connection = http.client.HTTPConnection(host, parts.port or 80, timeout=1.0)
         try:
-            return httpx.get(url, timeout=1.0).status_code == expect_status
-        except httpx.TransportError:
+            connection.request("GET", path)
+            return connection.getresponse().status == expect_status
+        except (OSError, http.client.HTTPException):
             return False
+        finally:
+            connection.close()
 
     return probe
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,7 +88,7 @@ class Target:
     def from_sandbox(cls, spec: TargetSpec, state_path: Path) -> Target:
         from google.auth.credentials import AnonymousCredentials
 
-        from .sandbox.manager import SandboxInfo
+        from .sandbox.state import SandboxInfo
 
         info = SandboxInfo.load(state_path)
         return cls(
@@ -160,13 +161,17 @@ class RegionalReaders:
     def __init__(self, make):
         self._make = make
         self._readers: dict[str, Any] = {}  # whatever `make` builds: each has close()
+        # Reading ahead asks from many threads: two must not each make (and one leak) a reader.
+        self._lock = threading.Lock()
 
     def __call__(self, region: str):
-        if region not in self._readers:
-            self._readers[region] = self._make(region)
-        return self._readers[region]
+        with self._lock:
+            if region not in self._readers:
+                self._readers[region] = self._make(region)
+            return self._readers[region]
 
     def close(self) -> None:
-        for reader in self._readers.values():
+        with self._lock:
+            readers, self._readers = list(self._readers.values()), {}
+        for reader in readers:
             reader.close()
-        self._readers.clear()

@@ -276,8 +276,8 @@ class Fleet:
 
     # --- reading ahead ------------------------------------------------------------------------------
     def read_ahead(self, request: pytest.FixtureRequest) -> None:
-        """Ask for every fact this process's checks will need, in the order the check modules
-        need them, on the observation cache's background threads."""
+        """Ask for every fact this process's checks will need on the observation cache's
+        background threads: the image reads first, then in the order the check modules need them."""
         if self.items is None or self.wait:
             return
         needs = {name for item in self.items for name in _fixturenames(item)}
@@ -286,18 +286,8 @@ class Fleet:
             return bool(needs.intersection(names))
 
         submit = self.observations.prefetch
-        for region in dict.fromkeys(spec.region for spec in self.services):
-            if self.lists_services(region):
-                first = next(spec.name for spec in self.services if spec.region == region)
-                submit(functools.partial(self.revisions, region, first))  # both listings
-        for region in dict.fromkeys(spec.region for spec in self.jobs):
-            if self.lists_jobs(region):
-                submit(functools.partial(self.listed_jobs, region))
-        for scope in _params(self.items, "project_scope", needing="deployed"):
-            region = scope.rsplit("/", 1)[-1]
-            submit(functools.partial(self.deployed, region))
-        for spec in self.services:
-            submit(functools.partial(self._service_facts, spec))
+        # The image reads first: they need no Google API (the tag names the image; the running
+        # digest is mostly the same one), and they are the longest waits.
         registry = (
             _reader(request, "registry")
             if wanted("tag_digest", "running_image_config", "job_image_digest", "job_expected_digest")
@@ -312,6 +302,18 @@ class Fleet:
                 for spec in self.services:
                     if spec.code:
                         submit(functools.partial(self._code_facts, spec, registry, reader))
+        for region in dict.fromkeys(spec.region for spec in self.services):
+            if self.lists_services(region):
+                first = next(spec.name for spec in self.services if spec.region == region)
+                submit(functools.partial(self.revisions, region, first))  # both listings
+        for region in dict.fromkeys(spec.region for spec in self.jobs):
+            if self.lists_jobs(region):
+                submit(functools.partial(self.listed_jobs, region))
+        for scope in _params(self.items, "project_scope", needing="deployed"):
+            region = scope.rsplit("/", 1)[-1]
+            submit(functools.partial(self.deployed, region))
+        for spec in self.services:
+            submit(functools.partial(self._service_facts, spec))
         collections = _params(self.items, "heartbeat_collection", needing="heartbeat_scan")
         heartbeats = _reader(request, "heartbeat_reader") if collections else None
         if heartbeats is not None:
@@ -363,15 +365,15 @@ class Fleet:
         from .fixtures.observe import resolved_digest
 
         paths = _paths(spec.code)
-        running = self._running_digest(spec)
-        if running:
-            _read(reader, self.observations, spec.image.with_digest(running), paths)
         _read(
             reader,
             self.observations,
             spec.image.with_digest(resolved_digest(registry, self.observations, spec.image)),
             paths,
         )
+        running = self._running_digest(spec)
+        if running:
+            _read(reader, self.observations, spec.image.with_digest(running), paths)
 
     def _iam_facts(self, spec: ServiceSpec, iam) -> None:
         from .fixtures.observe import iam_roles_of

@@ -16,6 +16,7 @@ node ids `checks/test_cloudrun.py::test_traffic[...]` wherever the package is in
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
 from itertools import pairwise
 from pathlib import Path
@@ -47,22 +48,23 @@ IMAGE_LIMIT_DEFAULTS = {
     "max_layers": 128,
     "max_seconds": 120.0,
 }
-# The library: plain modules, no test code, so nothing in it is for pytest's assertion rewriter.
-LIBRARY_PACKAGE = "deploycheck"
+# Plain modules, no test code: nothing in them is for pytest's assertion rewriter. Only the
+# built-in checks keep the mark (their assertions are the findings' messages).
+UNREWRITTEN_PACKAGES = ("deploycheck", "deploycheck_pytest")
+REWRITTEN_PACKAGE = "deploycheck_pytest.checks"
 
 
 def leave_the_library_unrewritten(pluginmanager: pytest.PytestPluginManager) -> None:
     """Installed from a wheel, the distribution lists every file, and pytest marks each of its
-    top-level packages for assertion rewriting (`_mark_plugins_for_rewrite`), the library
-    included: every start would then parse and rewrite the whole library from source (it cannot
-    cache under PYTHONDONTWRITEBYTECODE, as in most CI images). Only the pytest layer
-    (deploycheck_pytest: checks and fixtures) keeps the mark. This runs in the first hook pytest
-    calls on this plugin, before any library module is imported."""
+    top-level packages for assertion rewriting (`_mark_plugins_for_rewrite`): every start would
+    then parse and rewrite the library, the fixtures and the fleet reader from source (it cannot
+    cache under PYTHONDONTWRITEBYTECODE, as in most CI images). Only the checks keep the mark.
+    This runs in the first hook pytest calls on this plugin, before any of them is imported."""
     hook = getattr(pluginmanager, "rewrite_hook", None)
     marked = getattr(hook, "_must_rewrite", None)  # pytest keeps the marks privately; no public unmark
-    if hook is not None and isinstance(marked, set) and LIBRARY_PACKAGE in marked:
-        marked.discard(LIBRARY_PACKAGE)
-        hook.mark_rewrite()  # (nothing new) drops the hook's cache of names it already judged
+    if hook is not None and isinstance(marked, set) and marked.intersection(UNREWRITTEN_PACKAGES):
+        marked.difference_update(UNREWRITTEN_PACKAGES)
+        hook.mark_rewrite(REWRITTEN_PACKAGE)  # also drops the hook's cache of names it already judged
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -354,7 +356,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if not is_deploycheck_run(config):
         return
     for name in FIXTURE_PLUGINS:
-        config.pluginmanager.import_plugin(name)
+        # Not pluginmanager.import_plugin: it would mark the module for assertion rewriting.
+        if not config.pluginmanager.is_blocked(name) and config.pluginmanager.get_plugin(name) is None:
+            config.pluginmanager.register(importlib.import_module(name), name)
     if config.args_source != pytest.Config.ArgsSource.ARGS and str(BUILTIN_CHECKS.parent) not in config.args:
         # Collected through the package directory so node ids read checks/test_*.py when the package
         # is installed outside the rootdir; only its checks/ is collected (pytest_ignore_collect).

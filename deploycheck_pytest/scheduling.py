@@ -17,8 +17,42 @@ class ResourceScheduling(LoadScopeScheduling):
 
     collection: list[str] | None  # set by LoadScopeScheduling (untyped); None until collected
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # LoadScopeScheduling counts a workload's pending tests by walking all of it, and the
+        # controller asks after every report: quadratic in the fleet. Counted once, then kept
+        # by mark_test_complete; anything else that moves work (a crashed worker) forgets them.
+        # Each count keeps its workload alive, so no other dict can take over its id.
+        self._pending: dict[int, tuple[dict, int]] = {}
+
     def _split_scope(self, nodeid: str) -> str:
         return resource_key(nodeid)
+
+    def _pending_of(self, workload: dict[str, dict[str, bool]]) -> int:
+        counted = self._pending.get(id(workload))
+        if counted is None or counted[0] is not workload:
+            counted = self._pending[id(workload)] = (workload, super()._pending_of(workload))
+        return counted[1]
+
+    def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
+        workload = self.assigned_work[node]
+        nodeid = self.registered_collections[node][item_index]
+        counted = self._pending.get(id(workload))
+        if counted is not None and counted[0] is workload and not workload[self._split_scope(nodeid)][nodeid]:
+            self._pending[id(workload)] = (workload, counted[1] - 1)
+        super().mark_test_complete(node, item_index, duration)
+
+    def add_node(self, node: Any) -> None:
+        self._pending.clear()
+        super().add_node(node)
+
+    def remove_node(self, node: Any) -> str | None:
+        self._pending.clear()
+        return super().remove_node(node)
+
+    def _assign_work_unit(self, node: Any) -> None:
+        self._pending.clear()
+        super()._assign_work_unit(node)
 
     def schedule(self) -> None:
         assert self.collection_is_completed

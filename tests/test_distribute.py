@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from deploycheck_pytest.distribute import Shard, parse_shard, partition, resource_key
@@ -61,3 +63,69 @@ def test_the_shard_comes_from_the_option_or_the_task_variables(option, environ, 
 def test_a_shard_that_makes_no_sense_is_a_usage_error(option, environ, message):
     with pytest.raises(pytest.UsageError, match=message):
         parse_shard(option, environ)
+
+
+class _Gateway:
+    def __init__(self, number: int):
+        self.id = f"gw{number}"
+
+
+class _Worker:
+    """What the scheduler uses of xdist's WorkerController: its gateway id, and what it is sent."""
+
+    def __init__(self, number: int):
+        self.gateway = _Gateway(number)
+        self.sent: list[int] = []
+        self.shutting_down = False
+
+    def send_runtest_some(self, indices):
+        self.sent.extend(indices)
+
+    def shutdown(self):
+        self.shutting_down = True
+
+
+class _Config:
+    """What the scheduler reads of the controller's config: two popen workers."""
+
+    option = SimpleNamespace(loadscopereorder=True)
+
+    def getvalue(self, name):
+        assert name == "tx"
+        return ["popen", "popen"]
+
+
+def test_the_controller_counts_pending_tests_as_they_complete_not_by_walking_the_fleet():
+    """xdist's scope scheduler recounts a worker's whole workload after every report (quadratic
+    in the fleet); ResourceScheduling keeps the count, and it must stay the count a walk gives."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    from deploycheck_pytest.scheduling import ResourceScheduling
+
+    collection = [f"checks/test_{check}.py::test_{check}[svc-{n}]" for n in range(40) for check in ("a", "b", "c")]
+    scheduler = ResourceScheduling(_Config())
+    workers = [_Worker(0), _Worker(1)]
+    for worker in workers:
+        scheduler.add_node(worker)
+        scheduler.add_node_collection(worker, collection)
+    scheduler.schedule()
+    assert sorted(workers[0].sent + workers[1].sent) == list(range(len(collection)))
+    walks = 0
+    original = LoadScopeScheduling._pending_of
+
+    def walk(self, workload):
+        nonlocal walks
+        walks += 1
+        return original(self, workload)
+
+    LoadScopeScheduling._pending_of = walk
+    try:
+        for worker in workers:
+            for done, index in enumerate(worker.sent, start=1):
+                scheduler.mark_test_complete(worker, index)
+                assert scheduler._pending_of(scheduler.assigned_work[worker]) == len(worker.sent) - done
+                assert original(scheduler, scheduler.assigned_work[worker]) == len(worker.sent) - done
+        assert scheduler.tests_finished and not scheduler.has_pending
+    finally:
+        LoadScopeScheduling._pending_of = original
+    assert walks <= len(workers), "the pending count was walked again after it was counted"

@@ -50,6 +50,15 @@ def test_an_installed_copy_leaves_the_library_to_the_ordinary_importer(installed
     library = [name for name in seen["loaded"] if name.split(".")[0] == "deploycheck"]
     assert "deploycheck.cloudrun" in library and "deploycheck.inventory.schema" in library  # really loaded
     assert [name for name in seen["rewritten"] if name.split(".")[0] == "deploycheck"] == []
+    # Nor are the fixtures and the fleet reader (the plugin module itself is imported before it can say so).
+    layer = [name for name in seen["loaded"] if name.startswith("deploycheck_pytest.")]
+    assert "deploycheck_pytest.fixtures.observe" in layer and "deploycheck_pytest.fleet" in layer
+    assert [
+        name
+        for name in seen["rewritten"]
+        if name.startswith("deploycheck_pytest.")
+        and not name.startswith(("deploycheck_pytest.checks", "deploycheck_pytest.plugin"))
+    ] == []
     # The checks keep pytest's assertion messages.
     assert "deploycheck_pytest.checks.test_cloudrun" in seen["rewritten"]
 

@@ -214,3 +214,26 @@ def test_a_name_inside_single_quotes_still_expands_in_the_loop():
         f'logging|read|resource.labels.service_name="{name}" AND severity>=ERROR|--project|p|'
         for name in ("svc-a", "svc-b")
     ]
+
+
+def test_a_finding_as_a_dict_holds_every_field_and_shares_nothing_it_can_change():
+    from dataclasses import asdict
+
+    from deploycheck.findings import Finding, Outcome, Severity
+
+    finding = Finding(
+        "code",
+        "svc",
+        Severity.P1,
+        Outcome.FAIL,
+        "missing",
+        {"files": [{"path": "/app/x.py", "lines": [1, 2]}], "digest": "sha256:ab"},
+        "redeploy",
+        cause="code-missing",
+        waiver={"id": "w1", "until": "2026-12-31"},
+    )
+    data = finding.to_dict()
+    assert data == {**asdict(finding), "severity": "P1", "outcome": "fail", "id": finding.id}
+    data["evidence"]["files"][0]["lines"].append(3)
+    data["waiver"]["until"] = "2099-01-01"
+    assert finding.evidence["files"][0]["lines"] == [1, 2] and finding.waiver["until"] == "2026-12-31"

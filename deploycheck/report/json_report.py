@@ -55,6 +55,11 @@ def build_report(
     return report
 
 
+def _report_entry(finding: Finding) -> dict:
+    data = finding.to_dict()
+    return {key: data[key] for key in REPORT_FIELDS} | ({"waiver": finding.waiver} if finding.waiver else {})
+
+
 def _base_report(
     findings: list[Finding], *, target: str, inventory: str, started: datetime, exit_status: int | None, selection: dict
 ) -> dict:
@@ -64,11 +69,7 @@ def _base_report(
         by_check.setdefault(finding.check, Counter())[finding.outcome.value] += 1
     worst = sorted((f for f in findings if f.failed), key=lambda f: (f.severity.value, f.check, f.resource))
     return {
-        "findings": [
-            {key: finding.to_dict()[key] for key in REPORT_FIELDS}
-            | ({"waiver": finding.waiver} if finding.waiver else {})
-            for finding in findings
-        ],
+        "findings": [_report_entry(finding) for finding in findings],
         "summary": {
             "target": target,
             "inventory": inventory,

@@ -19,12 +19,10 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
 
-from ..errors import InputError
 from ..netutil import free_port, http_probe, stop_process_group, wait_until_ready
 from . import fleet as fleets
 from .faultproxy import FaultProxy
@@ -42,51 +40,10 @@ from .scenario import (
     expand_resources,
     load_scenario,
 )
+from .state import SandboxInfo
 from .timeutil import rfc3339
 
 STOP_GRACE_SECONDS = 5.0
-
-
-@dataclass
-class SandboxInfo:
-    scenario: str
-    scenario_dir: str
-    project: str
-    region: str
-    workdir: str
-    api_url: str
-    registry_url: str
-    firestore_host: str | None = None
-    pids: dict[str, int] = field(default_factory=dict)
-    images: dict[str, str] = field(default_factory=dict)
-    started_at: float = 0.0
-    # Backends behind a fault proxy: backend -> the proxy's control URL (FaultControl), and
-    # backend -> the real backend's address, which api_url/registry_url/firestore_host no longer name.
-    fault_controls: dict[str, str] = field(default_factory=dict)
-    upstreams: dict[str, str] = field(default_factory=dict)
-    # A generated fleet's matching services.yaml (fleet.py), written into the workdir.
-    inventory: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)  # seconds each start-up step took
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
-        tmp.replace(path)
-
-    @classmethod
-    def load(cls, path: Path) -> SandboxInfo:
-        try:
-            return cls(**json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError) as exc:
-            # Truncated by a kill, written by another version, or not a state file at all.
-            raise InputError(
-                f"{path}: not a sandbox state file this deploycheck can read ({exc}); delete it and "
-                f"start the sandbox again (deploycheck sandbox up)"
-            ) from None
-
-    def is_healthy(self) -> bool:
-        return http_probe(f"{self.api_url}/_sandbox/health")() and http_probe(f"{self.registry_url}/v2/")()
 
 
 class Sandbox:

@@ -59,9 +59,9 @@ from .faultrules import parse_scenario_faults
 from .knative import captured_resources
 from .logquery import instant
 from .logstore import revision_entry
+from .state import BUILTIN_DIR, scenario_dir
 from .timeutil import RELATIVE_TIME, resolve_time, rfc3339
 
-BUILTIN_DIR = Path(__file__).parent / "scenarios"
 READY, FAILED = "CONDITION_SUCCEEDED", "CONDITION_FAILED"
 
 
@@ -100,17 +100,6 @@ class Scenario:
     custom_roles: list[dict] = field(default_factory=list)
     log_volume: list[dict] = field(default_factory=list)
     fleet: fleets.Fleet | None = None
-
-
-def scenario_dir(name_or_path: str) -> Path:
-    candidate = Path(name_or_path)
-    if candidate.is_dir():
-        return candidate.resolve()
-    builtin = BUILTIN_DIR / name_or_path
-    if (builtin / "scenario.yaml").is_file():
-        return builtin
-    known = sorted(p.name for p in BUILTIN_DIR.iterdir() if (p / "scenario.yaml").is_file())
-    raise InputError(f"unknown sandbox scenario {name_or_path!r}: not a directory and not one of {', '.join(known)}")
 
 
 def load_scenario(name_or_path: str, *, project: str, region: str, now: datetime | None = None) -> Scenario:
