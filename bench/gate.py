@@ -11,14 +11,16 @@ and the registry's responses share --mbit of bandwidth (a CI runner's pull rate;
 throttle, mbit}`).
 
   gate   `pytest -m postdeploy --service S --target sandbox:DIR` in a subprocess, as a user runs
-         it, with an empty blob cache (a fresh CI runner)
+         it, with an empty blob cache (a fresh CI runner); the package byte-compiled first, as
+         `pip install` leaves a wheel (this checkout is an editable install)
   naive  the by-hand procedure of the seeds, one call per fact with the Google client libraries
          (13 calls: services.get, revisions.get (raw JSON, for the digest), revisions.list, seven
          entries.list queries (ImportError/ModuleNotFoundError, Traceback, worker boot failure,
          expected heartbeats, old-format heartbeat ids, INFO application lines, request logs),
          projects.getIamPolicy, projects.get, roles.get roles/datastore.user), then `skopeo copy`
-         of the running image by digest and the file read out of the copied layers. Clients are
-         built once and reused, which is kinder than a person running gcloud thirteen times.
+         of the running image by digest and the file read out of the copied layers, in a
+         subprocess too: timed like the gate, from its launch to its exit. Clients are built once
+         and reused, which is kinder than a person running gcloud thirteen times.
 
 Last stdout line, JSON:
   api_calls         Google API requests the API proxy forwarded during the gate
@@ -32,9 +34,15 @@ Last stdout line, JSON:
                     registry_bytes by what sat in socket buffers when the read stopped, and by the
                     config blob when the commit check read it first
   gate_s, naive_s, speedup_vs_naive (naive_s / gate_s), gate_exit, naive_api_calls, image_bytes,
+  naive_after_imports_s (the by-hand process's own time once its client libraries were imported:
+  the baseline before 2026-12-02 afternoon, which left its imports out but not the gate's),
   latency_ms, mbit, delay_applied (false while the delay fault is missing from the sandbox), verify_layers
 
     .venv/bin/python bench/gate.py [--latency-ms 50] [--mbit 200] [--scale 1.0] [--verify-layers]
+                                   [--runs 5] [--runs-by-hand 3]
+
+Times are medians: of --runs gate runs (each cold: its own empty blob cache), and of
+--runs-by-hand by-hand runs; every run's time is in gate_runs_s / naive_runs_s.
 
 --scale shrinks every layer (the test runs a tiny configuration); --mbit 0 turns the cap off.
 """
@@ -162,6 +170,17 @@ def write_scenario(directory: Path, image, latency_ms: float, mbit: float, delay
     (directory / "scenario.yaml").write_text(textwrap.dedent(scenario))
 
 
+def byte_compile() -> None:
+    """What `pip install` does for a wheel: the package's modules compiled once, so that a start
+    reads bytecode (PYTHONDONTWRITEBYTECODE, common in CI images, stops Python writing it itself)."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "deploycheck", "deploycheck_pytest"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+
+
 def run_gate(info, scenario_dir: Path, work: Path, extra: list[str]) -> tuple[float, int, str]:
     env = {
         **os.environ,
@@ -203,12 +222,28 @@ def client_bytes(work: Path) -> int | None:
     )
 
 
-def run_naive(info, work: Path) -> tuple[float, int]:
-    """The seeds' procedure, one call per fact; returns (seconds, Google API calls made)."""
+def run_naive(info, work: Path) -> tuple[float, int, float]:
+    """The seeds' procedure in a process of its own, as the gate runs in one: (seconds from its
+    launch to its exit, Google API calls it made, seconds it took once its imports were done)."""
+    command = [sys.executable, __file__, "--by-hand", str(Path(info.workdir) / "sandbox.json"), str(work)]
+    began = time.perf_counter()
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - began
+    if run.returncode != 0:
+        raise SystemExit(f"the by-hand procedure failed:\n{run.stdout}{run.stderr}")
+    calls, after_imports = json.loads(run.stdout.splitlines()[-1])
+    return seconds, calls, after_imports
+
+
+def by_hand(state_path: Path, work: Path) -> tuple[int, float]:
+    """The procedure itself (the child process): (Google API calls, seconds after its imports)."""
     from google.auth.credentials import AnonymousCredentials
     from google.auth.transport.requests import AuthorizedSession
     from google.cloud import resourcemanager_v3, run_v2
 
+    from deploycheck.sandbox.state import SandboxInfo
+
+    info = SandboxInfo.load(state_path)
     credentials = AnonymousCredentials()
     options = {"api_endpoint": info.api_url}
     project, region = info.project, info.region
@@ -268,7 +303,7 @@ def run_naive(info, work: Path) -> tuple[float, int]:
     )
     content = _read_from_copy(copy, HEARTBEAT)
     assert b"return self.processor_name" in content, "the by-hand read did not find the fix"
-    return time.perf_counter() - began, calls
+    return calls, time.perf_counter() - began
 
 
 def _read_from_copy(copy: Path, path: str) -> bytes:
@@ -289,10 +324,15 @@ def _hours_ago(hours: float) -> str:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--by-hand"]:
+        print(json.dumps(by_hand(Path(sys.argv[2]), Path(sys.argv[3]))))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-ms", type=float, default=50.0, help="delay per Google API exchange (default 50)")
     parser.add_argument("--mbit", type=float, default=200.0, help="registry bandwidth, Mbit/s (default 200; 0: none)")
     parser.add_argument("--scale", type=float, default=1.0, help="layer sizes relative to the realistic image")
+    parser.add_argument("--runs", type=int, default=5, help="gate runs, each cold; the median is reported (default 5)")
+    parser.add_argument("--runs-by-hand", type=int, default=3, help="by-hand runs; the median is reported (default 3)")
     parser.add_argument(
         "--verify-layers",
         action="store_true",
@@ -328,22 +368,41 @@ def main() -> int:
     info = sandbox.start()
     try:
         api, registry = FaultControl(info.fault_controls["api"]), FaultControl(info.fault_controls["registry"])
-        api_before, bytes_before = api.status()["requests"], _registry_bytes(registry)
-        gate_s, gate_exit, gate_output = run_gate(
-            info, scenario_dir, work, ["--verify-layers"] if args.verify_layers else []
-        )
-        api_calls, registry_bytes = api.status()["requests"] - api_before, _registry_bytes(registry) - bytes_before
-        reader_bytes = client_bytes(work)
-        if gate_exit != 0:
-            print(gate_output, file=sys.stderr)
-        naive_before = api.status()["requests"]
-        naive_s, naive_calls = run_naive(info, work)
-        naive_api_calls = api.status()["requests"] - naive_before
-        assert naive_api_calls == naive_calls, (naive_api_calls, naive_calls)
+        byte_compile()
+        gate_runs: list[dict] = []
+        for number in range(args.runs):
+            # Each run as on a fresh runner: its own empty blob cache and report directory.
+            run_dir = work / f"gate-{number}"
+            api_before, bytes_before = api.status()["requests"], _registry_bytes(registry)
+            seconds, gate_exit, gate_output = run_gate(
+                info, scenario_dir, run_dir, ["--verify-layers"] if args.verify_layers else []
+            )
+            if gate_exit != 0:
+                print(gate_output, file=sys.stderr)
+            gate_runs.append(
+                {
+                    "seconds": seconds,
+                    "exit": gate_exit,
+                    "api_calls": api.status()["requests"] - api_before,
+                    "registry_bytes": _registry_bytes(registry) - bytes_before,
+                    "client_bytes": client_bytes(run_dir),
+                }
+            )
+        naive_runs = []
+        for _ in range(args.runs_by_hand):
+            naive_before = api.status()["requests"]
+            naive_s, naive_calls, naive_after_imports_s = run_naive(info, work)
+            naive_api_calls = api.status()["requests"] - naive_before
+            assert naive_api_calls == naive_calls, (naive_api_calls, naive_calls)
+            naive_runs.append((naive_s, naive_after_imports_s))
     finally:
         sandbox.stop()
         shutil.rmtree(work, ignore_errors=True)
 
+    typical = sorted(gate_runs, key=lambda run: run["seconds"])[len(gate_runs) // 2]  # the median run
+    gate_s, gate_exit = typical["seconds"], max(run["exit"] for run in gate_runs)
+    api_calls, registry_bytes, reader_bytes = typical["api_calls"], typical["registry_bytes"], typical["client_bytes"]
+    naive_s, naive_after_imports_s = sorted(naive_runs)[len(naive_runs) // 2]
     figures = {
         "api_calls": api_calls,
         "registry_bytes": registry_bytes,
@@ -352,6 +411,7 @@ def main() -> int:
         "client_bytes": reader_bytes,
         "gate_s": round(gate_s, 3),
         "naive_s": round(naive_s, 3),
+        "naive_after_imports_s": round(naive_after_imports_s, 3),
         "speedup_vs_naive": round(naive_s / gate_s, 2),
         "gate_exit": gate_exit,
         "naive_api_calls": naive_api_calls,
@@ -360,6 +420,9 @@ def main() -> int:
         "mbit": args.mbit,
         "delay_applied": bool(args.latency_ms and delay_supported),
         "verify_layers": args.verify_layers,
+        "gate_runs_s": [round(run["seconds"], 3) for run in gate_runs],
+        "gate_api_calls_max": max(run["api_calls"] for run in gate_runs),
+        "naive_runs_s": [round(seconds, 3) for seconds, _ in naive_runs],
     }
     print(
         f"gate: {gate_s:.2f}s, {api_calls} API calls, {registry_bytes:,} registry bytes "

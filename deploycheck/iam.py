@@ -109,10 +109,12 @@ class IamReader:
         self._roles: dict[str, Role] = {}
 
     # --- the resource hierarchy ---------------------------------------------------------------
-    def hierarchy(self) -> PolicyHierarchy:
-        """The project's policy, then each folder's, then the organisation's."""
+    def hierarchy(self, read_policy: Callable[[str], IamPolicy] | None = None) -> PolicyHierarchy:
+        """The project's policy, then each folder's, then the organisation's. `read_policy` reads
+        one resource's policy (default: iam_policy), e.g. through a cache that read it ahead."""
+        read_policy = read_policy or self.iam_policy
         resources = [f"projects/{self.project}", *self.ancestors()]
-        return PolicyHierarchy(self.project, tuple(self.iam_policy(resource) for resource in resources))
+        return PolicyHierarchy(self.project, tuple(read_policy(resource) for resource in resources))
 
     def ancestors(self) -> list[str]:
         """folders/N ... organizations/N above the project; empty for a project without an organisation."""

@@ -376,11 +376,19 @@ class Fleet:
             _read(reader, self.observations, spec.image.with_digest(running), paths)
 
     def _iam_facts(self, spec: ServiceSpec, iam) -> None:
-        from .fixtures.observe import iam_roles_of
+        from deploycheck.iam import roles_to_read
 
-        hierarchy = self.observations.get(("iam-hierarchy", iam.project), iam.hierarchy)
+        from .fixtures.observe import iam_hierarchy_of, iam_policy_of
+
+        # The project's policy needs no answer from projects.get (which names the folders above).
+        self.observations.prefetch(functools.partial(iam_policy_of, iam, self.observations, f"projects/{iam.project}"))
+        hierarchy = iam_hierarchy_of(iam, self.observations)
         serving = self.serving_revisions(spec.region, self.service(spec.region, spec.name))[0]
-        iam_roles_of(spec, serving, hierarchy, iam, self.observations)
+        for name in roles_to_read(hierarchy, serving.service_account, list(spec.roles)):
+            # Each role on a thread of its own: roles.get answers one role a call.
+            self.observations.prefetch(
+                functools.partial(self.observations.get, ("iam-role", name), functools.partial(iam.role, name))
+            )
 
     def _job_facts(self, spec: JobSpec, registry) -> None:
         from deploycheck.imageref import ImageRef

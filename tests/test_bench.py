@@ -59,7 +59,18 @@ def test_gate_bench_reads_within_a_fifth_of_the_floor_and_prints_its_figures():
     keeps that within the margin here. The keys, the gate green, the by-hand procedure's 13 calls,
     and the bytes ratios; times are printed, not judged."""
     run = subprocess.run(
-        [sys.executable, str(BENCH / "gate.py"), "--scale", "0.2", "--mbit", "25"],
+        [
+            sys.executable,
+            str(BENCH / "gate.py"),
+            "--scale",
+            "0.2",
+            "--mbit",
+            "25",
+            "--runs",
+            "2",
+            "--runs-by-hand",
+            "1",
+        ],
         capture_output=True,
         text=True,
         timeout=900,
@@ -68,6 +79,8 @@ def test_gate_bench_reads_within_a_fifth_of_the_floor_and_prints_its_figures():
     figures = json.loads(run.stdout.strip().splitlines()[-1])
     assert set(figures) >= {"api_calls", "registry_bytes", "floor_bytes", "gate_s", "naive_s", "speedup_vs_naive"}
     assert figures["gate_exit"] == 0 and figures["naive_api_calls"] == 13 and figures["api_calls"] > 0
+    assert len(figures["gate_runs_s"]) == 2 and len(figures["naive_runs_s"]) == 1
+    assert figures["gate_api_calls_max"] <= 8  # every run cold: none borrowed from an earlier one
     floor = figures["floor_bytes"]
     assert figures["client_bytes"] <= 1.1 * floor  # the reader's own count: chunk granularity only
     assert floor <= figures["registry_bytes"] <= 1.2 * floor, figures

@@ -93,3 +93,27 @@ def test_collecting_the_checks_imports_no_google_cloud_client():
 def test_the_image_option_defaults_are_the_readers_defaults():
     defaults = {field.name: field.default for field in fields(ImageLimits)}
     assert {name: defaults[name] for name in IMAGE_LIMIT_DEFAULTS} == IMAGE_LIMIT_DEFAULTS
+
+
+def test_a_run_keeps_its_start_up_out_of_garbage_collection_and_gives_the_collector_back(pytester):
+    """gc.freeze during the run (pytest's final full collections then skip the libraries'
+    objects); nothing of it outlives the run in the process that ran it."""
+    import gc
+
+    before = (gc.get_threshold(), gc.get_freeze_count())
+    pytester.makefile(
+        ".yaml",
+        services="project: team-project\nregion: us-west2\nservices:\n  - name: svc\n    image: us-west2-docker.pkg.dev/team-project/r/svc:latest\n",
+    )
+    pytester.makeconftest(
+        """
+        import gc
+
+        def pytest_collection_modifyitems(items):
+            print("SEEN", gc.get_freeze_count() > 0, gc.get_threshold()[0])
+        """
+    )
+    result = pytester.runpytest_inprocess("--co", "-q", "-s", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["SEEN True 20000"])
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
