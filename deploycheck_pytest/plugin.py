@@ -27,6 +27,9 @@ import pytest
 from _pytest.config.findpaths import determine_setup
 
 BUILTIN_CHECKS = Path(__file__).resolve().parent / "checks"
+# The fixtures that read: an xdist controller runs no test, so it imports none of them (nor the
+# client libraries behind them) before it can start its workers.
+WORKERS_ONLY = ("deploycheck_pytest.fixtures.observe", "deploycheck_pytest.fixtures.images")
 # distribute first: the fixture modules import it (as a plugin it must be imported by pytest first).
 FIXTURE_PLUGINS = (
     "deploycheck_pytest.distribute",
@@ -358,7 +361,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not is_deploycheck_run(config):
         return
     keep_start_up_out_of_garbage_collection(config)
+    controller = distributes_the_tests(config)
     for name in FIXTURE_PLUGINS:
+        if controller and name in WORKERS_ONLY:
+            continue
         # Not pluginmanager.import_plugin: it would mark the module for assertion rewriting.
         if not config.pluginmanager.is_blocked(name) and config.pluginmanager.get_plugin(name) is None:
             config.pluginmanager.register(importlib.import_module(name), name)
@@ -369,6 +375,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 YOUNG_GC_THRESHOLD = 20_000  # allocations between collections of the youngest generation (CPython: 700)
+
+
+def distributes_the_tests(config: pytest.Config) -> bool:
+    """The controller of an xdist run (its workers collect and run the checks)."""
+    return (
+        getattr(config.option, "dist", "no") != "no"
+        and not config.option.collectonly
+        and not hasattr(config, "workerinput")
+    )
 
 
 def keep_start_up_out_of_garbage_collection(config: pytest.Config) -> None:

@@ -127,3 +127,26 @@ def test_a_registry_whose_403_body_echoes_the_authorization_header_leaks_nothing
     )
     for name, text in outputs.items():
         assert TOKEN[5:] not in text, name
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Authorization: Bearer ya29.a0AfH6SMBxxxxxxxxxxxxxxxxxxxx",
+        "AUTHORIZATION=Basic dXNlcjpwYXNzd29yZA==",
+        '{"access_token": "abcd1234efgh", "Key": "zzzzzzzz"}',
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----",
+        "refresh 1//0gAbCdEfGhIjKlMnOpQrStUvWxYz",
+        "jwt eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ",
+        "Token=short PASSWORD: hunter2hunter2 monkey business",
+        "sha256:0f3c nothing secret-looking here, revision 00129-lf2",
+        "",
+    ],
+)
+def test_the_quick_screen_masks_exactly_what_every_pattern_would(text):
+    from deploycheck.redact import _PATTERNS
+
+    every = text
+    for pattern, replacement, _ in _PATTERNS:
+        every = pattern.sub(replacement, every)
+    assert redact(text) == every
