@@ -1,11 +1,14 @@
 """Benchmark: the 250-resource full run with pytest-xdist `-n 1` and `-n 2`, against one sandbox
 (bench/fleetrun.py: the same generated fleet, the same fixed delay on every API exchange).
 
-The last stdout line is JSON: `speedup` (seconds with -n 1 over seconds with -n 2) and
-`identical_findings` (both reports hold the same findings, compared by id and outcome whatever
-their order), with each run's figures as nightly.py reports them under `runs`.
+The runs alternate, -n 1 then -n 2, --pairs times (a shared machine's speed drifts over minutes:
+alternating exposes both to the same drift), each from a cold blob cache.
 
-    .venv/bin/python bench/xdist.py [--resources 250] [--latency-ms 50] [--mbit 200]
+The last stdout line is JSON: `speedup` (the median seconds with -n 1 over the median with -n 2)
+and `identical_findings` (every report holds the same findings, compared by id and outcome
+whatever their order), with each run's figures as nightly.py reports them under `runs`.
+
+    .venv/bin/python bench/xdist.py [--resources 250] [--latency-ms 50] [--mbit 200] [--pairs 3]
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import json
 import os
 import platform
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +28,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fleetrun import FleetSandbox, default_failures, figures
+
+
+def byte_compile() -> None:
+    """What `pip install` does for a wheel (this checkout is an editable install): every worker
+    start then reads bytecode, even under PYTHONDONTWRITEBYTECODE."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "deploycheck", "deploycheck_pytest"],
+        cwd=Path(__file__).resolve().parent.parent,
+        check=True,
+        capture_output=True,
+    )
 
 
 def findings_by_id(report: dict) -> dict[str, str]:
@@ -39,6 +55,7 @@ def main() -> int:
         default=200.0,
         help="registry throughput cap, when the sandbox has the throttle fault (default 200)",
     )
+    parser.add_argument("--pairs", type=int, default=3, help="alternating -n 1 / -n 2 pairs (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (reports, logs)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="deploycheck-bench-xdist-"))
@@ -47,32 +64,42 @@ def main() -> int:
         with FleetSandbox(
             args.resources, root / "fleet", args.latency_ms, args.mbit, default_failures(args.resources)
         ) as fleet:
-            for workers in ("1", "2"):
-                runs[workers] = fleet.run(root / f"run-n{workers}", "-n", workers)
-                lines[workers] = {"workers": int(workers), **figures(args.resources, runs[workers])}
-                print(
-                    f"-n {workers}: {lines[workers]['seconds']}s, {lines[workers]['api_calls']} API calls, "
-                    f"{lines[workers]['registry_requests']} registry requests",
-                    flush=True,
-                )
+            byte_compile()
+            for pair in range(args.pairs):
+                for workers in ("1", "2"):
+                    run = fleet.run(root / f"run-{pair}-n{workers}", "-n", workers)
+                    line = {"workers": int(workers), **figures(args.resources, run)}
+                    runs.setdefault(workers, []).append(run)
+                    lines.setdefault(workers, []).append(line)
+                    print(
+                        f"-n {workers}: {line['seconds']}s, {line['api_calls']} API calls, "
+                        f"{line['registry_requests']} registry requests",
+                        flush=True,
+                    )
             throttled = fleet.throttled
     finally:
         if args.keep:
             print(f"work directory: {root}", flush=True)
         else:
             shutil.rmtree(root, ignore_errors=True)
-    one, two = findings_by_id(runs["1"]["report"]), findings_by_id(runs["2"]["report"])
+    reports = [findings_by_id(run["report"]) for workers in ("1", "2") for run in runs[workers]]
+    for number, report in enumerate(reports[1:], start=1):
+        differing = sorted(set(report.items()) ^ set(reports[0].items()))
+        if differing:  # say which, so a difference can be looked into
+            print(f"run {number} differs from run 0 in: {differing[:10]}", file=sys.stderr)
+    one, two = (statistics.median(line["seconds"] for line in lines[workers]) for workers in ("1", "2"))
     print(
         json.dumps(
             {
                 "resources": args.resources,
                 "latency_ms": args.latency_ms,
                 "mbit": args.mbit if throttled else None,
-                "speedup": round(lines["1"]["seconds"] / lines["2"]["seconds"], 3),
-                "identical_findings": bool(one) and one == two,
-                "findings": len(one),
-                "failing": sum(outcome != "pass" for outcome in one.values()),
-                "runs": [lines["1"], lines["2"]],
+                "speedup": round(one / two, 3),
+                "seconds_median": {"n1": one, "n2": two},
+                "identical_findings": bool(reports[0]) and all(report == reports[0] for report in reports),
+                "findings": len(reports[0]),
+                "failing": sum(outcome != "pass" for outcome in reports[0].values()),
+                "runs": [line for pair in zip(lines["1"], lines["2"], strict=True) for line in pair],
                 "machine": {
                     "cpus": os.cpu_count(),
                     "python": platform.python_version(),

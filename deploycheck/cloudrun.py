@@ -195,6 +195,18 @@ class JobState:
     last_execution_time: datetime | None
 
 
+def _clients_first(method):
+    """Make the reader's clients (importing the client library) before the method's calls start:
+    a call's --deadline must time the exchange, not an import on a busy machine."""
+
+    @functools.wraps(method)
+    def reading(self, *args, **kwargs):
+        self._clients.get()
+        return method(self, *args, **kwargs)
+
+    return reading
+
+
 class CloudRunReader:
     """Read-only access to one project's Cloud Run resources in one region."""
 
@@ -229,6 +241,7 @@ class CloudRunReader:
     def parent(self) -> str:
         return f"projects/{self.project}/locations/{self.region}"
 
+    @_clients_first
     def service(self, name: str) -> ServiceState:
         full_name = f"{self.parent}/services/{name}"
         service = call(
@@ -243,6 +256,7 @@ class CloudRunReader:
         _require_identity(service.name, full_name, "services.get", f"Cloud Run service {name}")
         return _service_state(service)
 
+    @_clients_first
     def job(self, name: str) -> JobState:
         full_name = f"{self.parent}/jobs/{name}"
         job = call(
@@ -280,6 +294,7 @@ class CloudRunReader:
             _job_state(item) for _, item in self._listed("jobs", self._jobs.list_jobs, self._run_v2.ListJobsRequest)
         ]
 
+    @_clients_first
     def _listed(self, kind: str, list_method, request_type) -> list[tuple[str, object]]:
         """(short name, item) of one collection, page by page, through the page guard; a nameless
         item, or one outside the region's collection, is an error; an item listed twice counts once."""
@@ -311,6 +326,7 @@ class CloudRunReader:
         pages = guarded_pages(f"{what} ({API} {method})", fetch_page, max_pages=MAX_LIST_PAGES)
         return list({name: (name, item) for page in pages for name, item in page.items}.values())
 
+    @_clients_first
     def revision_json(self, service: str, revision: str) -> dict:
         name = f"{self.parent}/services/{service}/revisions/{revision}"
         what = f"Cloud Run revision {revision}"
@@ -340,6 +356,7 @@ class CloudRunReader:
         API's "-" wildcard for the service, one call per page instead of one listing per service."""
         return self._revisions("-", "the revisions of the region's Cloud Run services")
 
+    @_clients_first
     def _revisions(self, service: str, what: str) -> dict[str, list[RevisionState]]:
         parent = f"{self.parent}/services/{service}"
         prefix = f"{self.parent}/services/"

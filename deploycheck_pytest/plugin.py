@@ -15,6 +15,7 @@ node ids `checks/test_cloudrun.py::test_traffic[...]` wherever the package is in
 
 from __future__ import annotations
 
+import atexit
 import copy
 import functools
 import gc
@@ -374,6 +375,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args.append(str(BUILTIN_CHECKS.parent))
 
 
+_FROZEN_AT_EXIT = False
 YOUNG_GC_THRESHOLD = 20_000  # allocations between collections of the youngest generation (CPython: 700)
 
 
@@ -393,6 +395,12 @@ def keep_start_up_out_of_garbage_collection(config: pytest.Config) -> None:
     the session ends, it is left out of them. Young objects are collected less often (the imports of the client
     libraries make them by the hundred thousand). The cleanup, registered before pytest's own,
     restores both last."""
+    global _FROZEN_AT_EXIT
+    if not _FROZEN_AT_EXIT:
+        # Interpreter shutdown runs full collections while it clears the modules: after a nightly
+        # those took most of a second, and an xdist controller waits for each worker to exit.
+        atexit.register(gc.freeze)
+        _FROZEN_AT_EXIT = True
     threshold = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(max(threshold[0], YOUNG_GC_THRESHOLD), *threshold[1:])

@@ -3,6 +3,7 @@ time, statuses named, malformed or empty answers an ERROR naming the API, never 
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -91,11 +92,26 @@ def reader(url: str, deadline: float = 1.5) -> CloudRunReader:
 def test_a_trickling_server_is_cut_at_the_deadline():
     body = b'{"name": "projects/p/locations/us-west2/services/s"}' * 50
     with raw_server(trickle(http_answer(200, body))) as url:
-        cloudrun = reader(url)  # made first: the client library is imported when a reader is made
+        cloudrun = reader(url)
         began = time.monotonic()
         with pytest.raises(ObservationError, match=r"Cloud Run services.get gave no complete answer within"):
             cloudrun.service("s")
         assert time.monotonic() - began < 1.5 + 1.0
+
+
+def test_making_the_clients_is_not_timed_as_part_of_the_first_call(monkeypatch):
+    """The client library is imported when a reader is first used; on a busy machine that can
+    take longer than a call's deadline, which must time the exchange alone."""
+    from deploycheck import cloudrun as module
+
+    make = module._RunClients.make
+    monkeypatch.setattr(module._RunClients, "make", classmethod(lambda cls, *args: time.sleep(1.0) or make(*args)))
+    body = json.dumps({"name": f"projects/{PROJECT}/locations/{REGION}/services/s"}).encode()
+    with raw_server(fixed(http_answer(200, body, "application/json"))) as url:
+        try:
+            reader(url, deadline=0.5).service("s")
+        except ObservationError as exc:
+            assert "within" not in str(exc), f"the deadline ran out while the clients were made: {exc}"
 
 
 def test_a_trickling_registry_is_cut_at_the_deadline():
