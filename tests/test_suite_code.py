@@ -33,7 +33,8 @@ def test_incident_phase2_code_is_red_quoting_the_file_and_the_missing_fix(suite)
 
 
 def test_healthy_phase2_code_passes_not_skipped_and_reads_kilobytes(suite, tmp_path):
-    suite.reuse_sandbox("healthy")
+    info = suite.reuse_sandbox("healthy")
+    registry_log = Path(info.workdir) / "registry" / "registry.log"
     args = (
         "-m",
         "postdeploy",
@@ -57,12 +58,13 @@ def test_healthy_phase2_code_passes_not_skipped_and_reads_kilobytes(suite, tmp_p
     evidence = finding["evidence"]
     assert 0 < evidence["bytes_read"] < evidence["image_compressed_size"] / 100  # the 100 MB base layer stays unread
 
+    blobs_before = _blob_gets(registry_log)
     warm = suite.run(*args)
     assert warm.ret == 0
     [finding] = findings_for(suite.report(), "code", PHASE2)
-    # Nothing from the registry; the file comes from the verified listing cached by the cold run
-    # (the config, read ahead for other checks, may be held by the session and not counted here).
+    # The file comes from the verified listing the cold run cached: the registry served no blob.
     assert finding["outcome"] == "pass" and finding["evidence"]["bytes_read"] == 0
+    assert _blob_gets(registry_log) - blobs_before == 0
 
 
 def test_backfill_job_on_an_old_gcr_image_is_red_with_the_jobs_update_command(suite):
@@ -476,7 +478,8 @@ def test_a_file_half_way_into_a_big_app_layer_reads_half_of_it_and_says_so(suite
         [finding] = findings_for(suite.report(mode), "code", PHASE2)
         evidence[mode] = finding["evidence"]
     assert 1_000_000 < evidence["default"]["bytes_read"] < 0.6 * app.size
-    assert "layer 0 read in part (" in evidence["default"]["note"]
+    assert "layer 0 read in part (" in evidence["default"]["note"] and evidence["default"]["integrity"] == "partial"
     assert f"of {app.size:,} bytes), blob digest not verified" in evidence["default"]["note"]
-    # The whole layer (its config may already be held by the session from the read-ahead).
+    # The whole layer, its sha256 checked (the config may already be held by the session, read ahead).
     assert evidence["verify"]["bytes_read"] >= app.size and evidence["verify"]["note"] == ""
+    assert evidence["verify"]["integrity"] == "sha256"

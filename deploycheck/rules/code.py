@@ -39,6 +39,7 @@ def evaluate_pattern(resource: str, pattern: CodePattern, file: FileRead, image:
         "layer_index": file.layer_index,
         "layer_size": file.layer_size,
         "note": file.note,
+        "integrity": file.integrity,
     }
     if not file.found:
         why = f" ({file.note})" if file.note else ""

@@ -49,7 +49,7 @@ class LocalRegistry(LocalServer):
     def _config(self, port: int) -> dict:
         return {
             "version": 0.1,
-            "log": {"level": "warn", "formatter": "text", "accesslog": {"disabled": True}},
+            "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": False}},
             "storage": {
                 "filesystem": {"rootdirectory": str(self.root / "data")},
                 "delete": {"enabled": True},
