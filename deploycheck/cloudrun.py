@@ -220,22 +220,10 @@ class CloudRunReader:
         self.calls = ApiCounter()
         self._clients = MadeOnFirstUse(functools.partial(_RunClients.make, credentials, self.endpoint))
 
-    # The clients are made on first use (deploycheck.lazy): the reader is handed out at once.
     @property
-    def _run_v2(self):
-        return self._clients.get().run_v2
-
-    @property
-    def _services(self):
-        return self._clients.get().services
-
-    @property
-    def _jobs(self):
-        return self._clients.get().jobs
-
-    @property
-    def _session(self):
-        return self._clients.get().session
+    def _run(self) -> _RunClients:
+        """The clients, made on first use (deploycheck.lazy): the reader is handed out at once."""
+        return self._clients.get()
 
     @property
     def parent(self) -> str:
@@ -246,7 +234,7 @@ class CloudRunReader:
         full_name = f"{self.parent}/services/{name}"
         service = call(
             f"Cloud Run service {name}",
-            lambda: self._services.get_service(name=full_name, retry=None, timeout=self.policy.attempt_timeout),
+            lambda: self._run.services.get_service(name=full_name, retry=None, timeout=self.policy.attempt_timeout),
             policy=self.policy,
             permission="run.services.get",
             counter=self.calls,
@@ -261,7 +249,7 @@ class CloudRunReader:
         full_name = f"{self.parent}/jobs/{name}"
         job = call(
             f"Cloud Run job {name}",
-            lambda: self._jobs.get_job(name=full_name, retry=None, timeout=self.policy.attempt_timeout),
+            lambda: self._run.jobs.get_job(name=full_name, retry=None, timeout=self.policy.attempt_timeout),
             policy=self.policy,
             permission="run.jobs.get",
             counter=self.calls,
@@ -274,24 +262,30 @@ class CloudRunReader:
     def service_names(self) -> list[str]:
         """Every service in the region: one list call per page of 100, not one call per name."""
         return [
-            name for name, _ in self._listed("services", self._services.list_services, self._run_v2.ListServicesRequest)
+            name
+            for name, _ in self._listed(
+                "services", self._run.services.list_services, self._run.run_v2.ListServicesRequest
+            )
         ]
 
     def job_names(self) -> list[str]:
-        return [name for name, _ in self._listed("jobs", self._jobs.list_jobs, self._run_v2.ListJobsRequest)]
+        return [name for name, _ in self._listed("jobs", self._run.jobs.list_jobs, self._run.run_v2.ListJobsRequest)]
 
     def services(self) -> list[ServiceState]:
         """Every service in the region as services.get would answer each (template, traffic,
         labels, conditions): one list call per page, no get per service."""
         return [
             _service_state(item)
-            for _, item in self._listed("services", self._services.list_services, self._run_v2.ListServicesRequest)
+            for _, item in self._listed(
+                "services", self._run.services.list_services, self._run.run_v2.ListServicesRequest
+            )
         ]
 
     def jobs(self) -> list[JobState]:
         """Every job in the region as jobs.get would answer each (template image, executions)."""
         return [
-            _job_state(item) for _, item in self._listed("jobs", self._jobs.list_jobs, self._run_v2.ListJobsRequest)
+            _job_state(item)
+            for _, item in self._listed("jobs", self._run.jobs.list_jobs, self._run.run_v2.ListJobsRequest)
         ]
 
     @_clients_first
@@ -400,7 +394,7 @@ class CloudRunReader:
     def _get_json(self, resource: str, params: dict | None = None) -> object:
         """GET /v2/RESOURCE as raw JSON (the gapic messages drop containerStatuses, see DESIGN)."""
         response = raise_for_status(
-            self._session.get(f"{self.endpoint}/v2/{resource}", params=params, timeout=self.policy.attempt_timeout)
+            self._run.session.get(f"{self.endpoint}/v2/{resource}", params=params, timeout=self.policy.attempt_timeout)
         )
         # Strict UTF-8: a corrupted byte must not become U+FFFD inside an image name.
         return json.loads(response.content.decode("utf-8"))

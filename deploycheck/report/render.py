@@ -51,6 +51,12 @@ def _view(report: dict) -> dict:
     }
 
 
+def prepare_templates() -> None:
+    """Compile the page's template now (jinja2 keeps it), e.g. on a thread while a run waits for
+    the network, so that writing the report at the end does not wait for it."""
+    _ENVIRONMENT.get_template("report.html.j2")
+
+
 def render(report: dict, template: str) -> str:
     view = _view(report)
     if template.endswith(".html.j2"):
