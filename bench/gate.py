@@ -421,6 +421,7 @@ def main() -> int:
         "delay_applied": bool(args.latency_ms and delay_supported),
         "verify_layers": args.verify_layers,
         "gate_runs_s": [round(run["seconds"], 3) for run in gate_runs],
+        "registry_bytes_runs": [run["registry_bytes"] for run in gate_runs],
         "gate_api_calls_max": max(run["api_calls"] for run in gate_runs),
         "naive_runs_s": [round(seconds, 3) for seconds, _ in naive_runs],
     }
