@@ -220,6 +220,10 @@ class CloudRunReader:
         self.calls = ApiCounter()
         self._clients = MadeOnFirstUse(functools.partial(_RunClients.make, credentials, self.endpoint))
 
+    def prepare(self) -> None:
+        """Make the clients now (importing the client library), if no read has yet."""
+        self._clients.get()
+
     @property
     def _run(self) -> _RunClients:
         """The clients, made on first use (deploycheck.lazy): the reader is handed out at once."""

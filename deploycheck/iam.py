@@ -108,6 +108,10 @@ class IamReader:
         )
         self._roles: dict[str, Role] = {}
 
+    def prepare(self) -> None:
+        """Make the clients now (importing the client library), if no read has yet."""
+        self._clients.get()
+
     # --- the resource hierarchy ---------------------------------------------------------------
     def hierarchy(self, read_policy: Callable[[str], IamPolicy] | None = None) -> PolicyHierarchy:
         """The project's policy, then each folder's, then the organisation's. `read_policy` reads

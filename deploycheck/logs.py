@@ -148,6 +148,10 @@ class LogReader:
             functools.partial(_logging_client, project, credentials, (endpoint or DEFAULT_ENDPOINT).rstrip("/"))
         )
 
+    def prepare(self) -> None:
+        """Make the client now (importing the client library), if no read has yet."""
+        self._client.get()
+
     def lines(
         self,
         filter_: str,

@@ -340,6 +340,14 @@ class Fleet:
             for spec in self.services:
                 if spec.name in self._log_checked:
                     submit(functools.partial(self._log_facts, spec, log_reader))
+        # The reads above import the client libraries on these threads, while the network is
+        # awaited. The checks start once those imports are done: an import changes the
+        # interpreter's shared tables (modules, loggers, warning filters) that pytest walks
+        # around every test, and under load the two met ("dictionary changed size").
+        regions = dict.fromkeys([*(spec.region for spec in self.services), *(spec.region for spec in self.jobs)])
+        for reader in [*(self.cloudrun_in(region) for region in regions), iam, log_reader]:
+            if reader is not None:
+                reader.prepare()
 
     def _service_facts(self, spec: ServiceSpec) -> None:
         state = self.service(spec.region, spec.name)
