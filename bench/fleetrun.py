@@ -39,6 +39,18 @@ LIST_COLLECTIONS = ("services", "revisions", "jobs", "executions", "tasks")
 RUN_TIMEOUT_S = 3600
 
 
+def byte_compile() -> None:
+    """What `pip install` does for a wheel (this checkout is an editable install): the package's
+    modules compiled once, so that every start reads bytecode, even under PYTHONDONTWRITEBYTECODE
+    (common in CI images), which stops Python writing it itself."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "deploycheck", "deploycheck_pytest"],
+        cwd=Path(__file__).resolve().parent.parent,
+        check=True,
+        capture_output=True,
+    )
+
+
 def fleet_split(resources: int) -> tuple[int, int]:
     """(services, jobs): half and half, the odd one a service."""
     services = (resources + 1) // 2

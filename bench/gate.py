@@ -170,17 +170,6 @@ def write_scenario(directory: Path, image, latency_ms: float, mbit: float, delay
     (directory / "scenario.yaml").write_text(textwrap.dedent(scenario))
 
 
-def byte_compile() -> None:
-    """What `pip install` does for a wheel: the package's modules compiled once, so that a start
-    reads bytecode (PYTHONDONTWRITEBYTECODE, common in CI images, stops Python writing it itself)."""
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "deploycheck", "deploycheck_pytest"],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
-
-
 def run_gate(info, scenario_dir: Path, work: Path, extra: list[str]) -> tuple[float, int, str]:
     env = {
         **os.environ,
@@ -342,6 +331,8 @@ def main() -> int:
     if shutil.which("skopeo") is None:
         print("skopeo not found: apt-get install skopeo (or run `make setup`)", file=sys.stderr)
         return 2
+
+    from fleetrun import byte_compile
 
     from deploycheck.sandbox.faultproxy import FaultControl
     from deploycheck.sandbox.faultrules import FAULT_KINDS

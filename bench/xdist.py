@@ -19,7 +19,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,18 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fleetrun import FleetSandbox, default_failures, figures
-
-
-def byte_compile() -> None:
-    """What `pip install` does for a wheel (this checkout is an editable install): every worker
-    start then reads bytecode, even under PYTHONDONTWRITEBYTECODE."""
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "deploycheck", "deploycheck_pytest"],
-        cwd=Path(__file__).resolve().parent.parent,
-        check=True,
-        capture_output=True,
-    )
+from fleetrun import FleetSandbox, byte_compile, default_failures, figures
 
 
 def findings_by_id(report: dict) -> dict[str, str]:

@@ -235,33 +235,27 @@ class CloudRunReader:
 
     @_clients_first
     def service(self, name: str) -> ServiceState:
-        full_name = f"{self.parent}/services/{name}"
-        service = call(
-            f"Cloud Run service {name}",
-            lambda: self._run.services.get_service(name=full_name, retry=None, timeout=self.policy.attempt_timeout),
-            policy=self.policy,
-            permission="run.services.get",
-            counter=self.calls,
-            method="services.get",
-            api=API,
-        )
-        _require_identity(service.name, full_name, "services.get", f"Cloud Run service {name}")
-        return _service_state(service)
+        return _service_state(self._get("service", name, self._run.services.get_service))
 
     @_clients_first
     def job(self, name: str) -> JobState:
-        full_name = f"{self.parent}/jobs/{name}"
-        job = call(
-            f"Cloud Run job {name}",
-            lambda: self._run.jobs.get_job(name=full_name, retry=None, timeout=self.policy.attempt_timeout),
+        return _job_state(self._get("job", name, self._run.jobs.get_job))
+
+    def _get(self, kind: str, name: str, get) -> Any:
+        """services.get / jobs.get of `name`, checked to answer for that resource."""
+        full_name = f"{self.parent}/{kind}s/{name}"
+        what = f"Cloud Run {kind} {name}"
+        resource = call(
+            what,
+            lambda: get(name=full_name, retry=None, timeout=self.policy.attempt_timeout),
             policy=self.policy,
-            permission="run.jobs.get",
+            permission=f"run.{kind}s.get",
             counter=self.calls,
-            method="jobs.get",
+            method=f"{kind}s.get",
             api=API,
         )
-        _require_identity(job.name, full_name, "jobs.get", f"Cloud Run job {name}")
-        return _job_state(job)
+        _require_identity(resource.name, full_name, f"{kind}s.get", what)
+        return resource
 
     def service_names(self) -> list[str]:
         """Every service in the region: one list call per page of 100, not one call per name."""

@@ -23,6 +23,7 @@ and a failure is the same error for every check that needs it. With --wait, or u
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -116,25 +117,20 @@ class Fleet:
     def listed_services(self, region: str) -> list[ServiceState]:
         """services.list of the region, once; when this process lists that region's services, each
         listed service is also the answer to its services.get (else each is read by name)."""
-
-        def read() -> list[ServiceState]:
-            services = self.cloudrun_in(region).services()
-            if self.lists_services(region):
-                for state in services:
-                    self.observations.prime(("service", region, state.name), state)
-            return services
-
-        return self.observations.get(("services.list", region), read)
+        return self._listed(region, "service", lambda: self.cloudrun_in(region).services(), self.lists_services)
 
     def listed_jobs(self, region: str) -> list[JobState]:
-        def read() -> list[JobState]:
-            jobs = self.cloudrun_in(region).jobs()
-            if self.lists_jobs(region):
-                for state in jobs:
-                    self.observations.prime(("job", region, state.name), state)
-            return jobs
+        return self._listed(region, "job", lambda: self.cloudrun_in(region).jobs(), self.lists_jobs)
 
-        return self.observations.get(("jobs.list", region), read)
+    def _listed(self, region: str, kind: str, read_all, lists: Callable[[str], bool]) -> list:
+        def read() -> list:
+            listed = read_all()
+            if lists(region):
+                for state in listed:
+                    self.observations.prime((kind, region, state.name), state)
+            return listed
+
+        return self.observations.get((f"{kind}s.list", region), read)
 
     def deployed(self, region: str) -> dict[str, list[str]]:
         return {
@@ -327,6 +323,10 @@ class Fleet:
                 )
         iam = _reader(request, "iam") if wanted("iam_roles", "iam_hierarchy") else None
         if iam is not None:
+            from .fixtures.observe import iam_policy_of
+
+            # The project's policy needs no answer from projects.get (which names the folders above).
+            submit(functools.partial(iam_policy_of, iam, self.observations, f"projects/{iam.project}"))
             for spec in self.services:
                 if spec.roles:
                     submit(functools.partial(self._iam_facts, spec, iam))
@@ -386,17 +386,13 @@ class Fleet:
     def _iam_facts(self, spec: ServiceSpec, iam) -> None:
         from deploycheck.iam import roles_to_read
 
-        from .fixtures.observe import iam_hierarchy_of, iam_policy_of
+        from .fixtures.observe import iam_hierarchy_of, iam_role_of
 
-        # The project's policy needs no answer from projects.get (which names the folders above).
-        self.observations.prefetch(functools.partial(iam_policy_of, iam, self.observations, f"projects/{iam.project}"))
         hierarchy = iam_hierarchy_of(iam, self.observations)
         serving = self.serving_revisions(spec.region, self.service(spec.region, spec.name))[0]
         for name in roles_to_read(hierarchy, serving.service_account, list(spec.roles)):
             # Each role on a thread of its own: roles.get answers one role a call.
-            self.observations.prefetch(
-                functools.partial(self.observations.get, ("iam-role", name), functools.partial(iam.role, name))
-            )
+            self.observations.prefetch(functools.partial(iam_role_of, iam, self.observations, name))
 
     def _job_facts(self, spec: JobSpec, registry) -> None:
         from deploycheck.imageref import ImageRef

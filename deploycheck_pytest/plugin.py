@@ -54,8 +54,8 @@ IMAGE_LIMIT_DEFAULTS = {
     "max_layers": 128,
     "max_seconds": 120.0,
 }
-# Plain modules, no test code: nothing in them is for pytest's assertion rewriter. Only the
-# built-in checks keep the mark (their assertions are the findings' messages).
+# Plain modules, no test code: nothing in them is for pytest's assertion rewriter. The built-in
+# checks are test modules and stay marked, as pytest would treat them under any python_files.
 UNREWRITTEN_PACKAGES = ("deploycheck", "deploycheck_pytest")
 REWRITTEN_PACKAGE = "deploycheck_pytest.checks"
 
@@ -392,9 +392,9 @@ def keep_start_up_out_of_garbage_collection(config: pytest.Config) -> None:
     """What pytest and the client libraries build at start-up lives as long as the run, yet every
     full collection walks it again: a one-service gate spent a fifth of its time there, mostly in
     the collections pytest forces at its end. Frozen (gc.freeze) now, after collection and when
-    the session ends, it is left out of them. Young objects are collected less often (the imports of the client
-    libraries make them by the hundred thousand). The cleanup, registered before pytest's own,
-    restores both last."""
+    the session ends, it is left out of them. Young objects are collected less often (the
+    imports of the client libraries make them by the hundred thousand). The cleanup, registered
+    before pytest's own, restores both last."""
     global _FROZEN_AT_EXIT
     if not _FROZEN_AT_EXIT:
         # Interpreter shutdown runs full collections while it clears the modules: after a nightly
