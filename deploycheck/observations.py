@@ -14,6 +14,7 @@ still running when the session ends cannot hold the process.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -26,6 +27,7 @@ from .errors import ObservationError
 T = TypeVar("T")
 
 DEFAULT_READ_AHEAD = 8  # background reads at once: enough to hide latency, few enough for any API quota
+_STOP, _FIRST, _IN_TURN = range(3)  # the read-ahead queue's priorities
 
 
 class _Fact(Future):
@@ -43,7 +45,8 @@ class ObservationCache:
         self._facts: dict[tuple, _Fact] = {}
         self._lock = threading.Lock()
         self._read_ahead = read_ahead
-        self._pending: queue.SimpleQueue | None = None
+        self._pending: queue.PriorityQueue | None = None
+        self._order = itertools.count()  # first come, first served within a priority
         self._threads: list[threading.Thread] = []
         self._closed = False
 
@@ -104,25 +107,27 @@ class ObservationCache:
             fact.set_exception(exc)
 
     # --- reading ahead ----------------------------------------------------------------------
-    def prefetch(self, task: Callable[[], object]) -> None:
+    def prefetch(self, task: Callable[[], object], *, first: bool = False) -> None:
         """Run `task` (which reads facts through get()) on a background thread; with read_ahead=0
         nothing is read ahead and the checks read as they go. A task's failure stays in the
-        facts it was reading: the check that needs one meets it there."""
+        facts it was reading: the check that needs one meets it there. A `first` task goes
+        ahead of every other one still waiting (a listing that every check needs, not the
+        hundredth image read)."""
         if self._read_ahead <= 0 or self._closed:
             return
         with self._lock:
             if self._pending is None:
-                self._pending = queue.SimpleQueue()
+                self._pending = queue.PriorityQueue()
                 for number in range(self._read_ahead):
                     thread = threading.Thread(target=self._work, name=f"deploycheck-read-ahead-{number}", daemon=True)
                     thread.start()
                     self._threads.append(thread)
-        self._pending.put(task)
+        self._pending.put((_FIRST if first else _IN_TURN, next(self._order), task))
 
     def _work(self) -> None:
         while True:
             assert self._pending is not None  # workers start only after the queue exists
-            task = self._pending.get()
+            _, _, task = self._pending.get()
             if task is None or self._closed:
                 return
             try:
@@ -135,4 +140,4 @@ class ObservationCache:
         self._closed = True
         if self._pending is not None:
             for _ in self._threads:
-                self._pending.put(None)
+                self._pending.put((_STOP, next(self._order), None))

@@ -273,7 +273,16 @@ class Fleet:
     # --- reading ahead ------------------------------------------------------------------------------
     def read_ahead(self, request: pytest.FixtureRequest) -> None:
         """Ask for every fact this process's checks will need on the observation cache's
-        background threads: the image reads first, then in the order the check modules need them."""
+        background threads, in the order the check modules need them, the regional listings
+        ahead of all else.
+
+        The Google client libraries are imported here, one after another, each just before the
+        reads that need it are asked for, so each import runs while the reads asked for before it
+        wait for the network; imported side by side they would slow one another down, and the
+        first Cloud Run call (the head of the longest chain of reads) with them. The checks
+        start only once every import is done: an import changes the interpreter's shared tables
+        (modules, loggers, warning filters) that pytest walks around every test, and under load
+        the two met ("dictionary changed size")."""
         if self.items is None or self.wait:
             return
         needs = {name for item in self.items for name in _fixturenames(item)}
@@ -282,7 +291,7 @@ class Fleet:
             return bool(needs.intersection(names))
 
         submit = self.observations.prefetch
-        # The image reads first: they need no Google API (the tag names the image; the running
+        # The image reads go first: they need no Google API (the tag names the image; the running
         # digest is mostly the same one), and they are the longest waits.
         registry = (
             _reader(request, "registry")
@@ -298,18 +307,22 @@ class Fleet:
                 for spec in self.services:
                     if spec.code:
                         submit(functools.partial(self._code_facts, spec, registry, reader))
+        regions = dict.fromkeys([*(spec.region for spec in self.services), *(spec.region for spec in self.jobs)])
+        for region in regions:
+            self.cloudrun_in(region).prepare()
+        # A listing answers every check of its region: ahead of the hundreds of image reads.
         for region in dict.fromkeys(spec.region for spec in self.services):
             if self.lists_services(region):
                 first = next(spec.name for spec in self.services if spec.region == region)
-                submit(functools.partial(self.revisions, region, first))  # both listings
+                submit(functools.partial(self.revisions, region, first), first=True)  # both listings
         for region in dict.fromkeys(spec.region for spec in self.jobs):
             if self.lists_jobs(region):
-                submit(functools.partial(self.listed_jobs, region))
+                submit(functools.partial(self.listed_jobs, region), first=True)
         for scope in _params(self.items, "project_scope", needing="deployed"):
             region = scope.rsplit("/", 1)[-1]
-            submit(functools.partial(self.deployed, region))
+            submit(functools.partial(self.deployed, region), first=True)
         for spec in self.services:
-            submit(functools.partial(self._service_facts, spec))
+            submit(functools.partial(self._service_facts, spec), first=not self.lists_services(spec.region))
         collections = _params(self.items, "heartbeat_collection", needing="heartbeat_scan")
         heartbeats = _reader(request, "heartbeat_reader") if collections else None
         if heartbeats is not None:
@@ -325,8 +338,9 @@ class Fleet:
         if iam is not None:
             from .fixtures.observe import iam_policy_of
 
+            iam.prepare()
             # The project's policy needs no answer from projects.get (which names the folders above).
-            submit(functools.partial(iam_policy_of, iam, self.observations, f"projects/{iam.project}"))
+            submit(functools.partial(iam_policy_of, iam, self.observations, f"projects/{iam.project}"), first=True)
             for spec in self.services:
                 if spec.roles:
                     submit(functools.partial(self._iam_facts, spec, iam))
@@ -337,17 +351,10 @@ class Fleet:
                 submit(functools.partial(self.job, job.region, job.name))
         log_reader = _reader(request, "log_reader") if wanted("revision_logs") else None
         if log_reader is not None:
+            log_reader.prepare()
             for spec in self.services:
                 if spec.name in self._log_checked:
                     submit(functools.partial(self._log_facts, spec, log_reader))
-        # The reads above import the client libraries on these threads, while the network is
-        # awaited. The checks start once those imports are done: an import changes the
-        # interpreter's shared tables (modules, loggers, warning filters) that pytest walks
-        # around every test, and under load the two met ("dictionary changed size").
-        regions = dict.fromkeys([*(spec.region for spec in self.services), *(spec.region for spec in self.jobs)])
-        for reader in [*(self.cloudrun_in(region) for region in regions), iam, log_reader]:
-            if reader is not None:
-                reader.prepare()
 
     def _service_facts(self, spec: ServiceSpec) -> None:
         state = self.service(spec.region, spec.name)

@@ -98,3 +98,25 @@ def test_facts_learnt_from_a_listing_are_not_read_again():
     cache.prime(("service", "a"), "a later listing does not replace it")
     assert cache.knows(("service", "a")) and not cache.knows(("service", "b"))
     assert cache.get(("service", "a"), lambda: pytest.fail("read by name")) == "from the listing"
+
+
+def test_a_first_read_goes_ahead_of_the_reads_already_waiting():
+    cache = ObservationCache(read_ahead=1)
+    busy, release, done = threading.Event(), threading.Event(), threading.Event()
+    order = []
+
+    def hold():
+        busy.set()
+        assert release.wait(10)
+
+    cache.prefetch(hold)
+    assert busy.wait(10)  # the one thread is taken: what follows waits in the queue
+    for number in range(3):
+        cache.prefetch(lambda number=number: order.append(f"image {number}"))
+    cache.prefetch(lambda: order.append("listing"), first=True)
+    cache.prefetch(lambda: order.append("policy"), first=True)
+    cache.prefetch(done.set)
+    release.set()
+    assert done.wait(10)
+    assert order == ["listing", "policy", "image 0", "image 1", "image 2"]
+    cache.close()
