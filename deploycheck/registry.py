@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,6 +150,10 @@ class RegistryClient:
         # Whole small blobs (configs): the commit check and the image reader both ask for the same
         # config, perhaps before a disk cache is attached; one request per session answers both.
         self._blobs_by_digest: dict[tuple[str, str, str], bytes] = {}
+        # One request for a digest however many threads ask for it at once (the read-ahead
+        # threads do): the later callers wait for the first one's answer.
+        self._fetching: dict[tuple[str, str, str], threading.Lock] = {}
+        self._fetching_guard = threading.Lock()
 
     # --- public API ------------------------------------------------------------------
 
@@ -164,9 +169,14 @@ class RegistryClient:
 
     def manifest(self, ref: ImageRef) -> Manifest:
         """The manifest `ref` names, exact bytes kept; verified against the digest when pinned."""
+        if not ref.digest:
+            return self._read_manifest(ref)
+        key = (*self._http.router.endpoint(ref), ref.digest)
+        with self._one_fetch(key):
+            return self._manifests_by_digest.get(key) or self._read_manifest(ref)
+
+    def _read_manifest(self, ref: ImageRef) -> Manifest:
         base_url, repository = self._http.router.endpoint(ref)
-        if ref.digest and (cached := self._manifests_by_digest.get((base_url, repository, ref.digest))):
-            return cached
         what = f"image {ref}"
         raw = self._cached(ref.digest, self._max_manifest_bytes) if ref.digest else None
         announced_digest = content_type = ""
@@ -244,17 +254,21 @@ class RegistryClient:
     def blob(self, ref: ImageRef, digest: str, *, max_bytes: int) -> bytes:
         """A whole (small) blob of `ref`'s repository, verified; kept in memory for the session, and
         from and into the disk cache when there is one."""
-        base_url, repository = self._http.router.endpoint(ref)
-        key = (base_url, repository, digest)
-        if (kept := self._blobs_by_digest.get(key)) is not None and len(kept) <= max_bytes:
-            return kept
-        data = self._cached(digest, max_bytes)
-        if data is None:
-            data = b"".join(self.iter_blob(ref, digest, max_bytes=max_bytes, whole=True))
-            if self.cache is not None:
-                self.cache.put(digest, data)
-        self._blobs_by_digest[key] = data
-        return data
+        key = (*self._http.router.endpoint(ref), digest)
+        with self._one_fetch(key):
+            if (kept := self._blobs_by_digest.get(key)) is not None and len(kept) <= max_bytes:
+                return kept
+            data = self._cached(digest, max_bytes)
+            if data is None:
+                data = b"".join(self.iter_blob(ref, digest, max_bytes=max_bytes, whole=True))
+                if self.cache is not None:
+                    self.cache.put(digest, data)
+            self._blobs_by_digest[key] = data
+            return data
+
+    def _one_fetch(self, key: tuple[str, str, str]) -> threading.Lock:
+        with self._fetching_guard:
+            return self._fetching.setdefault(key, threading.Lock())
 
     def blob_range(self, ref: ImageRef, digest: str, start: int, end: int, *, blob_size: int) -> bytes:
         """Bytes [start, end) of a blob by HTTP Range, NOT verified: the caller checks them against

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import google.oauth2.credentials
@@ -236,11 +237,16 @@ class StubRegistry:
     def __init__(self):
         self.responses: dict[tuple[str, str], list[tuple[int, dict[str, str], bytes]]] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.arrived = threading.Condition()
+        self.hold_until_requests = 0  # hold each answer until this many requests came (or 1 s)
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
             def answer(self):
-                stub.requests.append((self.command, self.path, dict(self.headers)))
+                with stub.arrived:
+                    stub.requests.append((self.command, self.path, dict(self.headers)))
+                    stub.arrived.notify_all()
+                    stub.arrived.wait_for(lambda: len(stub.requests) >= stub.hold_until_requests, timeout=1)
                 queue = stub.responses.get((self.command, self.path.split("?")[0]), [(404, {}, b"")])
                 status, headers, body = queue.pop(0) if len(queue) > 1 else queue[0]
                 self.send_response(status)
@@ -295,6 +301,21 @@ def test_config_blob_that_does_not_match_its_digest_is_rejected(stub):
     stub.on("GET", f"/v2/gcr.io/proj/app/blobs/{image.config.digest}", (200, {}, tampered))
     with mirror_client(stub.url) as client, pytest.raises(ObservationError, match="hostile registry"):
         client.image_config(ImageRef.parse("gcr.io/proj/app:latest"))
+
+
+def test_a_blob_asked_for_by_many_threads_at_once_is_fetched_once(stub):
+    image = app_image("once001")
+    ref = ImageRef.parse(f"gcr.io/proj/app@{image.digest}")
+    stub.on("GET", f"/v2/gcr.io/proj/app/manifests/{image.digest}", (200, OCI_HEADERS, image.manifest))
+    stub.on("GET", f"/v2/gcr.io/proj/app/blobs/{image.config.digest}", (200, {}, image.config.data))
+    stub.hold_until_requests = 2  # a second request, if any is sent, arrives while the first is answered
+    with mirror_client(stub.url) as client, ThreadPoolExecutor(4) as pool:
+        configs = list(pool.map(lambda _: client.image_config(ref), range(4)))
+    assert {config.digest for config in configs} == {image.config.digest}
+    assert [path for _, path, _ in stub.requests] == [
+        f"/v2/gcr.io/proj/app/manifests/{image.digest}",
+        f"/v2/gcr.io/proj/app/blobs/{image.config.digest}",
+    ]
 
 
 def test_oversized_manifest_is_refused(stub):
