@@ -26,7 +26,6 @@ from .errors import ObservationError
 
 T = TypeVar("T")
 
-DEFAULT_READ_AHEAD = 8  # background reads at once: enough to hide latency, few enough for any API quota
 _STOP, _FIRST, _IN_TURN = range(3)  # the read-ahead queue's priorities
 
 
