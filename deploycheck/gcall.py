@@ -147,7 +147,10 @@ def call(
             return within(bound, fn)
         except AttemptTimedOut as exc:
             failures.append(f"gave no complete answer within {bound:.1f}s")
-            last = exc
+            # An attempt the deadline cut short says little about the server; what the earlier
+            # attempts met (unreachable, an error status) stays the cause the caller looks at.
+            if last is None or bound >= policy.attempt_timeout:
+                last = exc
         except api_exceptions.GoogleAPICallError as exc:
             if not _retryable(exc):
                 raise _final(what, name, exc, permission) from exc

@@ -10,11 +10,12 @@ import time
 from contextlib import contextmanager
 
 import pytest
+import requests
 from google.auth.credentials import AnonymousCredentials
 
 from deploycheck.cloudrun import CloudRunReader
 from deploycheck.errors import ObservationError
-from deploycheck.gcall import CallPolicy
+from deploycheck.gcall import CallPolicy, call
 from deploycheck.imageref import ImageRef
 from deploycheck.registry import RegistryClient, RegistryRouter
 
@@ -97,6 +98,30 @@ def test_a_trickling_server_is_cut_at_the_deadline():
         with pytest.raises(ObservationError, match=r"Cloud Run services.get gave no complete answer within"):
             cloudrun.service("s")
         assert time.monotonic() - began < 1.5 + 1.0
+
+
+def test_an_attempt_the_deadline_cuts_short_does_not_hide_what_the_earlier_ones_met():
+    """The last try started with little time left and ran out of it: the server had already
+    been unreachable, and that stays the cause a reader (e.g. "could not reach Firestore") sees."""
+    release = threading.Event()
+    attempts = []
+
+    def unreachable_then_silent():
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            raise requests.ConnectionError("connection refused")
+        release.wait(10)  # a later try that never answers: only the deadline ends it
+
+    policy = CallPolicy(deadline=0.5, attempt_timeout=10, initial=0.001, maximum=0.001)
+    try:
+        with pytest.raises(ObservationError) as raised:
+            call("the heartbeats", unreachable_then_silent, policy=policy, api="Firestore", method="RunQuery")
+    finally:
+        release.set()
+    assert len(attempts) == 2
+    assert isinstance(raised.value.__cause__, requests.ConnectionError)
+    assert "could not be reached (ConnectionError)" in str(raised.value)
+    assert "gave no complete answer within" in str(raised.value)  # the cut-short try is still told
 
 
 def test_making_the_clients_is_not_timed_as_part_of_the_first_call(monkeypatch):

@@ -31,6 +31,9 @@ class _CountingWriter:
     def flush(self) -> None:
         self.inner.flush()
 
+    def __getattr__(self, name):  # closed, close(): what the server's finish() asks of its wfile
+        return getattr(self.inner, name)
+
 
 def _request(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n".encode()
