@@ -41,6 +41,19 @@ def _import_lazy_transport_modules() -> None:
 
 
 _import_lazy_transport_modules()
+
+
+def _import_client_libraries() -> None:
+    """The readers import their Google client library on first use. First imported inside a
+    pytester test, a library is dropped at its end, and importing it again in the same process
+    fails: its protobuf descriptors are still registered ("duplicate file name ...proto")."""
+    import google.cloud.firestore_v1  # noqa: F401
+    import google.cloud.logging  # noqa: F401
+    import google.cloud.resourcemanager_v3  # noqa: F401
+    import google.cloud.run_v2  # noqa: F401
+
+
+_import_client_libraries()
 PRODUCT_FILES = ("conftest.py", "pytest.ini", "services.yaml", "services.schema.json", "checks", "fixtures")
 
 
