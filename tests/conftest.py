@@ -8,6 +8,7 @@ same reuse path `python -m deploycheck.sandbox up` uses, so most runs skip the s
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import threading
@@ -47,10 +48,13 @@ def _import_client_libraries() -> None:
     """The readers import their Google client library on first use. First imported inside a
     pytester test, a library is dropped at its end, and importing it again in the same process
     fails: its protobuf descriptors are still registered ("duplicate file name ...proto")."""
-    import google.cloud.firestore_v1  # noqa: F401
-    import google.cloud.logging  # noqa: F401
-    import google.cloud.resourcemanager_v3  # noqa: F401
-    import google.cloud.run_v2  # noqa: F401
+    for library in (
+        "google.cloud.firestore_v1",
+        "google.cloud.logging",
+        "google.cloud.resourcemanager_v3",
+        "google.cloud.run_v2",
+    ):
+        importlib.import_module(library)
 
 
 _import_client_libraries()
