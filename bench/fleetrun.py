@@ -134,8 +134,12 @@ class FleetSandbox:
         ]  # a cold blob cache: every run reads what it needs
         env = {**os.environ, SANDBOX_STATE_ENV: str(self.sandbox.state_path)}
         load_before = os.getloadavg()[0]  # other work on the machine slows any run: say how busy it was
-        seconds, returncode, peak_rss_kb = run_measured(
+        sandbox_before = descendants_cpu_s()
+        seconds, returncode, peak_rss_kb, cpu_s = run_measured(
             command, cwd=workdir, env=env, log=workdir / "pytest.log", timeout=RUN_TIMEOUT_S
+        )
+        sandbox_cpu_s = sum(
+            spent - sandbox_before[pid] for pid, spent in descendants_cpu_s().items() if pid in sandbox_before
         )
         report_path = workdir / "out" / "report.json"
         if not report_path.is_file():
@@ -145,14 +149,18 @@ class FleetSandbox:
             "seconds": seconds,
             "exit": returncode,
             "peak_rss_kb": peak_rss_kb,
+            "cpu_s": cpu_s,
+            "sandbox_cpu_s": sandbox_cpu_s,
             "report": report,
             "counters": self.counters(),
             "load_avg_1m": (round(load_before, 2), round(os.getloadavg()[0], 2)),
         }
 
 
-def run_measured(command: list[str], *, cwd: Path, env: dict, log: Path, timeout: float) -> tuple[float, int, int]:
-    """Wall seconds, exit status and peak RSS (KiB) of a command and its descendants."""
+def run_measured(
+    command: list[str], *, cwd: Path, env: dict, log: Path, timeout: float
+) -> tuple[float, int, int, float]:
+    """Wall seconds, exit status, peak RSS (KiB) and CPU seconds of a command and its descendants."""
     with open(log, "wb") as output:
         began = time.monotonic()
         process = subprocess.Popen(
@@ -172,7 +180,28 @@ def run_measured(command: list[str], *, cwd: Path, env: dict, log: Path, timeout
             timer.cancel()
         seconds = time.monotonic() - began
     process.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, process.returncode, usage.ru_maxrss
+    return seconds, process.returncode, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+
+
+def descendants_cpu_s() -> dict[int, float]:
+    """CPU seconds so far of each live process below this one: the sandbox's servers, whose CPU
+    a run takes from the same cores (its own is counted by wait4 once it has ended)."""
+    parents: dict[int, int] = {}
+    spent: dict[int, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        spent[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    below, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - below
+        below |= frontier
+    return {pid: spent[pid] for pid in below}
 
 
 def collection_sizes(resources: int) -> dict[str, int]:
@@ -202,6 +231,9 @@ def figures(resources: int, run: dict) -> dict:
         "registry_requests": traffic["registry"]["total_requests"],
         "bytes": traffic["registry"]["bytes"],
         "peak_rss_mb": round(run["peak_rss_kb"] / 1024, 1),
+        # Two cores serve the run and the sandbox: what each took of them.
+        "cpu_s": round(run["cpu_s"], 2),
+        "sandbox_cpu_s": round(run["sandbox_cpu_s"], 2),
         # What the figures above are made of, to check them and to find hot spots.
         "list_pages_needed": pages_needed(lists, collection_sizes(resources)),
         "list_calls_by_route": {route: entry["calls"] for route, entry in sorted(lists.items())},

@@ -6,7 +6,9 @@ alternating exposes both to the same drift), each from a cold blob cache.
 
 The last stdout line is JSON: `speedup` (the median seconds with -n 1 over the median with -n 2)
 and `identical_findings` (every report holds the same findings, compared by id and outcome
-whatever their order), with each run's figures as nightly.py reports them under `runs`.
+whatever their order), with each run's figures as nightly.py reports them under `runs`, and the
+CPU seconds the run and the sandbox took (`cpu_s_median`, `sandbox_cpu_s_median`): two cores
+serve both, so a second worker gains only what the second core has left.
 
     .venv/bin/python bench/xdist.py [--resources 250] [--latency-ms 50] [--mbit 200] [--pairs 3]
 """
@@ -61,7 +63,8 @@ def main() -> int:
                     lines.setdefault(workers, []).append(line)
                     print(
                         f"-n {workers}: {line['seconds']}s, {line['api_calls']} API calls, "
-                        f"{line['registry_requests']} registry requests",
+                        f"{line['registry_requests']} registry requests; CPU: run {line['cpu_s']}s, "
+                        f"sandbox {line['sandbox_cpu_s']}s",
                         flush=True,
                     )
             throttled = fleet.throttled
@@ -84,6 +87,14 @@ def main() -> int:
                 "mbit": args.mbit if throttled else None,
                 "speedup": round(one / two, 3),
                 "seconds_median": {"n1": one, "n2": two},
+                # On two cores the run and the sandbox share: CPU seconds, medians per mode.
+                "cpu_s_median": {
+                    f"n{workers}": statistics.median(line["cpu_s"] for line in lines[workers]) for workers in ("1", "2")
+                },
+                "sandbox_cpu_s_median": {
+                    f"n{workers}": statistics.median(line["sandbox_cpu_s"] for line in lines[workers])
+                    for workers in ("1", "2")
+                },
                 "identical_findings": bool(reports[0]) and all(report == reports[0] for report in reports),
                 "findings": len(reports[0]),
                 "failing": sum(outcome != "pass" for outcome in reports[0].values()),

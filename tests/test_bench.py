@@ -50,6 +50,9 @@ def test_xdist_bench_compares_one_and_two_workers_on_one_fleet():
     assert figures["speedup"] > 0
     assert [run["workers"] for run in figures["runs"]] == [1, 2]
     assert all(set(run) >= RESULT_KEYS for run in figures["runs"])
+    # Where the two cores went: the run's processes, and the sandbox's servers beside them.
+    assert all(run["cpu_s"] > 0.3 and run["sandbox_cpu_s"] > 0 for run in figures["runs"])
+    assert set(figures["cpu_s_median"]) == set(figures["sandbox_cpu_s_median"]) == {"n1", "n2"}
 
 
 def test_gate_bench_reads_within_a_fifth_of_the_floor_and_prints_its_figures():
