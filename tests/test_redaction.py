@@ -141,6 +141,10 @@ def test_a_registry_whose_403_body_echoes_the_authorization_header_leaks_nothing
         "Token=short PASSWORD: hunter2hunter2 monkey business",
         "sha256:0f3c nothing secret-looking here, revision 00129-lf2",
         "",
+        # Case-insensitive matching folds these to ASCII letters; lower() does not.
+        "\u017fecret=abcdefgh1234",
+        "author\u0130zation: Bearer0 zzzzzzzzzzzz",
+        "api_\u212aey=abcdefgh1234",
     ],
 )
 def test_the_quick_screen_masks_exactly_what_every_pattern_would(text):
