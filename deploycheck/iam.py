@@ -122,7 +122,8 @@ class IamReader:
 
     def ancestors(self) -> list[str]:
         """folders/N ... organizations/N above the project; empty for a project without an organisation."""
-        projects, folders = self._clients.get().projects, self._clients.get().folders
+        made = self._clients.get()
+        projects, folders = made.projects, made.folders
         project = self._read(
             "projects.get",
             f"project {self.project}",

@@ -1,8 +1,9 @@
 """A value made when it is first needed, once, by whichever thread needs it first.
 
 The Google client libraries take a good part of a second to import. A reader that builds its
-client on first use can be handed out at once, and the import then happens on the thread that
-reads ahead, while the other reads wait for the network, instead of before any read has begun."""
+client on first use can be handed out at once; whoever holds it decides when the import happens
+(the fleet's read-ahead: just before it asks for the reads that need that client, while the
+reads asked for before wait for the network), instead of before any read has begun."""
 
 from __future__ import annotations
 

@@ -55,8 +55,8 @@ def redact(text: str) -> str:
 
 def _may_match(text: str, words: tuple[str, ...]) -> bool:
     """False only when `text` holds none of `words` in any case. Outside ASCII, case-insensitive
-    matching folds more than lower() does (the long s is s, dotted capital I is i, the Kelvin sign is k): such a text is
-    given to every pattern."""
+    matching folds more than lower() does (the long s is s, dotted capital I is i, the Kelvin
+    sign is k): such a text is given to every pattern."""
     if not text.isascii():
         return True
     folded = text.lower()

@@ -291,8 +291,9 @@ class Fleet:
             return bool(needs.intersection(names))
 
         submit = self.observations.prefetch
-        # The image reads go first: they need no Google API (the tag names the image; the running
-        # digest is mostly the same one), and they are the longest waits.
+        # The image reads are asked for first: they need no Google API (the tag names the image;
+        # the running digest is mostly the same one) and are the longest waits. Those still
+        # waiting for a thread when the listings are asked for let the listings pass (first=True).
         registry = (
             _reader(request, "registry")
             if wanted("tag_digest", "running_image_config", "job_image_digest", "job_expected_digest")
