@@ -111,10 +111,16 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def revision_filter(project: str, service: str, since: datetime, *, revisions: list[str] | None = None) -> str:
+def revision_filter(
+    project: str, service: str, since: datetime, *, region: str, revisions: list[str] | None = None
+) -> str:
+    # The location term: a service's name and its revisions' names are unique within a region
+    # only. The same service deployed to two regions with --revision-suffix (a commit's SHA, say)
+    # has revisions of the same names in both, whose lines must not answer for each other.
     terms = [
         'resource.type="cloud_run_revision"',
         f"resource.labels.service_name={quote(service)}",
+        f"resource.labels.location={quote(region)}",
         f"timestamp>={quote(_timestamp(since))}",
     ]
     if revisions:
@@ -367,6 +373,7 @@ class LogScope:
     serving: tuple[str, ...]
     newest: str
     since: datetime
+    region: str
     heartbeat: HeartbeatLogSpec | None = None
 
     @property
@@ -387,7 +394,9 @@ class LogQuestion:
     limit: int | None
 
     def filter(self, project: str) -> str:
-        scope = revision_filter(project, self.scope.service, self.scope.since, revisions=list(self.revisions))
+        scope = revision_filter(
+            project, self.scope.service, self.scope.since, region=self.scope.region, revisions=list(self.revisions)
+        )
         return f"{scope} AND {self.condition}" if self.condition else scope
 
 
@@ -437,7 +446,11 @@ class LogBatch:
     fact waiting on it, named per fact: asked once, never taken for "no lines"."""
 
     def __init__(self, reader: LogReader, scopes: list[LogScope], *, max_entries: int = DEFAULT_MAX_ENTRIES):
+        regions = {scope.region for scope in scopes}
+        if len(regions) != 1:
+            raise ValueError(f"a log batch reads one region, not {sorted(regions)}")
         self.reader = reader
+        self.region = regions.pop()
         self.max_entries = max_entries
         self.scopes = {scope.service: scope for scope in scopes}
         self._questions = {key: question for scope in scopes for key, question in self._ask(scope).items()}
@@ -550,7 +563,7 @@ class LogBatch:
         services = list(dict.fromkeys(q.scope.service for q in questions))
         revisions = list(dict.fromkeys(r for q in questions for r in q.revisions))
         since = min(q.scope.since for q in questions)
-        filter_ = batch_filter(services, revisions, since, condition)
+        filter_ = batch_filter(services, revisions, since, condition, region=self.region)
         named = services[0] if len(services) == 1 else f"{len(services)} services ({services[0]}, ...)"
         what = (
             f"the log lines of {named}"
@@ -560,8 +573,11 @@ class LogBatch:
         return self.reader.lines(filter_, what=what, limit=self.max_entries, allowed_revisions=set(revisions))
 
 
-def batch_filter(services: list[str], revisions: list[str], since: datetime, condition: str = "") -> str:
-    """Every line of these revisions of these services since `since` (and matching `condition`)."""
+def batch_filter(
+    services: list[str], revisions: list[str], since: datetime, condition: str = "", *, region: str
+) -> str:
+    """Every line of these revisions of these services of one region since `since` (and matching
+    `condition`)."""
 
     def one_of(values: list[str]) -> str:
         return quote(values[0]) if len(values) == 1 else "(" + " OR ".join(quote(v) for v in values) + ")"
@@ -569,6 +585,7 @@ def batch_filter(services: list[str], revisions: list[str], since: datetime, con
     terms = [
         'resource.type="cloud_run_revision"',
         f"resource.labels.service_name={one_of(services)}",
+        f"resource.labels.location={quote(region)}",
         f"timestamp>={quote(_timestamp(since))}",
         f"resource.labels.revision_name={one_of(revisions)}",
     ]
@@ -583,11 +600,13 @@ MAX_BATCH_SERVICES = 25
 
 
 def batches(reader: LogReader, scopes: list[LogScope], *, max_entries: int = DEFAULT_MAX_ENTRIES) -> list[LogBatch]:
-    """Scopes grouped, in order, into LogBatches whose longest filter stays within MAX_BATCH_FILTER."""
+    """Scopes grouped, in order, into LogBatches of one region each whose longest filter stays
+    within MAX_BATCH_FILTER."""
     groups: list[list[LogScope]] = []
     for scope in scopes:
         if (
             groups
+            and groups[-1][0].region == scope.region
             and len(groups[-1]) < MAX_BATCH_SERVICES
             and _longest_filter([*groups[-1], scope]) <= MAX_BATCH_FILTER
         ):
@@ -605,7 +624,11 @@ def _longest_filter(scopes: list[LogScope]) -> int:
     condition = "(" + " OR ".join(dict.fromkeys(patterns)) + ")"
     return len(
         batch_filter(
-            [s.service for s in scopes], [r for s in scopes for r in s.covered], min(s.since for s in scopes), condition
+            [s.service for s in scopes],
+            [r for s in scopes for r in s.covered],
+            min(s.since for s in scopes),
+            condition,
+            region=scopes[0].region,
         )
     )
 
@@ -621,6 +644,7 @@ class RevisionLogs:
         reader: LogReader,
         service: str,
         *,
+        region: str,
         serving: list[str],
         newest: str,
         since: datetime,
@@ -637,9 +661,9 @@ class RevisionLogs:
         self.max_entries = max_entries
         self._remember: Remember = remember or _fetch_every_time
         self.covered = list(dict.fromkeys([*serving, newest]))
-        self.scope = revision_filter(reader.project, service, since, revisions=self.covered)
-        self.serving_scope = revision_filter(reader.project, service, since, revisions=serving)
-        self.log_scope = LogScope(service, tuple(serving), newest, since, heartbeat)
+        self.scope = revision_filter(reader.project, service, since, region=region, revisions=self.covered)
+        self.serving_scope = revision_filter(reader.project, service, since, region=region, revisions=serving)
+        self.log_scope = LogScope(service, tuple(serving), newest, since, region, heartbeat)
         held = batch is not None and batch.holds(self.log_scope) and batch.max_entries == max_entries
         self.batch = (
             batch if batch is not None and held else LogBatch(reader, [self.log_scope], max_entries=max_entries)

@@ -222,7 +222,9 @@ class Fleet:
                 )
             created = min((r.create_time for r in revisions if r.create_time), default=now)
             since = created if hours is None else max(created, now - timedelta(hours=hours))
-            return LogScope(spec.name, tuple(r.name for r in serving), newest.name, since, spec.heartbeat_log)
+            return LogScope(
+                spec.name, tuple(r.name for r in serving), newest.name, since, spec.region, spec.heartbeat_log
+            )
 
         return self.observations.get(("log-scope", spec.region, spec.name), scope)
 
@@ -233,6 +235,7 @@ class Fleet:
         return RevisionLogs(
             log_reader,
             spec.name,
+            region=spec.region,
             serving=list(scope.serving),
             newest=scope.newest,
             since=scope.since,

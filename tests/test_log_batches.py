@@ -4,6 +4,7 @@ and nothing is concluded from a listing cut before the window it would need."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,6 +17,7 @@ from deploycheck.logs import (
     BOOT_ERROR_PATTERNS,
     LIMIT_OPTION,
     Listing,
+    LogBatch,
     LogLine,
     LogQuestion,
     LogReader,
@@ -48,11 +50,12 @@ def entry(
     severity: str = "INFO",
     log: str = "stdout",
     json: dict | None = None,
+    region: str = REGION,
 ) -> dict:
     line = {"severity": severity, "log": log, **({"json": json} if json is not None else {"text": text})}
     return revision_entry(
         project=PROJECT,
-        region=REGION,
+        region=region,
         service=service,
         revision=revision,
         timestamp=stamp(minutes_ago),
@@ -62,7 +65,9 @@ def entry(
 
 
 def scope(service: str, *, since_minutes: float, heartbeat: HeartbeatLogSpec | None = None) -> LogScope:
-    return LogScope(service, (f"{service}-1",), f"{service}-1", NOW - timedelta(minutes=since_minutes), heartbeat)
+    return LogScope(
+        service, (f"{service}-1",), f"{service}-1", NOW - timedelta(minutes=since_minutes), REGION, heartbeat
+    )
 
 
 @pytest.fixture
@@ -119,6 +124,37 @@ def test_one_listing_answers_every_fact_of_every_quiet_service(logs):
         answers["a"]["info"].text == "Started heartbeat for p2_nba_raw.x"
     )  # the newest INFO line that is no request log
     assert all(line.log_name.endswith("%2Frequests") for line in latest.values())  # any line proves logs arrive
+
+
+def test_lines_of_a_same_named_revision_in_another_region_answer_nothing(logs):
+    """The same service deployed to two regions with one --revision-suffix: revisions of the same
+    name in both. The other region's boot error and old-format heartbeat are not this one's, and
+    its heartbeat does not stand in for a silent one here; batched or asked alone."""
+    elsewhere = "europe-west1"
+    entries = [
+        entry("a", "a-1", 50, "Booting worker", number=1),
+        entry(
+            "a", "a-1", 30, "ImportError: cannot import name 'firestore'", number=2, severity="ERROR", region=elsewhere
+        ),
+        entry("a", "a-1", 20, "Started heartbeat for NbacProcessor_None_a7ac21c9", number=3, region=elsewhere),
+        entry("a", "a-1", 10, "Started heartbeat for p2_nba_raw.x", number=4, region=elsewhere),
+    ]
+    reader, _state = logs(entries)
+    [batch] = batches(reader, [scope("a", since_minutes=60, heartbeat=HEARTBEAT)])
+    for key in batch._questions:
+        question = batch.question(*key)
+        for answer in (batch.answer(question), batch._alone(question)):
+            lines = answer.lines if isinstance(answer, Listing) else [answer] if answer else []
+            assert [line.text for line in lines] == (["Booting worker"] if key[1] in ("latest", "info") else []), key
+    assert batch.answer(batch.question("a", "boot")).complete
+
+
+def test_a_batch_reads_one_region(logs):
+    reader, _state = logs([])
+    here, there = scope("a", since_minutes=60), replace(scope("b", since_minutes=60), region="europe-west1")
+    assert [list(batch.scopes) for batch in batches(reader, [here, there])] == [["a"], ["b"]]
+    with pytest.raises(ValueError, match="one region"):
+        LogBatch(reader, [here, there])
 
 
 def test_the_answers_are_those_of_each_facts_own_query(logs):
@@ -208,6 +244,7 @@ def test_batches_keep_filters_short(logs):
             (f"service-{n:04d}-00001-abc",),
             f"service-{n:04d}-00002-def",
             NOW - timedelta(hours=1),
+            REGION,
             HEARTBEAT,
         )
         for n in range(200)

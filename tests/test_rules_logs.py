@@ -119,8 +119,9 @@ def test_log_visibility():
 
 def test_filters_quote_and_escape_every_value():
     assert quote('a"b\\c') == '"a\\"b\\\\c"'
-    text = revision_filter("p", 'svc" OR resource.type="x', SINCE, revisions=["r1", "r2"])
+    text = revision_filter("p", 'svc" OR resource.type="x', SINCE, region='us" OR "x', revisions=["r1", "r2"])
     assert 'resource.labels.service_name="svc\\" OR resource.type=\\"x"' in text
+    assert 'resource.labels.location="us\\" OR \\"x"' in text
     assert 'timestamp>="2026-01-28T00:00:00.000000Z"' in text
     assert 'resource.labels.revision_name=("r1" OR "r2")' in text
     assert pattern_filter([r"a\.b"]) == r'(textPayload=~"a\\.b" OR jsonPayload.message=~"a\\.b")'
