@@ -19,7 +19,13 @@ import google.auth.credentials
 from deploycheck.blobcache import BlobCache
 from deploycheck.errors import ObservationError
 from deploycheck.imageref import DIGEST_RE, ImageRef
-from deploycheck.registry_http import RegistryRouter, RegistryStats, RegistryTransport, bounded_chunks
+from deploycheck.registry_http import (
+    RegistryRouter,
+    RegistryStats,
+    RegistryTransport,
+    bounded_chunks,
+    download_permission,
+)
 
 __all__ = ["Descriptor", "ImageConfig", "Manifest", "RegistryClient", "RegistryRouter", "RegistryStats"]
 
@@ -158,9 +164,16 @@ class RegistryClient:
     # --- public API ------------------------------------------------------------------
 
     def resolve(self, ref: ImageRef) -> str:
-        """The digest of the top-level manifest the registry serves for `ref` now."""
+        """The digest of the top-level manifest the registry serves for `ref` now.
+
+        From Google's registries the manifest itself is asked for: one GET answers both the
+        digest (hashed here from the bytes) and the manifest that reading the image asks for next,
+        where a HEAD and then a GET cost two requests and two round trips. Elsewhere a HEAD:
+        Docker Hub counts manifest GETs, not HEADs, against its pull rate limit."""
         if ref.digest:
             return ref.digest
+        if download_permission(ref.host):
+            return self.manifest(ref).digest
         with self._open_manifest(ref, "HEAD") as response:
             digest = response.headers.get("Docker-Content-Digest", "")
         if DIGEST_RE.match(digest):
@@ -203,6 +216,8 @@ class RegistryClient:
             raise ObservationError(what, f"manifest {digest} is not JSON") from None
         if not isinstance(body, dict):
             raise ObservationError(what, f"manifest {digest} is not a JSON object")
+        if not body:
+            raise ObservationError(what, f"registry served an empty manifest ({{}}, {digest})")
         media_type = body.get("mediaType") or content_type
         if media_type not in INDEX_MEDIA_TYPES | IMAGE_MANIFEST_MEDIA_TYPES:
             raise ObservationError(

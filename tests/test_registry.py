@@ -86,6 +86,26 @@ def test_resolve_follows_a_moved_tag(registry, client):
     assert client.resolve(ref) == new.digest
 
 
+def test_a_google_tag_is_resolved_by_the_get_that_also_brings_its_manifest(registry, client):
+    ref = ImageRef.parse("us-west2-docker.pkg.dev/proj/repo/once:latest")
+    image = app_image("once001")
+    push(registry, ref, image, "latest")
+    assert client.resolve(ref) == image.digest
+    client.image_config(ref.with_digest(image.digest))
+    assert client.stats.requests == 2  # the manifest, by its tag; the config blob
+
+
+def test_a_tag_of_another_registry_is_resolved_with_head(stub):
+    """Docker Hub counts manifest GETs against its pull rate limit, HEADs not."""
+    image = app_image("hub0001")
+    stub.on(
+        "HEAD", "/v2/registry.example.com/app/manifests/latest", (200, {"Docker-Content-Digest": image.digest}, b"")
+    )
+    with mirror_client(stub.url) as client:
+        assert client.resolve(ImageRef.parse("registry.example.com/app:latest")) == image.digest
+    assert [method for method, _, _ in stub.requests] == ["HEAD"]
+
+
 def test_resolve_of_a_pinned_reference_makes_no_request(client):
     digest = sha256_digest(b"anything")
     assert client.resolve(ImageRef.parse(f"gcr.io/proj/app@{digest}")) == digest
@@ -318,6 +338,12 @@ def test_a_blob_asked_for_by_many_threads_at_once_is_fetched_once(stub):
     ]
 
 
+def test_an_empty_manifest_for_a_tag_is_named_empty(stub):
+    stub.on("GET", "/v2/gcr.io/proj/app/manifests/latest", (200, {"Content-Type": "application/json"}, b"{}"))
+    with mirror_client(stub.url) as client, pytest.raises(ObservationError, match=r"empty manifest \(\{\}"):
+        client.resolve(ImageRef.parse("gcr.io/proj/app:latest"))
+
+
 def test_oversized_manifest_is_refused(stub):
     stub.on("GET", "/v2/gcr.io/proj/app/manifests/latest", (200, OCI_HEADERS, b" " * 5000))
     with (
@@ -332,7 +358,7 @@ def test_bearer_token_flow_and_google_token_never_leaves_for_other_hosts(stub):
     path = "/v2/gcr.io/proj/app/manifests/latest"
     scope = "repository:gcr.io/proj/app:pull"
     challenge = {"WWW-Authenticate": f'Bearer realm="{stub.url}/token",service="stub",scope="{scope}"'}
-    stub.on("HEAD", path, (401, challenge, b""), (200, {"Docker-Content-Digest": image.digest}, b""))
+    stub.on("GET", path, (401, challenge, b""), (200, OCI_HEADERS, image.manifest))
     stub.on("GET", "/token", (200, {}, json.dumps({"token": "registry-token"}).encode()))
     secret = "ya29.must-not-leak"
     credentials = google.oauth2.credentials.Credentials(token=secret)
@@ -355,7 +381,7 @@ def test_bearer_token_flow_and_google_token_never_leaves_for_other_hosts(stub):
 )
 def test_denied_access_names_the_missing_permission(stub, image, permission):
     ref = ImageRef.parse(image)
-    stub.on("HEAD", f"/v2/{ref.repository}/manifests/latest", (403, {}, b""))
+    stub.on("GET", f"/v2/{ref.repository}/manifests/latest", (403, {}, b""))
     with mirror_client(stub.url) as client, pytest.raises(PermissionDeniedError) as raised:
         client.resolve(ref)
     assert raised.value.permission == permission
@@ -365,14 +391,14 @@ def test_denied_access_names_the_missing_permission(stub, image, permission):
 def test_retryable_statuses_are_retried_then_succeed(stub):
     image = app_image("retry01")
     path = "/v2/gcr.io/proj/app/manifests/latest"
-    stub.on("HEAD", path, (503, {}, b""), (429, {}, b""), (200, {"Docker-Content-Digest": image.digest}, b""))
+    stub.on("GET", path, (503, {}, b""), (429, {}, b""), (200, OCI_HEADERS, image.manifest))
     with mirror_client(stub.url) as client:
         assert client.resolve(ImageRef.parse("gcr.io/proj/app:latest")) == image.digest
         assert (client.stats.requests, client.stats.retries) == (3, 2)
 
 
 def test_persistent_server_error_gives_up_after_three_attempts(stub):
-    stub.on("HEAD", "/v2/gcr.io/proj/app/manifests/latest", (500, {}, b""))
+    stub.on("GET", "/v2/gcr.io/proj/app/manifests/latest", (500, {}, b""))
     with mirror_client(stub.url) as client, pytest.raises(ObservationError, match="HTTP 500 after 3 attempts"):
         client.resolve(ImageRef.parse("gcr.io/proj/app:latest"))
     assert len(stub.requests) == 3
