@@ -3,7 +3,9 @@ share of the resources per worker, every check of one resource on one worker.
 
 Both split by resource, with a stable hash of its id (the test id's parameter: the service or job
 name, or the project-wide scope), so a resource's checks share one process's observations and the
-split is the same on every machine and every night:
+split is the same on every machine and every night. A job that runs a service's image (`runs:`)
+is split with that service: both ask for the same tag and read the same image, once, in one
+process, instead of once in each.
 
 - `--shard K/N` (1-based; or CLOUD_RUN_TASK_INDEX (0-based) and CLOUD_RUN_TASK_COUNT when the
   option is absent, as a Cloud Run job with N tasks sets them) keeps the resources whose hash
@@ -29,6 +31,7 @@ from pathlib import Path
 import pytest
 
 SHARD_KEY = pytest.StashKey["Shard | None"]()
+RUNS_KEY = pytest.StashKey[dict[str, str]]()
 SHARDED_AWAY_KEY = pytest.StashKey[int]()
 PROJECT_WIDE_PARAMS = ("project_scope", "heartbeat_collection")
 RESOURCE_PARAMS = ("service", "job")
@@ -43,6 +46,25 @@ def resource_key(nodeid: str) -> str:
     if nodeid.endswith("]") and "[" in nodeid:
         return nodeid[nodeid.index("[") + 1 : -1]
     return nodeid
+
+
+def split_key(nodeid: str, runs: Mapping[str, str]) -> str:
+    """What a test id is split by: its resource, or for a job that runs a service's image, that
+    service (`runs`: job name -> service name, from runs_of)."""
+    resource = resource_key(nodeid)
+    return runs.get(resource, resource)
+
+
+def runs_of(config: pytest.Config) -> dict[str, str]:
+    """Job name -> the service whose image it runs, from the run's inventory (once per process)."""
+    runs = config.stash.get(RUNS_KEY, None)
+    if runs is None:
+        from .fixtures.plugin import SESSION_KEY
+
+        session = config.stash.get(SESSION_KEY, None)
+        jobs = session.inventory.jobs if session is not None else []
+        runs = config.stash[RUNS_KEY] = {job.name: job.runs for job in jobs if job.runs}
+    return runs
 
 
 def partition(key: str, count: int, purpose: str) -> int:
@@ -71,7 +93,7 @@ class Shard:
     def keeps(self, item: pytest.Item) -> bool:
         if is_project_wide(item):
             return self.index == 0
-        return partition(resource_key(item.nodeid), self.count, "shard") == self.index
+        return partition(split_key(item.nodeid, runs_of(item.config)), self.count, "shard") == self.index
 
 
 def parse_shard(option: str | None, environ: Mapping[str, str] | None = None) -> Shard | None:
@@ -183,7 +205,7 @@ def worker_share(config: pytest.Config) -> tuple[int, int] | None:
 
 def keeps_on_worker(item: pytest.Item, share: tuple[int, int]) -> bool:
     index, count = share
-    return partition(resource_key(item.nodeid), count, "worker") == index
+    return partition(split_key(item.nodeid, runs_of(item.config)), count, "worker") == index
 
 
 def _by_resource(config: pytest.Config) -> bool:

@@ -6,7 +6,7 @@ from typing import Any
 
 from xdist.scheduler import LoadScopeScheduling
 
-from .distribute import partition, resource_key
+from .distribute import partition, runs_of, split_key
 
 
 class ResourceScheduling(LoadScopeScheduling):
@@ -26,7 +26,7 @@ class ResourceScheduling(LoadScopeScheduling):
         self._pending: dict[int, tuple[dict, int]] = {}
 
     def _split_scope(self, nodeid: str) -> str:
-        return resource_key(nodeid)
+        return split_key(nodeid, runs_of(self.config))
 
     def _pending_of(self, workload: dict[str, dict[str, bool]]) -> int:
         counted = self._pending.get(id(workload))

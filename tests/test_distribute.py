@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from deploycheck_pytest.distribute import Shard, parse_shard, partition, resource_key
+from deploycheck_pytest.distribute import Shard, parse_shard, partition, resource_key, split_key
 
 
 def test_a_test_id_names_its_resource():
@@ -16,6 +16,13 @@ def test_a_test_id_names_its_resource():
     )
     assert resource_key("checks/test_cloudrun.py::test_traffic[nba-scrapers]@group") == "nba-scrapers"
     assert resource_key("checks/test_custom.py::test_fleet_wide") == "checks/test_custom.py::test_fleet_wide"
+
+
+def test_a_job_that_runs_a_services_image_is_split_with_that_service():
+    runs = {"backfill": "processor"}
+    assert split_key("checks/test_jobs.py::test_code[backfill]", runs) == "processor"
+    assert split_key("checks/test_cloudrun.py::test_traffic[processor]", runs) == "processor"
+    assert split_key("checks/test_jobs.py::test_code[own-image-job]", runs) == "own-image-job"
 
 
 def test_the_split_is_the_same_everywhere_and_spreads_the_fleet():
@@ -89,6 +96,7 @@ class _Config:
     """What the scheduler reads of the controller's config: two popen workers."""
 
     option = SimpleNamespace(loadscopereorder=True)
+    stash = pytest.Stash()  # no deploycheck session: no job runs a service's image
 
     def getvalue(self, name):
         assert name == "tx"

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 import httpx
 
@@ -109,6 +110,41 @@ def test_xdist_workers_keep_whole_resources_and_conclude_as_one_process(suite):
     assert len(workers) > 10 and {worker for both in workers.values() for worker in both} == {"gw0", "gw1"}
     split = {resource: sorted(both) for resource, both in workers.items() if len(both) > 1}
     assert split == {}, f"resources checked on both workers: {split}"
+
+
+def test_a_job_is_checked_beside_the_service_whose_image_it_runs(suite, tmp_path):
+    """Two workers read no manifest twice: a job that runs a service's image is on that
+    service's worker, so the tag is asked for and the image read in one process."""
+    info = suite.reuse_sandbox("healthy")
+    registry_log = Path(info.workdir) / "registry" / "registry.log"
+    manifests = {}
+    for workers in ("1", "2"):
+        before = _manifest_requests(registry_log)
+        result = suite.run(
+            "-m",
+            "postdeploy or nightly",
+            "--target",
+            "sandbox:healthy",
+            "--report-dir",
+            f"out-{workers}",
+            "--cache-dir",
+            str(tmp_path / f"cache-{workers}"),
+            "-n",
+            workers,
+        )
+        assert result.ret == 0, result.stdout.str()[-2000:]
+        manifests[workers] = _manifest_requests(registry_log) - before
+    assert manifests["1"] > 0
+    assert manifests["2"] == manifests["1"]
+
+
+def _manifest_requests(registry_log: Path) -> int:
+    """Manifest requests the real registry logged (its access log line per request)."""
+    return sum(
+        1
+        for line in registry_log.read_text().splitlines()
+        if line.startswith("127.0.0.1 - - ") and "/manifests/" in line and ('"GET /v2/' in line or '"HEAD /v2/' in line)
+    )
 
 
 def test_an_empty_shard_has_nothing_to_do_and_says_so(suite):
