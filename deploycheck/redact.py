@@ -47,20 +47,20 @@ def redact(text: str) -> str:
     """`text` with bearer tokens, access tokens, Authorization values and private keys masked."""
     if not isinstance(text, str) or not text:
         return text
+    folded = _folded(text)
     for pattern, replacement, words in _PATTERNS:
-        if _may_match(text, words):
-            text = pattern.sub(replacement, text)
+        if folded is None or any(word in folded for word in words):
+            masked = pattern.sub(replacement, text)
+            if masked != text:
+                text, folded = masked, _folded(masked)
     return text
 
 
-def _may_match(text: str, words: tuple[str, ...]) -> bool:
-    """False only when `text` holds none of `words` in any case. Outside ASCII, case-insensitive
-    matching folds more than lower() does (the long s is s, dotted capital I is i, the Kelvin
-    sign is k): such a text is given to every pattern."""
-    if not text.isascii():
-        return True
-    folded = text.lower()
-    return any(word in folded for word in words)
+def _folded(text: str) -> str | None:
+    """`text` lower-cased, to screen it for each pattern's words; None when the screen cannot
+    decide. Outside ASCII, case-insensitive matching folds more than lower() does (the long s is
+    s, dotted capital I is i, the Kelvin sign is k): such a text is given to every pattern."""
+    return text.lower() if text.isascii() else None
 
 
 def redact_data(value: Any) -> Any:
