@@ -22,6 +22,7 @@ it has the same work to spread and, besides, the sandbox's CPU on the same cores
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -41,7 +42,15 @@ def findings_by_id(report: dict) -> dict[str, str]:
     return {finding["id"]: finding["outcome"] for finding in report.get("findings", [])}
 
 
-CONTROL_SUITE = """
+def spend(loops: int) -> int:
+    total = 0
+    for number in range(loops):
+        total += number * number % 7
+    return total
+
+
+# The control suite: plain tests that each run spend() for XDIST_CONTROL_LOOPS rounds.
+CONTROL_SUITE = f"""
 import os
 
 import pytest
@@ -49,12 +58,7 @@ import pytest
 LOOPS = int(os.environ["XDIST_CONTROL_LOOPS"])
 
 
-def spend(loops):
-    total = 0
-    for number in range(loops):
-        total += number * number % 7
-    return total
-
+{inspect.getsource(spend)}
 
 @pytest.mark.parametrize("number", range(int(os.environ["XDIST_CONTROL_TESTS"])))
 def test_control(number):
@@ -63,13 +67,11 @@ def test_control(number):
 
 
 def loops_per_cpu_second() -> float:
-    """How many rounds of the control suite's loop this interpreter runs per CPU second (best of 5)."""
-    namespace: dict = {}
-    exec(CONTROL_SUITE.split("@pytest")[0].replace('int(os.environ["XDIST_CONTROL_LOOPS"])', "0"), namespace)
+    """How many rounds of spend() this interpreter runs per CPU second (best of 5)."""
     best = 0.0
     for _ in range(5):
         began = time.process_time()
-        namespace["spend"](1_000_000)
+        spend(1_000_000)
         best = max(best, 1_000_000 / max(time.process_time() - began, 1e-9))
     return best
 

@@ -24,7 +24,7 @@ from deploycheck.registry_http import (
     RegistryStats,
     RegistryTransport,
     bounded_chunks,
-    download_permission,
+    is_google_registry,
 )
 
 __all__ = ["Descriptor", "ImageConfig", "Manifest", "RegistryClient", "RegistryRouter", "RegistryStats"]
@@ -172,7 +172,7 @@ class RegistryClient:
         Docker Hub counts manifest GETs, not HEADs, against its pull rate limit."""
         if ref.digest:
             return ref.digest
-        if download_permission(ref.host):
+        if is_google_registry(ref.host):
             return self.manifest(ref).digest
         with self._open_manifest(ref, "HEAD") as response:
             digest = response.headers.get("Docker-Content-Digest", "")

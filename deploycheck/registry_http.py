@@ -145,12 +145,12 @@ class RegistryTransport:
         params = {"scope": challenge.get("scope") or f"repository:{repository}:pull"}
         if "service" in challenge:
             params["service"] = challenge["service"]
-        permission = download_permission(ref.host)
+        permission = _download_permission(ref.host)
         realm_url = httpx.URL(realm)
         auth = None
         # Google credentials go to Google's token service over TLS only, never to any realm a
         # registry names (a hostile or mirrored registry would otherwise harvest them).
-        if self._credentials is not None and realm_url.scheme == "https" and download_permission(realm_url.host):
+        if self._credentials is not None and realm_url.scheme == "https" and is_google_registry(realm_url.host):
             auth = httpx.BasicAuth("oauth2accesstoken", self._access_token(self._credentials, what))
         response = self._exchange("GET", realm_url.copy_merge_params(params), what=what, auth=auth)
         try:
@@ -251,7 +251,7 @@ class RegistryTransport:
             return PermissionDeniedError(
                 what,
                 f"registry {base_url} denied access (HTTP {status}{detail})",
-                permission=download_permission(ref.host),
+                permission=_download_permission(ref.host),
             )
         retried = f" after {_MAX_ATTEMPTS} attempts" if status in _RETRYABLE_STATUSES else ""
         request = response.request
@@ -274,7 +274,12 @@ class RegistryTransport:
         self.stats.bytes_received += response.num_bytes_downloaded
 
 
-def download_permission(host: str) -> str | None:
+def is_google_registry(host: str) -> bool:
+    """Artifact Registry or Container Registry: the hosts whose pulls Google's IAM governs."""
+    return _download_permission(host) is not None
+
+
+def _download_permission(host: str) -> str | None:
     """The IAM permission a pull needs on a Google registry host; None for other registries."""
     if host.endswith("-docker.pkg.dev"):
         return "artifactregistry.repositories.downloadArtifacts"

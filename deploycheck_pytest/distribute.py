@@ -50,7 +50,9 @@ def resource_key(nodeid: str) -> str:
 
 def split_key(nodeid: str, runs: Mapping[str, str]) -> str:
     """What a test id is split by: its resource, or for a job that runs a service's image, that
-    service (`runs`: job name -> service name, from runs_of)."""
+    service (`runs`: job name -> service name, from runs_of). A test id names a resource, not its
+    kind, and the xdist scheduler has only test ids: a service that shares its name with such a
+    job goes along too, the same in every process."""
     resource = resource_key(nodeid)
     return runs.get(resource, resource)
 
@@ -62,8 +64,9 @@ def runs_of(config: pytest.Config) -> dict[str, str]:
         from .fixtures.plugin import SESSION_KEY
 
         session = config.stash.get(SESSION_KEY, None)
-        jobs = session.inventory.jobs if session is not None else []
-        runs = config.stash[RUNS_KEY] = {job.name: job.runs for job in jobs if job.runs}
+        if session is None:  # no inventory (yet): nothing to keep, so that a later call reads it
+            return {}
+        runs = config.stash[RUNS_KEY] = {job.name: job.runs for job in session.inventory.jobs if job.runs}
     return runs
 
 

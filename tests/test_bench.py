@@ -53,6 +53,10 @@ def test_xdist_bench_compares_one_and_two_workers_on_one_fleet():
     # Where the two cores went: the run's processes, and the sandbox's servers beside them.
     assert all(run["cpu_s"] > 0.3 and run["sandbox_cpu_s"] > 0 for run in figures["runs"])
     assert set(figures["cpu_s_median"]) == set(figures["sandbox_cpu_s_median"]) == {"n1", "n2"}
+    # What xdist itself gains on the machine for a plain suite of the same size and CPU per test.
+    control = figures["control"]
+    assert control["tests"] == figures["findings"] and control["speedup"] > 0
+    assert [len(control["seconds"][mode]) for mode in ("n1", "n2")] == [1, 1]
 
 
 def test_gate_bench_reads_within_a_fifth_of_the_floor_and_prints_its_figures():
