@@ -56,13 +56,15 @@ FAMILIES = {
     "runquery": ("firestore", r"/RunQuery$"),
 }
 
-# Rows: (check, resource kind) -> families it reads. manifest HEADs (tag -> digest) are their own
-# family for faults that only change bodies: the digest check never reads a manifest body.
+# Rows: (check, resource kind) -> families it reads. "manifests-head" is a check that resolves a tag
+# with a HEAD, which no fault that only changes bodies can reach; on Google's registries (the
+# sandbox's image names) a tag is resolved by the GET of its manifest, so the digest check reads
+# manifest bodies too.
 # traffic reads the revisions listing only for its advice (the rollback target), never for its verdict.
 ROWS = {
     ("traffic", "service"): {"run-get"},
     ("rollout", "service"): {"run-get", "run-revisions"},
-    ("digest", "service"): {"run-get", "run-revisions", "manifests-head"},
+    ("digest", "service"): {"run-get", "run-revisions", "manifests", "manifests-head"},
     ("commit", "service"): {"run-get", "run-revisions", "manifests", "manifests-head", "blobs"},
     ("code", "service"): {"run-get", "run-revisions", "manifests", "manifests-head", "blobs"},
     ("iam", "service"): {"run-get", "run-revisions", "iam"},
