@@ -117,3 +117,18 @@ def test_a_run_keeps_its_start_up_out_of_garbage_collection_and_gives_the_collec
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["SEEN True 20000"])
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+def test_the_suite_starts_without_anyios_plugin_and_a_check_can_ask_for_it(suite):
+    """pytest.ini keeps anyio's plugin (installed with httpx, unused by the checks) out of every
+    start; `-p anyio` on the command line brings it back for a check that wants it."""
+    suite.pytester.makeconftest(
+        (suite.path / "conftest.py").read_text()
+        + "\n\ndef pytest_collection_finish(session):\n"
+        + "    print('ANYIO', session.config.pluginmanager.has_plugin('anyio'))\n"
+    )
+    assert "-p no:anyio" in (suite.path / "pytest.ini").read_text()
+    for args, expected in (((), "ANYIO False"), (("-p", "anyio"), "ANYIO True")):
+        result = suite.run("--co", "-q", "-s", *GATE, *args)
+        assert result.ret == 0, result.stdout.str() + result.stderr.str()
+        result.stdout.fnmatch_lines([expected])
