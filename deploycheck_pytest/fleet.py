@@ -9,7 +9,7 @@ deploycheck_pytest.distribute). The Fleet uses that to read with fewer calls and
   revisions.list with the "-" wildcard answers every service's revisions; otherwise each
   resource is read by name (the one-service gate: services.get, then its revisions.list, which
   holds the serving and newest revisions). A name the listing does not hold is read by name.
-- log queries batched across services (deploycheck.logs.LogBatch), over every service this
+- log queries batched across services (deploycheck.logfacts.LogBatch), over every service this
   process checks, in batches of bounded filter length;
 - read ahead: the facts of every resource are requested on a bounded pool of background threads
   (ObservationCache.prefetch) in the order the check modules need them, while the checks run.
@@ -31,7 +31,7 @@ import pytest
 from deploycheck.cloudrun import LIST_PAGE_SIZE, JobState, RevisionState, ServiceState, serving_image
 from deploycheck.errors import DeploycheckError, ObservationError
 from deploycheck.inventory import Inventory, JobSpec, ServiceSpec
-from deploycheck.logs import LogBatch, LogScope, RevisionLogs, batches
+from deploycheck.logfacts import LogBatch, LogScope, RevisionLogs, batches
 from deploycheck.observations import ObservationCache
 
 from .distribute import keeps_on_worker, worker_share

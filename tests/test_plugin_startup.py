@@ -81,7 +81,7 @@ def test_collecting_the_checks_imports_no_google_cloud_client():
     """The client libraries come when a reader is made (a run that only collects never makes one)."""
     code = (
         "import sys\n"
-        "import deploycheck.cloudrun, deploycheck.logs, deploycheck.iam, deploycheck.heartbeats\n"
+        "import deploycheck.cloudrun, deploycheck.logs, deploycheck.logfacts, deploycheck.iam, deploycheck.heartbeats\n"
         "print(sorted(m for m in sys.modules if m.startswith(('google.cloud.run', 'google.cloud.logging', "
         "'google.cloud.resourcemanager', 'google.cloud.firestore'))))"
     )

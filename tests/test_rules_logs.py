@@ -4,7 +4,8 @@ from datetime import datetime, timedelta, timezone
 
 from deploycheck.findings import Outcome, Severity
 from deploycheck.inventory import HeartbeatLogSpec
-from deploycheck.logs import BootLogs, HeartbeatLogs, Listing, LogLine, pattern_filter, quote, revision_filter
+from deploycheck.logfacts import BootLogs, HeartbeatLogs
+from deploycheck.logs import Listing, LogLine, log_filter, pattern_filter, quote
 from deploycheck.rules.logs import evaluate_boot, evaluate_heartbeat_log, evaluate_log_visibility
 
 SINCE = datetime(2026, 1, 28, 0, 0, tzinfo=timezone.utc)
@@ -119,9 +120,24 @@ def test_log_visibility():
 
 def test_filters_quote_and_escape_every_value():
     assert quote('a"b\\c') == '"a\\"b\\\\c"'
-    text = revision_filter("p", 'svc" OR resource.type="x', SINCE, region='us" OR "x', revisions=["r1", "r2"])
+    text = log_filter(['svc" OR resource.type="x'], SINCE, region='us" OR "x', revisions=["r1", "r2"])
     assert 'resource.labels.service_name="svc\\" OR resource.type=\\"x"' in text
     assert 'resource.labels.location="us\\" OR \\"x"' in text
     assert 'timestamp>="2026-01-28T00:00:00.000000Z"' in text
     assert 'resource.labels.revision_name=("r1" OR "r2")' in text
     assert pattern_filter([r"a\.b"]) == r'(textPayload=~"a\\.b" OR jsonPayload.message=~"a\\.b")'
+
+
+def test_one_filter_shape_for_one_service_or_many():
+    many = log_filter(["a", 'b"c'], SINCE, region="r", revisions=["a-1", "b-1"], condition="severity=INFO")
+    assert many == (
+        'resource.type="cloud_run_revision" AND resource.labels.service_name=("a" OR "b\\"c") '
+        'AND resource.labels.location="r" AND timestamp>="2026-01-28T00:00:00.000000Z" '
+        'AND resource.labels.revision_name=("a-1" OR "b-1") AND severity=INFO'
+    )
+    one = log_filter(["a"], SINCE, region="r", revisions=("a-1",))
+    assert one.endswith(
+        'resource.labels.service_name="a" AND resource.labels.location="r" '
+        'AND timestamp>="2026-01-28T00:00:00.000000Z" AND resource.labels.revision_name="a-1"'
+    )
+    assert "revision_name" not in log_filter(["a"], SINCE, region="r")

@@ -14,7 +14,8 @@ from typing import Any
 from .. import re2
 from ..findings import Finding, Outcome, Severity, failed, passed
 from ..inventory import HeartbeatLogSpec
-from ..logs import BOOT_ERROR_PATTERNS, BootLogs, HeartbeatLogs, Listing, LogLine, pattern_filter
+from ..logfacts import BootLogs, HeartbeatLogs
+from ..logs import BOOT_ERROR_PATTERNS, Listing, LogLine, pattern_filter
 from .rollback import RevisionListing, rollback_first
 
 __all__ = ["BOOT_ERROR_PATTERNS", "evaluate_boot", "evaluate_heartbeat_log", "evaluate_log_visibility", "reproduce"]

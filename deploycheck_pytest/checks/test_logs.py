@@ -1,7 +1,7 @@
 """What the serving revision logs: no boot errors (seeds 000, 004), heartbeats in the new format
 (seed 001), and INFO lines at all (seed 003: gunicorn swallowed every logger.info()).
 
-Each check reads only its own facts (deploycheck.logs.RevisionLogs lists the queries), during
+Each check reads only its own facts (deploycheck.logfacts.RevisionLogs lists the queries), during
 setup, so a fact that cannot be read makes the check ERROR before it judges anything."""
 
 import pytest
