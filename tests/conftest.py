@@ -191,3 +191,16 @@ def phase2_scenario(directory: Path, *, service: str, image: str = "") -> Path:
 
 def findings_for(report: dict, check: str, resource: str) -> list[dict]:
     return [f for f in report["findings"] if f["check"] == check and f["resource"] == resource]
+
+
+def registry_requests(info: SandboxInfo, methods: tuple[str, ...], path_part: str) -> int:
+    """Requests the sandbox's real registry logged so far (its access log has a line per request)
+    with one of `methods` on a /v2/ path containing `path_part`."""
+    log = Path(info.workdir) / "registry" / "registry.log"
+    return sum(
+        1
+        for line in log.read_text().splitlines()
+        if line.startswith("127.0.0.1 - - ")
+        and path_part in line
+        and any(f'"{method} /v2/' in line for method in methods)
+    )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from pathlib import Path
 
+from deploycheck.sandbox.manager import SandboxInfo
 from deploycheck.sandbox.scenario import BUILTIN_DIR
 
-from conftest import findings_for
+from conftest import findings_for, registry_requests
 
 PHASE2 = "nba-phase2-raw-processors"
 HEARTBEAT = "/app/shared/monitoring/processor_heartbeat.py"
@@ -34,7 +34,6 @@ def test_incident_phase2_code_is_red_quoting_the_file_and_the_missing_fix(suite)
 
 def test_healthy_phase2_code_passes_not_skipped_and_reads_kilobytes(suite, tmp_path):
     info = suite.reuse_sandbox("healthy")
-    registry_log = Path(info.workdir) / "registry" / "registry.log"
     args = (
         "-m",
         "postdeploy",
@@ -58,13 +57,13 @@ def test_healthy_phase2_code_passes_not_skipped_and_reads_kilobytes(suite, tmp_p
     evidence = finding["evidence"]
     assert 0 < evidence["bytes_read"] < evidence["image_compressed_size"] / 100  # the 100 MB base layer stays unread
 
-    blobs_before = _blob_gets(registry_log)
+    blobs_before = _blob_gets(info)
     warm = suite.run(*args)
     assert warm.ret == 0
     [finding] = findings_for(suite.report(), "code", PHASE2)
     # The file comes from the verified listing the cold run cached: the registry served no blob.
     assert finding["outcome"] == "pass" and finding["evidence"]["bytes_read"] == 0
-    assert _blob_gets(registry_log) - blobs_before == 0
+    assert _blob_gets(info) - blobs_before == 0
 
 
 def test_backfill_job_on_an_old_gcr_image_is_red_with_the_jobs_update_command(suite):
@@ -397,8 +396,7 @@ def test_nightly_checks_every_job_and_reads_each_distinct_image_once(suite, tmp_
     assert len(jobs) == 21 and {f["outcome"] for f in jobs} == {"fail"}
 
     info = suite.reuse_sandbox("healthy")
-    registry_log = Path(info.workdir) / "registry" / "registry.log"
-    before = _blob_gets(registry_log)
+    before = _blob_gets(info)
     result = suite.run(
         "-m",
         "nightly",
@@ -418,16 +416,12 @@ def test_nightly_checks_every_job_and_reads_each_distinct_image_once(suite, tmp_
     images = {f["evidence"]["image"] for f in suite.report()["findings"]}
     assert len(images) == 1  # all 21 run the phase2 image
     # ...so it is read once for all of them: its config and its app layer, nothing more.
-    assert _blob_gets(registry_log) - before == 2
+    assert _blob_gets(info) - before == 2
 
 
-def _blob_gets(registry_log: Path) -> int:
-    """Blob downloads the real registry logged (its access log line per request)."""
-    return sum(
-        1
-        for line in registry_log.read_text().splitlines()
-        if line.startswith("127.0.0.1 - - ") and '"GET /v2/' in line and "/blobs/sha256:" in line
-    )
+def _blob_gets(info: SandboxInfo) -> int:
+    """Blob downloads the real registry logged."""
+    return registry_requests(info, ("GET",), "/blobs/sha256:")
 
 
 def test_a_file_half_way_into_a_big_app_layer_reads_half_of_it_and_says_so(suite, tmp_path):

@@ -8,11 +8,12 @@ import re
 import subprocess
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import httpx
 
 from deploycheck_pytest.distribute import partition
+
+from conftest import registry_requests
 
 PHASE2 = "nba-phase2-raw-processors"
 GOOGLE_API = re.compile(r"^(GET|POST) /(v1|v2|v3)/")
@@ -116,10 +117,9 @@ def test_a_job_is_checked_beside_the_service_whose_image_it_runs(suite, tmp_path
     """Two workers read no manifest twice: a job that runs a service's image is on that
     service's worker, so the tag is asked for and the image read in one process."""
     info = suite.reuse_sandbox("healthy")
-    registry_log = Path(info.workdir) / "registry" / "registry.log"
     manifests = {}
     for workers in ("1", "2"):
-        before = _manifest_requests(registry_log)
+        before = registry_requests(info, ("GET", "HEAD"), "/manifests/")
         result = suite.run(
             "-m",
             "postdeploy or nightly",
@@ -133,18 +133,9 @@ def test_a_job_is_checked_beside_the_service_whose_image_it_runs(suite, tmp_path
             workers,
         )
         assert result.ret == 0, result.stdout.str()[-2000:]
-        manifests[workers] = _manifest_requests(registry_log) - before
+        manifests[workers] = registry_requests(info, ("GET", "HEAD"), "/manifests/") - before
     assert manifests["1"] > 0
     assert manifests["2"] == manifests["1"]
-
-
-def _manifest_requests(registry_log: Path) -> int:
-    """Manifest requests the real registry logged (its access log line per request)."""
-    return sum(
-        1
-        for line in registry_log.read_text().splitlines()
-        if line.startswith("127.0.0.1 - - ") and "/manifests/" in line and ('"GET /v2/' in line or '"HEAD /v2/' in line)
-    )
 
 
 def test_an_empty_shard_has_nothing_to_do_and_says_so(suite):
