@@ -314,32 +314,25 @@ class RevisionLogs:
     def __init__(
         self,
         reader: LogReader,
-        service: str,
+        scope: LogScope,
         *,
-        region: str,
-        serving: list[str],
-        newest: str,
-        since: datetime,
         max_entries: int = DEFAULT_MAX_ENTRIES,
-        heartbeat: HeartbeatLogSpec | None = None,
         remember: Remember | None = None,
         batch: LogBatch | None = None,
     ):
         self.reader = reader
-        self.service = service
-        self.serving = serving
-        self.newest = newest
-        self.since = since
+        self.log_scope = scope
+        self.service, self.newest, self.since = scope.service, scope.newest, scope.since
+        self.serving = list(scope.serving)
+        self.covered = list(scope.covered)
         self.max_entries = max_entries
         self._remember: Remember = remember or _fetch_every_time
-        self.covered = list(dict.fromkeys([*serving, newest]))
-        self.scope = log_filter([service], since, region=region, revisions=self.covered)
-        self.serving_scope = log_filter([service], since, region=region, revisions=serving)
-        self.log_scope = LogScope(service, tuple(serving), newest, since, region, heartbeat)
-        held = batch is not None and batch.holds(self.log_scope) and batch.max_entries == max_entries
-        self.batch = (
-            batch if batch is not None and held else LogBatch(reader, [self.log_scope], max_entries=max_entries)
-        )
+        # The filters of the boot and heartbeat-log checks' gcloud advice.
+        self.scope = log_filter([self.service], self.since, region=scope.region, revisions=self.covered)
+        self.serving_scope = log_filter([self.service], self.since, region=scope.region, revisions=self.serving)
+        if batch is None or not batch.holds(scope) or batch.max_entries != max_entries:
+            batch = LogBatch(reader, [scope], max_entries=max_entries)
+        self.batch = batch
 
     def boot(self) -> BootLogs:
         def read() -> BootLogs:

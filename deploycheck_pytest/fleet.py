@@ -232,18 +232,7 @@ class Fleet:
         scope = self.log_scope(spec)
         max_entries = self.config.getoption("--max-log-entries")
         batch = self._log_batches(log_reader, max_entries).get((spec.region, spec.name)) if self.batch_logs else None
-        return RevisionLogs(
-            log_reader,
-            spec.name,
-            region=spec.region,
-            serving=list(scope.serving),
-            newest=scope.newest,
-            since=scope.since,
-            max_entries=max_entries,
-            heartbeat=scope.heartbeat,
-            remember=self.observations.get,
-            batch=batch,
-        )
+        return RevisionLogs(log_reader, scope, max_entries=max_entries, remember=self.observations.get, batch=batch)
 
     def _log_batches(self, log_reader, max_entries: int) -> dict[tuple[str, str], LogBatch]:
         """Every service of this process whose log scope could be read, batched by region (once)."""
